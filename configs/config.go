@@ -1,0 +1,424 @@
+// Package configs loads the service configuration: defaults, then an optional
+// YAML file, then LOYALTY_* environment variables, then validation. It
+// returns a value; nothing here is global.
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/go-sql-driver/mysql"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/wechat"
+)
+
+// Config is the whole service configuration. Every field documents its YAML
+// key and its environment variable; configs/config.example.yaml shows them all.
+type Config struct {
+	// DataDir holds the embedded SQLite database and, in sandbox mode, the
+	// generated secret key.
+	DataDir string `yaml:"data_dir" env:"LOYALTY_DATA_DIR"`
+	// SecretKey signs tokens and encrypts stored WeChat secrets. At least 32
+	// characters. When empty it is read from <data_dir>/secret.key, which
+	// sandbox mode creates.
+	SecretKey string `yaml:"secret_key" env:"LOYALTY_SECRET_KEY"`
+
+	HTTP   HTTP   `yaml:"http"`
+	DB     DB     `yaml:"db"`
+	Redis  Redis  `yaml:"redis"`
+	WeChat WeChat `yaml:"wechat"`
+	Log    Log    `yaml:"log"`
+}
+
+// HTTP configures the listener.
+type HTTP struct {
+	Addr string `yaml:"addr" env:"LOYALTY_HTTP_ADDR"`
+	// PublicURL is how WeChat and browsers reach the service (for example
+	// https://crm.example.com); used to print the callback URL. Defaults to
+	// http://<addr>.
+	PublicURL string `yaml:"public_url" env:"LOYALTY_PUBLIC_URL"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"LOYALTY_HTTP_SHUTDOWN_TIMEOUT"`
+}
+
+// DB configures the database.
+type DB struct {
+	Driver string `yaml:"driver" env:"LOYALTY_DB_DRIVER"` // sqlite or mysql
+	// DSN is a file path (sqlite) or a go-sql-driver DSN (mysql), e.g.
+	// user:pass@tcp(127.0.0.1:3306)/loyalty.
+	DSN             string        `yaml:"dsn" env:"LOYALTY_DB_DSN"`
+	MaxOpenConns    int           `yaml:"max_open_conns" env:"LOYALTY_DB_MAX_OPEN_CONNS"`
+	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime" env:"LOYALTY_DB_CONN_MAX_LIFETIME"`
+	// SlowQuery logs statements slower than this at warn level (0 = never).
+	SlowQuery time.Duration `yaml:"slow_query" env:"LOYALTY_DB_SLOW_QUERY"`
+}
+
+// Redis is optional; when Addr is set it holds the shared WeChat access-token
+// cache (and, later, cross-instance rate limits).
+type Redis struct {
+	Addr     string `yaml:"addr" env:"LOYALTY_REDIS_ADDR"`
+	Password string `yaml:"password" env:"LOYALTY_REDIS_PASSWORD"`
+	DB       int    `yaml:"db" env:"LOYALTY_REDIS_DB"`
+}
+
+// WeChat configures the WeChat integration.
+type WeChat struct {
+	// APIBase, when set, receives every outgoing WeChat API call instead of
+	// the real WeChat hosts (any WeChat simulator).
+	APIBase string `yaml:"api_base" env:"LOYALTY_WECHAT_API_BASE"`
+	// Timeout bounds each WeChat API call.
+	Timeout time.Duration `yaml:"timeout" env:"LOYALTY_WECHAT_TIMEOUT"`
+	// Sandbox is auto, on or off. auto: sandbox mode when no WeChat
+	// credentials are configured, no api_base is set and the database holds
+	// no real merchant. Sandbox mode runs the in-process WeChat simulator.
+	Sandbox string `yaml:"sandbox" env:"LOYALTY_SANDBOX"`
+	// Merchant, when its app_id is set, is created (or updated) at startup,
+	// so a single-merchant install needs no CLI step.
+	Merchant Merchant `yaml:"merchant"`
+}
+
+// Merchant is a merchant's WeChat credentials given in configuration.
+type Merchant struct {
+	Name        string `yaml:"name" env:"LOYALTY_MERCHANT_NAME"`
+	TimeZone    string `yaml:"time_zone" env:"LOYALTY_MERCHANT_TIME_ZONE"`
+	AppID       string `yaml:"app_id" env:"LOYALTY_WECHAT_APP_ID"`
+	AppSecret   string `yaml:"app_secret" env:"LOYALTY_WECHAT_APP_SECRET"`
+	Token       string `yaml:"token" env:"LOYALTY_WECHAT_TOKEN"`
+	AESKey      string `yaml:"aes_key" env:"LOYALTY_WECHAT_AES_KEY"`
+	MPAppID     string `yaml:"mp_app_id" env:"LOYALTY_MP_APP_ID"`
+	MPAppSecret string `yaml:"mp_app_secret" env:"LOYALTY_MP_APP_SECRET"`
+}
+
+// Configured reports whether credentials were given.
+func (m Merchant) Configured() bool { return m.AppID != "" }
+
+// Credentials returns the WeChat credentials.
+func (m Merchant) Credentials() wechat.Credentials {
+	return wechat.Credentials{AppID: m.AppID, AppSecret: m.AppSecret, Token: m.Token,
+		EncodingAESKey: m.AESKey, MPAppID: m.MPAppID, MPAppSecret: m.MPAppSecret}
+}
+
+// Log configures logging (always to stderr; stdout is for command output).
+type Log struct {
+	Level  string `yaml:"level" env:"LOYALTY_LOG_LEVEL"`   // debug, info, warn, error
+	Format string `yaml:"format" env:"LOYALTY_LOG_FORMAT"` // json or text
+}
+
+// Sandbox settings.
+const (
+	SandboxAuto = "auto"
+	SandboxOn   = "on"
+	SandboxOff  = "off"
+)
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		DataDir: "data",
+		HTTP:    HTTP{Addr: "127.0.0.1:8080", ShutdownTimeout: 15 * time.Second},
+		DB:      DB{Driver: "sqlite", MaxOpenConns: 50, ConnMaxLifetime: time.Hour, SlowQuery: 200 * time.Millisecond},
+		WeChat: WeChat{Timeout: 5 * time.Second, Sandbox: SandboxAuto,
+			Merchant: Merchant{Name: "My shop", TimeZone: "Asia/Shanghai"}},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}
+
+// Load builds the configuration from the YAML file at path (skipped when
+// path is empty) and the environment given as KEY=VALUE pairs (os.Environ()
+// in production), then validates it. Errors name the bad key.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true) // a misspelt key is an error, not a silent default
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) /* empty file */ {
+			return Config{}, fmt.Errorf("config: %s: %s", path, nameYAMLError(raw, err))
+		}
+	}
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: envMap(environ)}); err != nil {
+		return Config{}, fmt.Errorf("config: %w", nameEnvErrors(err))
+	}
+	if cfg.DB.DSN == "" && cfg.DB.Driver == "sqlite" {
+		cfg.DB.DSN = filepath.Join(cfg.DataDir, "loyalty.db")
+	}
+	if cfg.HTTP.PublicURL == "" {
+		cfg.HTTP.PublicURL = "http://" + cfg.HTTP.Addr
+	}
+	cfg.HTTP.PublicURL = strings.TrimRight(cfg.HTTP.PublicURL, "/")
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every setting and reports all problems at once, each as
+// "yaml.key (ENV_VAR): reason".
+func (c Config) Validate() error {
+	v := &apperr.Validation{}
+	bad := func(field, reason string) { v.Add(keyName(field), reason) }
+
+	if c.DataDir == "" {
+		bad("DataDir", "must not be empty")
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < 32 {
+		bad("SecretKey", "must be at least 32 characters (for example the output of `openssl rand -hex 32`)")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		bad("HTTP.Addr", "must be host:port, e.g. 127.0.0.1:8080")
+	}
+	if !isHTTPURL(c.HTTP.PublicURL) {
+		bad("HTTP.PublicURL", "must be an absolute http(s) URL")
+	}
+	if c.HTTP.ShutdownTimeout <= 0 {
+		bad("HTTP.ShutdownTimeout", "must be positive")
+	}
+	switch c.DB.Driver {
+	case "sqlite":
+		if c.DB.DSN == "" {
+			bad("DB.DSN", "must not be empty")
+		}
+	case "mysql":
+		if c.DB.DSN == "" {
+			bad("DB.DSN", "is required when db.driver is mysql")
+		} else if _, err := mysql.ParseDSN(c.DB.DSN); err != nil {
+			bad("DB.DSN", "is not a valid MySQL DSN: "+err.Error())
+		}
+	default:
+		bad("DB.Driver", `must be "sqlite" or "mysql"`)
+	}
+	if c.DB.MaxOpenConns < 1 {
+		bad("DB.MaxOpenConns", "must be at least 1")
+	}
+	if c.DB.ConnMaxLifetime < 0 {
+		bad("DB.ConnMaxLifetime", "must not be negative")
+	}
+	if c.Redis.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
+			bad("Redis.Addr", "must be host:port, e.g. 127.0.0.1:6379")
+		}
+	}
+	if c.WeChat.APIBase != "" && !isHTTPURL(c.WeChat.APIBase) {
+		bad("WeChat.APIBase", "must be an absolute http(s) URL")
+	}
+	if c.WeChat.Timeout <= 0 {
+		bad("WeChat.Timeout", "must be positive")
+	}
+	switch c.WeChat.Sandbox {
+	case SandboxAuto, SandboxOff:
+	case SandboxOn:
+		if c.WeChat.APIBase != "" {
+			bad("WeChat.Sandbox", "cannot be on while wechat.api_base is set (the sandbox runs its own simulator)")
+		}
+	default:
+		bad("WeChat.Sandbox", `must be "auto", "on" or "off"`)
+	}
+	if m := c.WeChat.Merchant; m.Configured() || m.AppSecret != "" || m.Token != "" {
+		if err := m.Credentials().Validate(); err != nil {
+			var cv *apperr.Validation
+			if errors.As(err, &cv) {
+				for f, reason := range cv.Fields {
+					bad("WeChat.Merchant."+credentialField[f], reason)
+				}
+			}
+		}
+		if strings.TrimSpace(m.Name) == "" {
+			bad("WeChat.Merchant.Name", "must not be empty")
+		}
+	}
+	if _, err := time.LoadLocation(c.WeChat.Merchant.TimeZone); err != nil || c.WeChat.Merchant.TimeZone == "" {
+		bad("WeChat.Merchant.TimeZone", "must be an IANA time zone such as Asia/Shanghai")
+	}
+	if _, ok := logLevels[c.Log.Level]; !ok {
+		bad("Log.Level", `must be "debug", "info", "warn" or "error"`)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		bad("Log.Format", `must be "json" or "text"`)
+	}
+	if err := v.Err(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// SlogLevel returns the configured log level.
+func (l Log) SlogLevel() slog.Level { return logLevels[l.Level] }
+
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+// credentialField maps wechat.Credentials.Validate field names to the Go
+// field names of Merchant.
+var credentialField = map[string]string{
+	"app_id": "AppID", "app_secret": "AppSecret", "token": "Token", "aes_key": "AESKey",
+	"mp_app_id": "MPAppID", "mp_app_secret": "MPAppSecret",
+}
+
+// LogValue redacts secrets so the configuration can be logged at startup.
+func (c Config) LogValue() slog.Value {
+	redact := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "[redacted]"
+	}
+	dsn := c.DB.DSN
+	if c.DB.Driver == "mysql" {
+		if parsed, err := mysql.ParseDSN(dsn); err == nil && parsed.Passwd != "" {
+			parsed.Passwd = "redacted"
+			dsn = parsed.FormatDSN()
+		}
+	}
+	return slog.GroupValue(
+		slog.String("data_dir", c.DataDir),
+		slog.String("secret_key", redact(c.SecretKey)),
+		slog.String("http_addr", c.HTTP.Addr),
+		slog.String("public_url", c.HTTP.PublicURL),
+		slog.String("db_driver", c.DB.Driver),
+		slog.String("db_dsn", dsn),
+		slog.String("redis_addr", c.Redis.Addr),
+		slog.String("wechat_api_base", c.WeChat.APIBase),
+		slog.String("sandbox", c.WeChat.Sandbox),
+		slog.String("merchant_app_id", c.WeChat.Merchant.AppID),
+		slog.String("merchant_app_secret", redact(c.WeChat.Merchant.AppSecret)),
+	)
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// keyName turns a Go field path such as "WeChat.Merchant.AppID" into the
+// documented "wechat.merchant.app_id (LOYALTY_WECHAT_APP_ID)".
+func keyName(path string) string {
+	t := reflect.TypeOf(Config{})
+	var yamlKeys []string
+	var envKey string
+	for _, name := range strings.Split(path, ".") {
+		f, ok := t.FieldByName(name)
+		if !ok {
+			return path
+		}
+		yamlKeys = append(yamlKeys, f.Tag.Get("yaml"))
+		envKey = f.Tag.Get("env")
+		t = f.Type
+	}
+	key := strings.Join(yamlKeys, ".")
+	if envKey != "" {
+		key += " (" + envKey + ")"
+	}
+	return key
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+): `)
+
+// nameYAMLError adds the dotted key to the YAML decoder's "line N: cannot
+// unmarshal ..." messages, which otherwise only give the line.
+func nameYAMLError(raw []byte, err error) string {
+	msg := err.Error()
+	var root yaml.Node
+	if yaml.Unmarshal(raw, &root) != nil {
+		return msg
+	}
+	return yamlLineRe.ReplaceAllStringFunc(msg, func(m string) string {
+		line, _ := strconv.Atoi(yamlLineRe.FindStringSubmatch(m)[1])
+		if key := keyAtLine(&root, line, ""); key != "" {
+			return fmt.Sprintf("line %d (%s): ", line, key)
+		}
+		return m
+	})
+}
+
+// keyAtLine returns the dotted path of the mapping key on line, or "".
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key, val := n.Content[i], n.Content[i+1]
+			path := key.Value
+			if prefix != "" {
+				path = prefix + "." + key.Value
+			}
+			if key.Line == line {
+				return path
+			}
+			if k := keyAtLine(val, line, path); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
+// nameEnvErrors rewrites env's parse errors, which name the Go field, to name
+// the environment variable instead.
+func nameEnvErrors(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if key := envKeyOfField(reflect.TypeOf(Config{}), pe.Name); key != "" {
+				msgs = append(msgs, fmt.Sprintf("%s: %v", key, pe.Err))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// envKeyOfField finds the env tag of the (uniquely named) field name.
+func envKeyOfField(t reflect.Type, name string) string {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Name == name && f.Tag.Get("env") != "" {
+			return f.Tag.Get("env")
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type.PkgPath() == t.PkgPath() {
+			if k := envKeyOfField(f.Type, name); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}
