@@ -1,0 +1,238 @@
+package db_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/wxloyalty/loyalty/internal/db"
+	"github.com/wxloyalty/loyalty/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func latest(t *testing.T, gdb *gorm.DB) int64 {
+	t.Helper()
+	current, want, err := db.SchemaVersion(context.Background(), gdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if current != want {
+		t.Fatalf("schema version %d, want latest %d", current, want)
+	}
+	return current
+}
+
+func TestMigrateEmptyMySQLThenAgain(t *testing.T) {
+	gdb, _ := dbtest.OpenMySQLEmpty(t)
+	ctx := context.Background()
+	if err := db.Migrate(ctx, gdb, quiet); err != nil {
+		t.Fatalf("first migrate: %v", err)
+	}
+	v := latest(t, gdb)
+	if v < 10 {
+		t.Fatalf("schema version %d, want at least 10", v)
+	}
+	if !gdb.Migrator().HasTable("members") || !gdb.Migrator().HasTable("wechat_events") {
+		t.Fatal("tables missing after migrate")
+	}
+	// Already migrated: a no-op, not an error.
+	if err := db.Migrate(ctx, gdb, quiet); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	if got := latest(t, gdb); got != v {
+		t.Fatalf("version moved from %d to %d", v, got)
+	}
+}
+
+// Two processes starting at once both run the migrations: the lock makes one
+// wait, and both end at the latest version without errors. Separate pools
+// stand in for separate processes (the lock lives in the database).
+func TestMigrateConcurrentMySQL(t *testing.T) {
+	_, dsn := dbtest.OpenMySQLEmpty(t)
+	concurrentMigrate(t, func() *gorm.DB {
+		gdb, err := db.Open(context.Background(), db.Options{Driver: db.MySQL, DSN: dsn, MaxOpenConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gdb
+	})
+}
+
+func TestMigrateConcurrentSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	concurrentMigrate(t, func() *gorm.DB {
+		gdb, err := db.Open(context.Background(), db.Options{Driver: db.SQLite, DSN: path, MaxOpenConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gdb
+	})
+}
+
+func concurrentMigrate(t *testing.T, open func() *gorm.DB) {
+	t.Helper()
+	const n = 3
+	dbs := make([]*gorm.DB, n)
+	for i := range dbs {
+		dbs[i] = open()
+		defer db.Close(dbs[i])
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range dbs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.Migrate(context.Background(), dbs[i], quiet)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("migrator %d: %v", i, err)
+		}
+	}
+	for _, gdb := range dbs {
+		latest(t, gdb)
+	}
+}
+
+// schema describes tables, columns and indexes in a dialect-neutral way.
+type schema map[string]string
+
+func describe(t *testing.T, gdb *gorm.DB) schema {
+	t.Helper()
+	out := schema{}
+	tables, err := gdb.Migrator().GetTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		if skipTable(table) {
+			continue
+		}
+		cols, err := gdb.Migrator().ColumnTypes(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range cols {
+			nullable, _ := c.Nullable()
+			names = append(names, c.Name()+":"+typeClass(c.DatabaseTypeName())+nullMark(nullable))
+		}
+		out[table] = strings.Join(names, ",")
+		idx, err := gdb.Migrator().GetIndexes(table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ix []string
+		for _, i := range idx {
+			if i.Name() == "PRIMARY" || strings.HasPrefix(i.Name(), "sqlite_autoindex") {
+				continue
+			}
+			unique, _ := i.Unique()
+			ix = append(ix, i.Name()+"("+strings.Join(i.Columns(), ",")+")"+map[bool]string{true: " unique"}[unique])
+		}
+		sort.Strings(ix)
+		out[table+" indexes"] = strings.Join(ix, "; ")
+	}
+	return out
+}
+
+func skipTable(name string) bool {
+	return strings.HasPrefix(name, "goose_") || strings.HasPrefix(name, "sqlite_")
+}
+
+// typeClass maps a column type to what both dialects agree on: integers
+// (booleans are small integers), text and times.
+func typeClass(dbType string) string {
+	switch t := strings.ToUpper(dbType); {
+	case strings.Contains(t, "INT"), t == "BOOLEAN":
+		return "int"
+	case strings.Contains(t, "CHAR"), t == "TEXT":
+		return "text"
+	case strings.Contains(t, "DATE"), strings.Contains(t, "TIME"):
+		return "time"
+	default:
+		return t
+	}
+}
+
+func nullMark(nullable bool) string {
+	if nullable {
+		return "?"
+	}
+	return ""
+}
+
+// The two migration sets must describe the same schema: same tables, the
+// same columns in the same order with the same nullability, the same
+// indexes.
+func TestSchemaParity(t *testing.T) {
+	lite := describe(t, dbtest.OpenSQLite(t))
+	my := describe(t, dbtest.OpenMySQL(t))
+	if len(lite) == 0 {
+		t.Fatal("no tables described")
+	}
+	for k, v := range my {
+		if lite[k] != v {
+			t.Errorf("%s differs:\n mysql:  %s\n sqlite: %s", k, v, lite[k])
+		}
+	}
+	for k := range lite {
+		if _, ok := my[k]; !ok {
+			t.Errorf("%s exists only in SQLite", k)
+		}
+	}
+}
+
+// Every table is scoped by merchant (merchants itself is the tenant).
+func TestEveryTableHasMerchantID(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		tables, err := gdb.Migrator().GetTables()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, table := range tables {
+			if skipTable(table) || table == "merchants" {
+				continue
+			}
+			if !gdb.Migrator().HasColumn(table, "merchant_id") {
+				t.Errorf("table %s has no merchant_id column", table)
+			}
+		}
+	})
+}
+
+func TestIsDuplicate(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		mid := dbtest.NewMerchantID()
+		insert := func() error {
+			return gdb.Exec("INSERT INTO member_merges (merchant_id, from_member_id, into_member_id, reason, created_at) VALUES (?, 1, 2, 'test', ?)",
+				mid, "2026-01-01 00:00:00").Error
+		}
+		if err := insert(); err != nil {
+			t.Fatal(err)
+		}
+		err := insert()
+		if !db.IsDuplicate(err) {
+			t.Fatalf("second insert: %v, want a duplicate-key error", err)
+		}
+	})
+}
+
+func TestOpenRejectsUnknownDriver(t *testing.T) {
+	if _, err := db.Open(context.Background(), db.Options{Driver: "postgres", DSN: "x"}); err == nil {
+		t.Fatal("want an error for an unknown driver")
+	}
+}
