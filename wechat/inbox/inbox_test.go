@@ -1,0 +1,337 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/wxloyalty/loyalty/internal/dbtest"
+	"github.com/wxloyalty/loyalty/wechat"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// each runs fn on SQLite and on a MySQL database of its own (dispatchers
+// look at the whole table).
+func each(t *testing.T, fn func(t *testing.T, gdb *gorm.DB)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, dbtest.OpenSQLite(t)) })
+	t.Run("mysql", func(t *testing.T) { fn(t, dbtest.OpenMySQLIsolated(t)) })
+}
+
+func event(merchantID uint64, openID string, n int) wechat.Event {
+	return wechat.Event{MerchantID: merchantID, DedupeKey: fmt.Sprintf("%064d", n), MsgType: "event",
+		EventType: wechat.EventSubscribe, OpenID: openID, CreateTime: time.Unix(1_700_000_000+int64(n), 0).UTC()}
+}
+
+func countRows(t *testing.T, gdb *gorm.DB, where string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := gdb.Model(&Row{}).Where(where, args...).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Concurrent callbacks, a third of them WeChat retries of others: every
+// Accept succeeds and each distinct event is stored once.
+func TestWriterStoresEachEventOnce(t *testing.T) {
+	each(t, func(t *testing.T, gdb *gorm.DB) {
+		var wakes atomic.Int64
+		w := NewWriter(gdb, quiet, WriterOptions{Notify: func() { wakes.Add(1) }})
+		w.Start()
+		const distinct = 300
+		var wg sync.WaitGroup
+		for i := range distinct + distinct/2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n := i % distinct
+				if err := w.Accept(context.Background(), event(1, fmt.Sprintf("o_%d", n), n)); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		w.Stop()
+		if got := countRows(t, gdb, "merchant_id = ?", 1); got != distinct {
+			t.Fatalf("%d rows, want %d", got, distinct)
+		}
+		if wakes.Load() == 0 {
+			t.Fatal("dispatcher never woken")
+		}
+		if err := w.Accept(context.Background(), event(1, "o_late", 99999)); !errors.Is(err, ErrStopped) {
+			t.Fatalf("accept after stop: %v, want ErrStopped", err)
+		}
+	})
+}
+
+// One row MySQL refuses must not fail the callbacks it shares an INSERT
+// with: they are retried one by one.
+func TestWriterIsolatesABadRow(t *testing.T) {
+	gdb := dbtest.OpenMySQLIsolated(t)
+	w := NewWriter(gdb, quiet, WriterOptions{})
+	bad := event(1, "o_bad", 2)
+	bad.DedupeKey = strings.Repeat("x", 65) // longer than CHAR(64): refused in strict mode
+	batch := []*writeReq{
+		{row: rowOf(event(1, "o_1", 1), time.Now()), done: make(chan error, 1)},
+		{row: rowOf(bad, time.Now()), done: make(chan error, 1)},
+		{row: rowOf(event(1, "o_3", 3), time.Now()), done: make(chan error, 1)},
+	}
+	w.flush(batch, nil)
+	if err := <-batch[0].done; err != nil {
+		t.Fatalf("good row 1: %v", err)
+	}
+	if err := <-batch[1].done; err == nil {
+		t.Fatal("bad row: want an error")
+	}
+	if err := <-batch[2].done; err != nil {
+		t.Fatalf("good row 3: %v", err)
+	}
+	if got := countRows(t, gdb, "merchant_id = ?", 1); got != 2 {
+		t.Fatalf("%d rows, want 2", got)
+	}
+}
+
+func TestClipKeepsCharacters(t *testing.T) {
+	if got := clip("积分积分积分", 4); got != "积分积分" {
+		t.Fatalf("clip: %q", got)
+	}
+	if got := clip("abc", 5); got != "abc" {
+		t.Fatalf("clip: %q", got)
+	}
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func store(t *testing.T, gdb *gorm.DB, evs ...wechat.Event) {
+	t.Helper()
+	w := NewWriter(gdb, quiet, WriterOptions{})
+	w.Start()
+	defer w.Stop()
+	for _, ev := range evs {
+		if err := w.Accept(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// effect records an event's effect in a table with a unique key on the
+// event, the way feature handlers do; the count shows how often it applied.
+func effect(tx *gorm.DB, ev Stored) error {
+	return tx.Exec("INSERT INTO member_merges (merchant_id, from_member_id, into_member_id, reason, created_at) VALUES (?, ?, 0, 'effect', ?)",
+		ev.MerchantID, ev.ID, time.Now().UTC()).Error
+}
+
+func effects(t *testing.T, gdb *gorm.DB, merchantID uint64) int64 {
+	t.Helper()
+	var n int64
+	if err := gdb.Table("member_merges").Where("merchant_id = ? AND reason = 'effect'", merchantID).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Two dispatchers (two service instances) racing over the same events apply
+// each exactly once.
+func TestTwoDispatchersApplyEachEventOnce(t *testing.T) {
+	each(t, func(t *testing.T, gdb *gorm.DB) {
+		const n = 200
+		evs := make([]wechat.Event, n)
+		for i := range evs {
+			evs[i] = event(5, fmt.Sprintf("o_%d", i%37), i)
+		}
+		store(t, gdb, evs...)
+		var calls atomic.Int64
+		handler := func(_ context.Context, ev Stored, apply Apply) error {
+			calls.Add(1)
+			return apply(func(tx *gorm.DB) error { return effect(tx, ev) })
+		}
+		ds := []*Dispatcher{
+			NewDispatcher(gdb, quiet, DispatcherOptions{Batch: 16, Workers: 4}),
+			NewDispatcher(gdb, quiet, DispatcherOptions{Batch: 16, Workers: 4}),
+		}
+		var wg sync.WaitGroup
+		for _, d := range ds {
+			d.Handle(wechat.EventSubscribe, handler)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					got, err := d.RunOnce(context.Background())
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if got == 0 {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if got := effects(t, gdb, 5); got != n {
+			t.Fatalf("%d effects, want %d", got, n)
+		}
+		if left := countRows(t, gdb, "processed_at IS NULL"); left != 0 {
+			t.Fatalf("%d events left unprocessed", left)
+		}
+		if calls.Load() != n {
+			t.Fatalf("%d handler calls for %d events: leases let two instances take the same event", calls.Load(), n)
+		}
+	})
+}
+
+// An instance that stalls past its lease (GC pause, network trouble) loses
+// the event to another; when it resumes, its late apply is refused and
+// rolled back, so the effect still happens once.
+func TestExpiredLeaseStillAppliesOnce(t *testing.T) {
+	each(t, func(t *testing.T, gdb *gorm.DB) {
+		clock := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
+		store(t, gdb, event(6, "o_1", 1))
+		stalled := make(chan struct{})
+		resume := make(chan struct{})
+		slow := NewDispatcher(gdb, quiet, DispatcherOptions{Now: clock.now, Lease: time.Minute})
+		slow.Handle(wechat.EventSubscribe, func(_ context.Context, ev Stored, apply Apply) error {
+			close(stalled)
+			<-resume
+			return apply(func(tx *gorm.DB) error { return effect(tx, ev) })
+		})
+		fast := NewDispatcher(gdb, quiet, DispatcherOptions{Now: clock.now, Lease: time.Minute})
+		fast.Handle(wechat.EventSubscribe, func(_ context.Context, ev Stored, apply Apply) error {
+			return apply(func(tx *gorm.DB) error { return effect(tx, ev) })
+		})
+		done := make(chan error, 1)
+		go func() { _, err := slow.RunOnce(context.Background()); done <- err }()
+		<-stalled
+		if got, _ := fast.RunOnce(context.Background()); got != 0 {
+			t.Fatalf("a leased event was claimed again before its lease expired")
+		}
+		clock.add(2 * time.Minute)
+		if got, err := fast.RunOnce(context.Background()); got != 1 || err != nil {
+			t.Fatalf("after the lease expired: claimed %d, %v", got, err)
+		}
+		close(resume)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := effects(t, gdb, 6); got != 1 {
+			t.Fatalf("%d effects, want 1", got)
+		}
+	})
+}
+
+// A failing handler is retried with backoff until it succeeds; after
+// MaxAttempts the event is set aside with its error.
+func TestFailuresRetryThenGiveUp(t *testing.T) {
+	each(t, func(t *testing.T, gdb *gorm.DB) {
+		clock := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
+		store(t, gdb, event(7, "o_flaky", 1), event(7, "o_broken", 2))
+		var flaky atomic.Int64
+		d := NewDispatcher(gdb, quiet, DispatcherOptions{Now: clock.now, MaxAttempts: 4})
+		d.Handle(wechat.EventSubscribe, func(_ context.Context, ev Stored, apply Apply) error {
+			if ev.OpenID == "o_broken" {
+				return errors.New("always broken")
+			}
+			if flaky.Add(1) <= 2 {
+				return errors.New("WeChat busy")
+			}
+			return apply(func(tx *gorm.DB) error { return effect(tx, ev) })
+		})
+		for range 6 {
+			if _, err := d.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// Nothing is due again before its backoff has passed.
+			if got, _ := d.RunOnce(context.Background()); got != 0 {
+				t.Fatalf("%d events retried before their backoff", got)
+			}
+			clock.add(20 * time.Minute)
+		}
+		if got := effects(t, gdb, 7); got != 1 {
+			t.Fatalf("%d effects, want 1", got)
+		}
+		var broken Row
+		if err := gdb.Where("merchant_id = ? AND openid = ?", 7, "o_broken").Take(&broken).Error; err != nil {
+			t.Fatal(err)
+		}
+		if broken.ProcessedAt == nil || broken.Attempts != 4 || broken.LastError != "always broken" {
+			t.Fatalf("broken event: processed %v attempts %d error %q", broken.ProcessedAt, broken.Attempts, broken.LastError)
+		}
+	})
+}
+
+// Events of one user are applied in the order they arrived.
+func TestPerUserOrder(t *testing.T) {
+	each(t, func(t *testing.T, gdb *gorm.DB) {
+		var evs []wechat.Event
+		for i := range 60 {
+			evs = append(evs, event(8, fmt.Sprintf("o_%d", i%3), i))
+		}
+		store(t, gdb, evs...)
+		var mu sync.Mutex
+		last := map[string]uint64{}
+		d := NewDispatcher(gdb, quiet, DispatcherOptions{Workers: 8})
+		d.Handle(wechat.EventSubscribe, func(_ context.Context, ev Stored, _ Apply) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if ev.ID < last[ev.OpenID] {
+				t.Errorf("event %d of %s after %d", ev.ID, ev.OpenID, last[ev.OpenID])
+			}
+			last[ev.OpenID] = ev.ID
+			return nil
+		})
+		if _, err := d.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if left := countRows(t, gdb, "processed_at IS NULL"); left != 0 {
+			t.Fatalf("%d left", left)
+		}
+	})
+}
+
+func TestPruneKeepsRecentAndPending(t *testing.T) {
+	each(t, func(t *testing.T, gdb *gorm.DB) {
+		clock := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
+		store(t, gdb, event(9, "o_old", 1), event(9, "o_pending", 2))
+		d := NewDispatcher(gdb, quiet, DispatcherOptions{Now: clock.now, Retention: 24 * time.Hour})
+		old := clock.now().Add(-48 * time.Hour)
+		if err := gdb.Model(&Row{}).Where("openid = ?", "o_old").Update("processed_at", old).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Prune(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := countRows(t, gdb, "openid = ?", "o_old"); n != 0 {
+			t.Fatal("old processed event kept")
+		}
+		if n := countRows(t, gdb, "openid = ?", "o_pending"); n != 1 {
+			t.Fatal("pending event pruned")
+		}
+	})
+}
