@@ -1,0 +1,285 @@
+// Package httpx holds the HTTP conventions every feature shares: one JSON
+// error shape, the mapping from apperr kinds to status codes, strict JSON
+// binding, request ids and access logs.
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxloyalty/loyalty/internal/apperr"
+)
+
+// ErrorBody is the one error shape of the API:
+//
+//	{"error":{"code":"validation_failed","message":"...","fields":{"birthday":"..."},"request_id":"..."}}
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is the content of ErrorBody.
+type ErrorDetail struct {
+	Code      string            `json:"code"`
+	Message   string            `json:"message"`
+	Fields    map[string]string `json:"fields,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+}
+
+type kindInfo struct {
+	kind   error
+	status int
+	code   string
+}
+
+// kinds is ordered: the first kind the error matches decides.
+var kinds = []kindInfo{
+	{apperr.ErrInvalid, http.StatusBadRequest, "validation_failed"},
+	{apperr.ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
+	{apperr.ErrForbidden, http.StatusForbidden, "forbidden"},
+	{apperr.ErrNotFound, http.StatusNotFound, "not_found"},
+	{apperr.ErrConflict, http.StatusConflict, "conflict"},
+	{apperr.ErrUnprocessable, http.StatusUnprocessableEntity, "unprocessable"},
+	{apperr.ErrTooManyRequests, http.StatusTooManyRequests, "too_many_requests"},
+	{apperr.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+}
+
+// Fail writes err as the JSON error and aborts the request. An error of a
+// known kind gets its status, and the message of an *apperr.Error inside it
+// (written for the client) or else the kind's generic text; anything else is
+// logged with the request id and shown as a generic 500, never with SQL or
+// stack details.
+func Fail(c *gin.Context, err error) {
+	body := ErrorBody{Error: ErrorDetail{RequestID: RequestID(c)}}
+	status := http.StatusInternalServerError
+	body.Error.Code, body.Error.Message = "internal", "internal error"
+	for _, k := range kinds {
+		if errors.Is(err, k.kind) {
+			status, body.Error.Code, body.Error.Message = k.status, k.code, k.kind.Error()
+			break
+		}
+	}
+	var ae *apperr.Error
+	if errors.As(err, &ae) && status < 500 {
+		body.Error.Message = ae.Msg
+	}
+	var v *apperr.Validation
+	if errors.As(err, &v) {
+		body.Error.Fields = v.Fields
+		body.Error.Message = "some fields are invalid"
+	}
+	var ra *apperr.RetryAfter
+	if errors.As(err, &ra) && ra.Seconds > 0 {
+		c.Header("Retry-After", strconv.Itoa(ra.Seconds))
+	}
+	if status >= 500 {
+		Logger(c).ErrorContext(c.Request.Context(), "request failed", "error", err)
+	}
+	c.AbortWithStatusJSON(status, body)
+}
+
+// MaxJSONBody bounds request bodies of the JSON API.
+const MaxJSONBody = 1 << 20
+
+// BindJSON decodes the request body into dst strictly: unknown fields, wrong
+// types, trailing data and bodies over MaxJSONBody are errors naming the
+// field where possible (an *apperr.Validation).
+func BindJSON(c *gin.Context, dst any) error {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxJSONBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return apperr.Invalid("body", "must be a single JSON value")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return apperr.Invalid("body", "must be a single JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.Is(err, io.EOF):
+		return apperr.Invalid("body", "is empty; a JSON object is required")
+	case errors.As(err, &maxErr):
+		return apperr.Invalid("body", fmt.Sprintf("is larger than %d bytes", maxErr.Limit))
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return apperr.Invalid(field, "must be "+jsonTypeName(typeErr.Type.Kind().String()))
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return apperr.Invalid("body", "is not valid JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return apperr.Invalid(name, "is not a known field")
+	}
+	return apperr.Invalid("body", "cannot be read: "+err.Error())
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	}
+	return "of another type"
+}
+
+type ctxKey int
+
+const (
+	requestIDKey        = "request_id"
+	loggerKey           = "logger"
+	logCtxKey    ctxKey = 1
+)
+
+// RequestID returns the request's id.
+func RequestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// Logger returns the request's logger (with its request id).
+func Logger(c *gin.Context) *slog.Logger {
+	if l, ok := c.Get(loggerKey); ok {
+		return l.(*slog.Logger)
+	}
+	return slog.Default()
+}
+
+// LoggerFrom returns the logger stored in ctx by the RequestLog middleware,
+// or fallback.
+func LoggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
+	if l, ok := ctx.Value(logCtxKey).(*slog.Logger); ok {
+		return l
+	}
+	return fallback
+}
+
+// RequestLog assigns a request id (kept from X-Request-ID when it is sane),
+// returns it in X-Request-ID, and logs one line per request. Probe
+// endpoints (skip) are not logged.
+func RequestLog(log *slog.Logger, skip ...string) gin.HandlerFunc {
+	skipped := map[string]bool{}
+	for _, p := range skip {
+		skipped[p] = true
+	}
+	return func(c *gin.Context) {
+		id := c.GetHeader("X-Request-ID")
+		if !saneID(id) {
+			id = newID()
+		}
+		c.Set(requestIDKey, id)
+		c.Header("X-Request-ID", id)
+		l := log.With("request_id", id)
+		c.Set(loggerKey, l)
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), logCtxKey, l))
+		start := time.Now()
+		c.Next()
+		if skipped[c.Request.URL.Path] {
+			return
+		}
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		level := slog.LevelInfo
+		if c.Writer.Status() >= 500 {
+			level = slog.LevelError
+		}
+		l.LogAttrs(c.Request.Context(), level, "http request",
+			slog.String("method", c.Request.Method), slog.String("route", route),
+			slog.Int("status", c.Writer.Status()), slog.Int64("duration_us", time.Since(start).Microseconds()))
+	}
+}
+
+// Recover turns a panic into a logged 500 with the JSON error shape.
+func Recover() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				Logger(c).ErrorContext(c.Request.Context(), "panic", "panic", fmt.Sprint(p))
+				Fail(c, fmt.Errorf("panic: %v", p))
+			}
+		}()
+		c.Next()
+	}
+}
+
+// NotFound and MethodNotAllowed answer unknown routes in the JSON shape.
+func NotFound(c *gin.Context) {
+	Fail(c, fmt.Errorf("no route %s %s: %w", c.Request.Method, c.Request.URL.Path, apperr.ErrNotFound))
+}
+
+func saneID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r == '-' || r == '_' || r == '.' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z')) {
+			return false
+		}
+	}
+	return true
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// DecodeJSON decodes a nested JSON value (kept as json.RawMessage by the
+// outer request type) as strictly as BindJSON, naming fields with prefix,
+// e.g. "birthday.month".
+func DecodeJSON(data []byte, dst any, prefix string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil {
+		return nil
+	}
+	var v *apperr.Validation
+	if errors.As(jsonError(err), &v) {
+		out := &apperr.Validation{}
+		for f, reason := range v.Fields {
+			if f == "body" {
+				f = prefix
+			} else {
+				f = prefix + "." + f
+			}
+			out.Add(f, reason)
+		}
+		return out
+	}
+	return apperr.Invalid(prefix, "is not valid")
+}

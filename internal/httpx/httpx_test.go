@@ -1,0 +1,128 @@
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxloyalty/loyalty/internal/apperr"
+)
+
+func init() { gin.SetMode(gin.TestMode) }
+
+func failWith(err error) (*httptest.ResponseRecorder, ErrorBody) {
+	rec := httptest.NewRecorder()
+	c, _ := gin.CreateTestContext(rec)
+	c.Request = httptest.NewRequest("GET", "/", nil)
+	Fail(c, err)
+	var body ErrorBody
+	_ = json.Unmarshal(rec.Body.Bytes(), &body)
+	return rec, body
+}
+
+func TestFailMapsKinds(t *testing.T) {
+	cases := []struct {
+		err    error
+		status int
+		code   string
+		msg    string
+	}{
+		{apperr.Invalid("birthday", "bad"), 400, "validation_failed", "some fields are invalid"},
+		{fmt.Errorf("member: get: %w", apperr.New(apperr.ErrNotFound, "member not found")), 404, "not_found", "member not found"},
+		{apperr.New(apperr.ErrConflict, "taken"), 409, "conflict", "taken"},
+		{apperr.ErrUnauthenticated, 401, "unauthenticated", "unauthenticated"},
+		{&apperr.RetryAfter{Err: apperr.New(apperr.ErrTooManyRequests, "slow down"), Seconds: 30}, 429, "too_many_requests", "slow down"},
+		// Anything else is a 500 that reveals nothing.
+		{errors.New("Error 1064 (42000): You have an error in your SQL syntax near 'members'"), 500, "internal", "internal error"},
+	}
+	for _, tc := range cases {
+		rec, body := failWith(tc.err)
+		if rec.Code != tc.status || body.Error.Code != tc.code || body.Error.Message != tc.msg {
+			t.Errorf("%v: %d %+v", tc.err, rec.Code, body)
+		}
+		if strings.Contains(rec.Body.String(), "SQL") {
+			t.Errorf("response leaks internals: %s", rec.Body.String())
+		}
+	}
+	rec, body := failWith(apperr.Invalid("birthday", "bad"))
+	if body.Error.Fields["birthday"] != "bad" || rec.Code != 400 {
+		t.Fatalf("fields: %+v", body)
+	}
+	rec, _ = failWith(&apperr.RetryAfter{Err: apperr.ErrTooManyRequests, Seconds: 30})
+	if rec.Header().Get("Retry-After") != "30" {
+		t.Fatalf("Retry-After %q", rec.Header().Get("Retry-After"))
+	}
+}
+
+func bind(body string) error {
+	rec := httptest.NewRecorder()
+	c, _ := gin.CreateTestContext(rec)
+	c.Request = httptest.NewRequest("POST", "/", strings.NewReader(body))
+	var dst struct {
+		Name  string `json:"name"`
+		Count int    `json:"count"`
+		Inner struct {
+			Month int `json:"month"`
+		} `json:"inner"`
+	}
+	return BindJSON(c, &dst)
+}
+
+func TestBindJSONNamesTheField(t *testing.T) {
+	cases := map[string]string{
+		``:                          "body",
+		`{"name":`:                  "body",
+		`{"name":"a"}{"name":"b"}`:  "body",
+		`{"name":1}`:                "name",
+		`{"count":"3"}`:             "count",
+		`{"count":1.5}`:             "count",
+		`{"inner":{"month":"May"}}`: "inner.month",
+		`{"surprise":true}`:         "surprise",
+		`["not an object"]`:         "body",
+		`{"name":"` + strings.Repeat("x", MaxJSONBody) + `"}`: "body",
+	}
+	for body, field := range cases {
+		err := bind(body)
+		var v *apperr.Validation
+		if !errors.As(err, &v) || v.Fields[field] == "" {
+			short := body
+			if len(short) > 40 {
+				short = short[:40] + "..."
+			}
+			t.Errorf("%q: %v, want field %q named", short, err, field)
+		}
+	}
+	if err := bind(`{"name":"ok","count":2}`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRequestIDs(t *testing.T) {
+	r := gin.New()
+	r.Use(RequestLog(discard()))
+	r.GET("/", func(c *gin.Context) { c.String(200, RequestID(c)) })
+	for _, in := range []string{"abc-123", "", "bad id with spaces", strings.Repeat("x", 100)} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("X-Request-ID", in)
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		got := rec.Header().Get("X-Request-ID")
+		if got == "" || got != rec.Body.String() {
+			t.Fatalf("request id %q / %q", got, rec.Body.String())
+		}
+		if in == "abc-123" && got != in {
+			t.Fatalf("sane incoming id not kept: %q", got)
+		}
+		if in != "abc-123" && got == in {
+			t.Fatalf("unsafe incoming id kept: %q", got)
+		}
+	}
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
