@@ -1,0 +1,253 @@
+package member
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/httpx"
+)
+
+// Handler serves the member-facing API.
+type Handler struct {
+	svc    *Service
+	tokens *Tokens
+}
+
+// NewHandler returns the member API handler.
+func NewHandler(svc *Service, tokens *Tokens) *Handler {
+	return &Handler{svc: svc, tokens: tokens}
+}
+
+// Register adds the member routes under r (the /api group):
+//
+//	POST  /mp/v1/:merchant_id/login        mini-program login {"code"}
+//	POST  /mp/v1/:merchant_id/phone        bind phone {"code"} (member token)
+//	GET   /h5/v1/:merchant_id/oauth-url    H5 authorization URL (?redirect_uri=&state=)
+//	POST  /h5/v1/:merchant_id/login        H5 login {"code"}
+//	GET   /member/v1/:merchant_id/profile  own profile (member token)
+//	PATCH /member/v1/:merchant_id/profile  edit own profile (member token)
+func (h *Handler) Register(r gin.IRouter) {
+	r.POST("/mp/v1/:merchant_id/login", h.mpLogin)
+	r.POST("/mp/v1/:merchant_id/phone", h.requireMember, h.bindPhone)
+	r.GET("/h5/v1/:merchant_id/oauth-url", h.oauthURL)
+	r.POST("/h5/v1/:merchant_id/login", h.oauthLogin)
+	r.GET("/member/v1/:merchant_id/profile", h.requireMember, h.profile)
+	r.PATCH("/member/v1/:merchant_id/profile", h.requireMember, h.updateProfile)
+}
+
+var errNoMerchant = apperr.New(apperr.ErrNotFound, "merchant not found")
+
+// merchantID reads :merchant_id; a malformed id is a missing merchant.
+func merchantID(c *gin.Context) (uint64, bool) {
+	id, err := strconv.ParseUint(c.Param("merchant_id"), 10, 64)
+	if err != nil || id == 0 {
+		httpx.Fail(c, errNoMerchant)
+		return 0, false
+	}
+	return id, true
+}
+
+const memberKey = "member.member"
+
+// requireMember accepts only a member token issued for the merchant in the
+// path, for a member that still exists (or was merged into one that does).
+func (h *Handler) requireMember(c *gin.Context) {
+	mid, ok := merchantID(c)
+	if !ok {
+		return
+	}
+	token, found := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !found {
+		httpx.Fail(c, ErrBadMemberToken)
+		return
+	}
+	tokMerchant, memberID, err := h.tokens.Check(strings.TrimSpace(token))
+	if err != nil || tokMerchant != mid {
+		httpx.Fail(c, ErrBadMemberToken)
+		return
+	}
+	m, err := h.svc.Resolve(c.Request.Context(), mid, memberID)
+	if isNotFound(err) {
+		httpx.Fail(c, ErrBadMemberToken)
+		return
+	}
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.Set(memberKey, m)
+	c.Next()
+}
+
+func currentMember(c *gin.Context) Member { return c.MustGet(memberKey).(Member) }
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+type loginResponse struct {
+	Token     string      `json:"token"`
+	ExpiresAt time.Time   `json:"expires_at"`
+	Member    profileView `json:"member"`
+}
+
+func (h *Handler) mpLogin(c *gin.Context) {
+	h.login(c, h.svc.LoginMiniProgram)
+}
+
+func (h *Handler) oauthLogin(c *gin.Context) {
+	h.login(c, h.svc.LoginOAuth)
+}
+
+func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID uint64, code string) (Member, error)) {
+	mid, ok := merchantID(c)
+	if !ok {
+		return
+	}
+	var req codeRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	m, err := do(c.Request.Context(), mid, req.Code)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	token, exp, err := h.tokens.Issue(mid, m.ID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	p, err := h.svc.Profile(c.Request.Context(), mid, m.ID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, loginResponse{Token: token, ExpiresAt: exp, Member: viewOf(p)})
+}
+
+func (h *Handler) oauthURL(c *gin.Context) {
+	mid, ok := merchantID(c)
+	if !ok {
+		return
+	}
+	u, err := h.svc.OAuthURL(c.Request.Context(), mid, c.Query("redirect_uri"), c.Query("state"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"url": u})
+}
+
+func (h *Handler) bindPhone(c *gin.Context) {
+	m := currentMember(c)
+	var req codeRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if _, err := h.svc.BindPhone(c.Request.Context(), m.MerchantID, m.ID, req.Code); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	h.writeProfile(c, m)
+}
+
+func (h *Handler) profile(c *gin.Context) {
+	h.writeProfile(c, currentMember(c))
+}
+
+func (h *Handler) writeProfile(c *gin.Context, m Member) {
+	p, err := h.svc.Profile(c.Request.Context(), m.MerchantID, m.ID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewOf(p))
+}
+
+func (h *Handler) updateProfile(c *gin.Context) {
+	m := currentMember(c)
+	var u ProfileUpdate
+	if err := httpx.BindJSON(c, &u); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	p, err := h.svc.UpdateProfile(c.Request.Context(), m.MerchantID, m.ID, u)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewOf(p))
+}
+
+// profileView is the JSON of a profile. Openids and unionids are not shown:
+// the member's apps never need them.
+type profileView struct {
+	ID                 uint64                 `json:"id"`
+	MerchantID         uint64                 `json:"merchant_id"`
+	Name               string                 `json:"name"`
+	Gender             string                 `json:"gender"`
+	Phone              *string                `json:"phone"`
+	Birthday           *DateInput             `json:"birthday"`
+	Source             string                 `json:"source"`
+	FollowStatus       string                 `json:"follow_status"`
+	FollowedAt         *time.Time             `json:"followed_at"`
+	UnfollowedAt       *time.Time             `json:"unfollowed_at"`
+	ChannelScene       *string                `json:"channel_scene"`
+	HasOfficialAccount bool                   `json:"has_official_account"`
+	HasMiniProgram     bool                   `json:"has_mini_program"`
+	CareDates          []careDateView         `json:"care_dates"`
+	Consents           map[string]consentView `json:"consents"`
+	FollowHistory      []historyView          `json:"follow_history"`
+	CreatedAt          time.Time              `json:"created_at"`
+}
+
+type careDateView struct {
+	ID    uint64 `json:"id"`
+	Kind  string `json:"kind"`
+	Label string `json:"label"`
+	DateInput
+}
+
+type consentView struct {
+	Granted   bool       `json:"granted"`
+	GrantedAt *time.Time `json:"granted_at"`
+	RevokedAt *time.Time `json:"revoked_at"`
+}
+
+type historyView struct {
+	Kind       string    `json:"kind"`
+	Scene      *string   `json:"scene"`
+	OccurredAt time.Time `json:"occurred_at"`
+}
+
+func viewOf(p Profile) profileView {
+	m := p.Member
+	v := profileView{ID: m.ID, MerchantID: m.MerchantID, Name: m.Name, Gender: m.Gender.String(), Phone: m.Phone,
+		Source: m.Source, FollowStatus: m.FollowStatus, FollowedAt: m.FollowedAt, UnfollowedAt: m.UnfollowedAt,
+		ChannelScene: m.ChannelScene, HasOfficialAccount: m.OAOpenID != nil, HasMiniProgram: m.MPOpenID != nil,
+		CareDates: []careDateView{}, Consents: map[string]consentView{}, FollowHistory: []historyView{},
+		CreatedAt: m.CreatedAt}
+	if m.BirthdayMonth != nil && m.BirthdayDay != nil {
+		v.Birthday = &DateInput{Month: *m.BirthdayMonth, Day: *m.BirthdayDay, Year: m.BirthdayYear}
+	}
+	for _, d := range p.CareDates {
+		v.CareDates = append(v.CareDates, careDateView{ID: d.ID, Kind: d.Kind, Label: d.Label,
+			DateInput: DateInput{Month: d.Month, Day: d.Day, Year: d.Year}})
+	}
+	for _, c := range p.Consents {
+		v.Consents[c.Channel] = consentView{Granted: c.Granted, GrantedAt: c.GrantedAt, RevokedAt: c.RevokedAt}
+	}
+	for _, e := range p.History {
+		v.FollowHistory = append(v.FollowHistory, historyView{Kind: e.Kind, Scene: e.Scene, OccurredAt: e.OccurredAt})
+	}
+	return v
+}

@@ -1,0 +1,173 @@
+package member
+
+import (
+	"context"
+	"net/url"
+	"regexp"
+
+	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/db"
+)
+
+// LoginMiniProgram signs a member in from the mini-program: the wx.login
+// code gives the mini-program openid (and the unionid when the merchant's
+// apps share an Open Platform account), which find or create the member. A
+// member already known from the official account is recognised by unionid
+// and gets the mini-program openid added, never a second record.
+func (s *Service) LoginMiniProgram(ctx context.Context, merchantID uint64, code string) (Member, error) {
+	if err := checkCode(code); err != nil {
+		return Member{}, err
+	}
+	sess, err := s.wx.Code2Session(ctx, merchantID, code)
+	if err != nil {
+		return Member{}, wechatError(err, "code")
+	}
+	var m Member
+	err = s.inTx(ctx, func(st store) error {
+		var err error
+		m, err = s.identify(ctx, st, merchantID, byMPOpenID, sess.OpenID, sess.UnionID, SourceMPLogin)
+		return err
+	})
+	return m, err
+}
+
+// LoginOAuth signs a member in from an H5 page opened in WeChat, with the
+// code of a snsapi_base authorization. Virtual users of the Moments
+// snapshot page are refused.
+func (s *Service) LoginOAuth(ctx context.Context, merchantID uint64, code string) (Member, error) {
+	if err := checkCode(code); err != nil {
+		return Member{}, err
+	}
+	u, err := s.wx.OAuthExchange(ctx, merchantID, code)
+	if err != nil {
+		return Member{}, wechatError(err, "code")
+	}
+	if u.Snapshot {
+		return Member{}, apperr.New(apperr.ErrForbidden,
+			"this is a WeChat snapshot-page visitor, not a real user; open the page in WeChat to sign in")
+	}
+	var m Member
+	err = s.inTx(ctx, func(st store) error {
+		var err error
+		m, err = s.identify(ctx, st, merchantID, byOAOpenID, u.OpenID, u.UnionID, SourceOAuth)
+		return err
+	})
+	return m, err
+}
+
+// identify finds the member by an openid, else by unionid (adding the
+// openid to them), else creates one; and links a newly learnt unionid,
+// merging records that turn out to be one person.
+func (s *Service) identify(ctx context.Context, st store, merchantID uint64, col identity, openID, unionID, source string) (Member, error) {
+	m, err := st.by(ctx, merchantID, col, openID, true)
+	if err == nil {
+		if err := s.attachUnionID(ctx, st, &m, unionID); err != nil {
+			return Member{}, err
+		}
+		return m, st.save(ctx, &m)
+	}
+	if !isNotFound(err) {
+		return Member{}, err
+	}
+	if unionID != "" {
+		m, err = st.by(ctx, merchantID, byUnionID, unionID, true)
+		if err == nil {
+			slot := &m.MPOpenID
+			if col == byOAOpenID {
+				slot = &m.OAOpenID
+			}
+			if *slot == nil {
+				*slot = strPtr(openID)
+				m.UpdatedAt = s.now()
+				return m, st.save(ctx, &m)
+			}
+			// One unionid with two openids of the same app cannot happen;
+			// do not attach it to a second record.
+			s.log.WarnContext(ctx, "member: unionid already linked to another openid", "merchant_id", merchantID, "member_id", m.ID)
+			unionID = ""
+		} else if !isNotFound(err) {
+			return Member{}, err
+		}
+	}
+	now := s.now()
+	m = Member{MerchantID: merchantID, UnionID: strPtr(unionID), Source: source, FollowStatus: FollowNone,
+		CreatedAt: now, UpdatedAt: now}
+	if col == byMPOpenID {
+		m.MPOpenID = strPtr(openID)
+	} else {
+		m.OAOpenID = strPtr(openID)
+	}
+	return m, st.create(ctx, &m)
+}
+
+// OAuthURL returns the WeChat authorization URL for an H5 page: WeChat sends
+// the browser back to redirectURI with code and state, and the page posts
+// the code to the H5 login.
+func (s *Service) OAuthURL(ctx context.Context, merchantID uint64, redirectURI, state string) (string, error) {
+	v := &apperr.Validation{}
+	u, err := url.Parse(redirectURI)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(redirectURI) > 1024 {
+		v.Add("redirect_uri", "must be an absolute http(s) URL of at most 1024 characters")
+	}
+	if !stateRe.MatchString(state) {
+		v.Add("state", "must be at most 128 letters or digits")
+	}
+	if err := v.Err(); err != nil {
+		return "", err
+	}
+	out, err := s.wx.OAuthURL(ctx, merchantID, redirectURI, state)
+	if err != nil {
+		return "", wechatError(err, "redirect_uri")
+	}
+	return out, nil
+}
+
+// WeChat allows a state of up to 128 letters and digits.
+var stateRe = regexp.MustCompile(`^[A-Za-z0-9]{0,128}$`)
+
+// BindPhone stores the member's phone number, verified by WeChat through
+// the mini-program's getPhoneNumber button code. A number can belong to one
+// member of a merchant only.
+func (s *Service) BindPhone(ctx context.Context, merchantID, memberID uint64, code string) (Member, error) {
+	if err := checkCode(code); err != nil {
+		return Member{}, err
+	}
+	p, err := s.wx.PhoneNumber(ctx, merchantID, code)
+	if err != nil {
+		return Member{}, wechatError(err, "code")
+	}
+	phone := p.Number
+	if p.CountryCode != "" && p.CountryCode != "86" {
+		phone = "+" + p.CountryCode + p.Number
+	}
+	var m Member
+	err = s.inTx(ctx, func(st store) error {
+		var err error
+		if m, err = st.get(ctx, merchantID, memberID, true); err != nil {
+			return err
+		}
+		if str(m.Phone) == phone {
+			return nil
+		}
+		other, err := st.by(ctx, merchantID, byPhone, phone, false)
+		if err == nil && other.ID != m.ID {
+			return apperr.New(apperr.ErrConflict, "this phone number is already bound to another member")
+		}
+		if err != nil && !isNotFound(err) {
+			return err
+		}
+		m.Phone, m.UpdatedAt = &phone, s.now()
+		return st.save(ctx, &m)
+	})
+	if db.IsDuplicate(err) {
+		return Member{}, apperr.New(apperr.ErrConflict, "this phone number is already bound to another member")
+	}
+	return m, err
+}
+
+func checkCode(code string) error {
+	if code == "" || len(code) > 256 {
+		return apperr.Invalid("code", "is required (at most 256 characters)")
+	}
+	return nil
+}
