@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+
+	"github.com/wxloyalty/loyalty/admin"
+	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/configs"
+	"github.com/wxloyalty/loyalty/internal/db"
+	"github.com/wxloyalty/loyalty/internal/metrics"
+	"github.com/wxloyalty/loyalty/internal/secrets"
+	"github.com/wxloyalty/loyalty/member"
+	"github.com/wxloyalty/loyalty/wechat"
+	"github.com/wxloyalty/loyalty/wechat/inbox"
+	"github.com/wxloyalty/loyalty/wechat/wechattest"
+)
+
+// App is the whole service, wired by hand: every dependency is created here
+// and passed down through constructors, so tests can build isolated
+// instances.
+type App struct {
+	cfg     configs.Config
+	log     *slog.Logger
+	now     func() time.Time
+	db      *gorm.DB
+	rdb     *redis.Client
+	metrics *metrics.Metrics
+	keys    *secrets.Keyring
+
+	accounts   *wechat.Accounts
+	writer     *inbox.Writer
+	dispatcher *inbox.Dispatcher
+	keywords   *wechat.Keywords
+	members    *member.Service
+	receipts   *campaign.Receipts
+	merchants  *admin.Merchants
+	staffs     *admin.Staffs
+	sandbox    *admin.Sandbox // nil unless in sandbox mode
+
+	handler   http.Handler
+	bannerOut io.Writer // where sandbox mode prints its how-to
+
+	stopWorkers context.CancelFunc
+	workers     sync.WaitGroup
+}
+
+// clock returns UTC times truncated to the millisecond, the precision of
+// the DATETIME(3) columns, so a value reads back exactly as written.
+func clock() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// newApp opens storage, applies migrations and builds every component. addr
+// is the address the HTTP listener is bound to (the sandbox simulator is
+// reached through it); banner receives sandbox mode's how-to text.
+func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.Addr, banner io.Writer) (*App, error) {
+	a := &App{cfg: cfg, log: log, now: clock, metrics: metrics.New(), bannerOut: banner}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+
+	var err error
+	if a.db, err = openDB(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if sqlDB, err := a.db.DB(); err == nil {
+		a.metrics.WatchDB(sqlDB)
+	}
+	if err := db.Migrate(ctx, a.db, log); err != nil {
+		return nil, err
+	}
+	sandbox, why, err := sandboxMode(ctx, cfg, a.db)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("wechat mode", "sandbox", sandbox, "reason", why)
+	if a.keys, err = loadKeys(cfg, sandbox); err != nil {
+		return nil, err
+	}
+
+	// WeChat: one process-wide HTTP client for the SDK, a shared token
+	// cache, and one Account per merchant.
+	endpoint, err := wechat.ParseEndpoint(cfg.WeChat.APIBase)
+	if err != nil {
+		return nil, err
+	}
+	var sim *wechattest.Simulator
+	if sandbox {
+		sim = wechattest.New(wechattest.WithPathPrefix(sandboxAPIPath))
+		endpoint, err = sandboxEndpoint(addr, cfg.HTTP.PublicURL)
+		if err != nil {
+			return nil, err
+		}
+	}
+	wechat.InstallHTTPClient(wechat.NewHTTPClient(endpoint, cfg.WeChat.Timeout))
+	var tokens wechat.TokenCache = wechat.NewMemoryTokenCache()
+	if cfg.Redis.Addr != "" {
+		a.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
+		if err := a.rdb.Ping(ctx).Err(); err != nil {
+			return nil, fmt.Errorf("redis %s: %w", cfg.Redis.Addr, err)
+		}
+		tokens = wechat.NewRedisTokenCache(a.rdb)
+	}
+	a.merchants = admin.NewMerchants(a.db, a.keys, a.now, func(id uint64) { a.accounts.Invalidate(id) })
+	a.accounts = wechat.NewAccounts(a.merchants, endpoint, tokens, a.metrics, time.Minute)
+	a.staffs = admin.NewStaffs(a.db, a.now)
+
+	// Callbacks: stored by the inbox writer, applied by the dispatcher.
+	a.dispatcher = inbox.NewDispatcher(a.db, log, inbox.DispatcherOptions{Now: a.now, Observer: a.metrics})
+	a.writer = inbox.NewWriter(a.db, log, inbox.WriterOptions{Now: a.now, Notify: a.dispatcher.Wake})
+	a.keywords = &wechat.Keywords{}
+	a.members = member.NewService(a.db, a.accounts, a.now, log)
+	a.members.RegisterHandlers(a.dispatcher)
+	a.receipts = campaign.NewReceipts(a.db, a.now)
+	a.receipts.RegisterHandlers(a.dispatcher)
+
+	if cfg.WeChat.Merchant.Configured() {
+		if err := ensureConfiguredMerchant(ctx, a.merchants, cfg.WeChat.Merchant, log, cfg.HTTP.PublicURL); err != nil {
+			return nil, err
+		}
+	}
+	if sandbox {
+		a.sandbox = admin.NewSandbox(sim, a.merchants, a.members, cfg.HTTP.PublicURL)
+		if err := a.bootstrapSandbox(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	tokensKey := a.keys.SigningKey("member-token")
+	a.handler = a.routes(member.NewHandler(a.members, member.NewTokens(tokensKey, a.now)), sim)
+	if a.sandbox != nil {
+		a.sandbox.Handler = a.handler
+	}
+	ok = true
+	return a, nil
+}
+
+func openDB(ctx context.Context, cfg configs.Config, log *slog.Logger) (*gorm.DB, error) {
+	return db.Open(ctx, db.Options{Driver: cfg.DB.Driver, DSN: cfg.DB.DSN, MaxOpenConns: cfg.DB.MaxOpenConns,
+		ConnMaxLifetime: cfg.DB.ConnMaxLifetime, SlowQuery: cfg.DB.SlowQuery, Logger: log})
+}
+
+// loadKeys returns the keyring from LOYALTY_SECRET_KEY, else from the key
+// file under the data directory, which only sandbox mode may create.
+func loadKeys(cfg configs.Config, sandbox bool) (*secrets.Keyring, error) {
+	key := cfg.SecretKey
+	if key == "" {
+		var err error
+		key, err = secrets.LoadKeyFile(filepath.Join(cfg.DataDir, "secret.key"), sandbox)
+		if err != nil {
+			return nil, fmt.Errorf("secret_key (LOYALTY_SECRET_KEY) is required outside sandbox mode "+
+				"(for example `openssl rand -hex 32`): %w", err)
+		}
+	}
+	return secrets.New(key)
+}
+
+// Start launches the background workers (the inbox writer and dispatcher).
+func (a *App) Start() {
+	a.writer.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopWorkers = cancel
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.dispatcher.Run(ctx)
+	}()
+}
+
+// Handler is the service's HTTP handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Serve serves HTTP on ln until ctx ends, then shuts down gracefully:
+// in-flight requests finish (bounded by the shutdown timeout), then the
+// inbox writer flushes what it holds, then the workers stop.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	a.Start()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("listening", "addr", ln.Addr().String(), "public_url", a.cfg.HTTP.PublicURL)
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		a.log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.HTTP.ShutdownTimeout)
+		serveErr = srv.Shutdown(sctx)
+		cancel()
+		if serveErr == nil {
+			serveErr = <-errc
+		}
+	}
+	a.stop()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+// stop stops the background work: first the writer (it finishes queued
+// writes), then the dispatcher.
+func (a *App) stop() {
+	if a.stopWorkers == nil {
+		return
+	}
+	a.writer.Stop()
+	a.stopWorkers()
+	a.workers.Wait()
+	a.stopWorkers = nil
+}
+
+// Close stops the workers and releases connections.
+func (a *App) Close() {
+	a.stop()
+	if a.rdb != nil {
+		_ = a.rdb.Close()
+	}
+	if a.db != nil {
+		_ = db.Close(a.db)
+	}
+}
+
+// readyz reports whether the database answers.
+func (a *App) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	sqlDB, err := a.db.DB()
+	if err == nil {
+		err = sqlDB.PingContext(ctx)
+	}
+	if err != nil {
+		a.log.WarnContext(ctx, "not ready", "error", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "database": "unreachable"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
