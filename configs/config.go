@@ -38,11 +38,33 @@ type Config struct {
 	// sandbox mode creates.
 	SecretKey string `yaml:"secret_key" env:"LOYALTY_SECRET_KEY"`
 
+	// Workers runs the background work (applying stored WeChat events) in
+	// this instance. Set it false on API-only replicas when other instances
+	// do that work; at least one instance must run workers.
+	Workers bool `yaml:"workers" env:"LOYALTY_WORKERS"`
+
 	HTTP   HTTP   `yaml:"http"`
 	DB     DB     `yaml:"db"`
 	Redis  Redis  `yaml:"redis"`
 	WeChat WeChat `yaml:"wechat"`
 	Log    Log    `yaml:"log"`
+	Send   Send   `yaml:"send"`
+}
+
+// Send configures the delivery engine of campaigns.
+type Send struct {
+	// RatePerSecond is the most messages sent per second per WeChat
+	// account, across all instances when Redis is configured (each
+	// instance's own limit otherwise).
+	RatePerSecond float64 `yaml:"rate_per_second" env:"LOYALTY_SEND_RATE"`
+	// ServiceSharePct of the rate is kept for service messages (points
+	// notices), which marketing cannot use.
+	ServiceSharePct float64 `yaml:"service_share_pct" env:"LOYALTY_SEND_SERVICE_SHARE_PCT"`
+	// Concurrency is how many sends one instance keeps in flight.
+	Concurrency int `yaml:"concurrency" env:"LOYALTY_SEND_CONCURRENCY"`
+	// DailyQuota is the account's daily message quota (WeChat's: 100,000
+	// template messages for most accounts, more for large ones).
+	DailyQuota int64 `yaml:"daily_quota" env:"LOYALTY_SEND_DAILY_QUOTA"`
 }
 
 // HTTP configures the listener.
@@ -54,6 +76,15 @@ type HTTP struct {
 	PublicURL string `yaml:"public_url" env:"LOYALTY_PUBLIC_URL"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"LOYALTY_HTTP_SHUTDOWN_TIMEOUT"`
+	// DebugAddr, when set, serves Go's pprof profiles there (keep it on a
+	// loopback or private address).
+	DebugAddr string `yaml:"debug_addr" env:"LOYALTY_DEBUG_ADDR"`
+	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
+	// (load balancers) whose X-Forwarded-For is believed. Empty: the client
+	// address is the peer address. Behind a load balancer this must be set,
+	// or every client looks like the balancer (login throttling per address
+	// would then lock everyone out together).
+	TrustedProxies []string `yaml:"trusted_proxies" env:"LOYALTY_TRUSTED_PROXIES" envSeparator:","`
 }
 
 // DB configures the database.
@@ -130,11 +161,13 @@ const (
 func Default() Config {
 	return Config{
 		DataDir: "data",
+		Workers: true,
 		HTTP:    HTTP{Addr: "127.0.0.1:8080", ShutdownTimeout: 15 * time.Second},
 		DB:      DB{Driver: "sqlite", MaxOpenConns: 50, ConnMaxLifetime: time.Hour, SlowQuery: 200 * time.Millisecond},
 		WeChat: WeChat{Timeout: 5 * time.Second, Sandbox: SandboxAuto,
 			Merchant: Merchant{Name: "My shop", TimeZone: "Asia/Shanghai"}},
-		Log: Log{Level: "info", Format: "json"},
+		Log:  Log{Level: "info", Format: "json"},
+		Send: Send{RatePerSecond: 50, ServiceSharePct: 2, Concurrency: 64, DailyQuota: 100000},
 	}
 }
 
@@ -184,6 +217,30 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("HTTP.Addr", "must be host:port, e.g. 127.0.0.1:8080")
+	}
+	if c.HTTP.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.DebugAddr); err != nil {
+			bad("HTTP.DebugAddr", "must be host:port, e.g. 127.0.0.1:6060")
+		}
+	}
+	for _, p := range c.HTTP.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				bad("HTTP.TrustedProxies", fmt.Sprintf("%q is not an IP address or CIDR range", p))
+			}
+		}
+	}
+	if c.Send.RatePerSecond < 1 || c.Send.RatePerSecond > 100000 {
+		bad("Send.RatePerSecond", "must be 1 to 100000")
+	}
+	if c.Send.ServiceSharePct < 0 || c.Send.ServiceSharePct > 50 {
+		bad("Send.ServiceSharePct", "must be 0 to 50")
+	}
+	if c.Send.Concurrency < 1 || c.Send.Concurrency > 10000 {
+		bad("Send.Concurrency", "must be 1 to 10000")
+	}
+	if c.Send.DailyQuota < 100 {
+		bad("Send.DailyQuota", "must be at least 100")
 	}
 	if !isHTTPURL(c.HTTP.PublicURL) {
 		bad("HTTP.PublicURL", "must be an absolute http(s) URL")

@@ -38,9 +38,13 @@ wechat:
 		"LOYALTY_WECHAT_API_BASE=http://127.0.0.1:9999/wx",
 		"LOYALTY_REDIS_ADDR=127.0.0.1:6379",
 		"LOYALTY_SECRET_KEY=" + strings.Repeat("k", 32),
+		"LOYALTY_TRUSTED_PROXIES=10.0.0.0/8,192.0.2.7",
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.HTTP.TrustedProxies, []string{"10.0.0.0/8", "192.0.2.7"}) {
+		t.Errorf("trusted proxies %q", cfg.HTTP.TrustedProxies)
 	}
 	if cfg.HTTP.Addr != "127.0.0.1:7000" {
 		t.Errorf("addr %q: environment must win over the file", cfg.HTTP.Addr)
@@ -76,6 +80,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"sandbox with api base", "", []string{"LOYALTY_SANDBOX=on", "LOYALTY_WECHAT_API_BASE=http://x"}, "wechat.sandbox (LOYALTY_SANDBOX)"},
 		{"bad sandbox", "", []string{"LOYALTY_SANDBOX=maybe"}, "wechat.sandbox (LOYALTY_SANDBOX)"},
 		{"bad log level", "", []string{"LOYALTY_LOG_LEVEL=loud"}, "log.level (LOYALTY_LOG_LEVEL)"},
+		{"bad trusted proxy", "", []string{"LOYALTY_TRUSTED_PROXIES=10.0.0.0/8,lb.local"}, "http.trusted_proxies (LOYALTY_TRUSTED_PROXIES)"},
 		{"unknown yaml key", "http:\n  adress: x\n", nil, "field adress not found"},
 		{"wrong yaml type", "db:\n  max_open_conns: many\n", nil, "max_open_conns"},
 	}

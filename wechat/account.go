@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/silenceper/wechat/v2/credential"
@@ -371,3 +373,63 @@ func (noCache) IsExist(string) bool                  { return false }
 func (noCache) Delete(string) error                  { return nil }
 
 var _ credential.AccessTokenContextHandle = (*tokenSource)(nil)
+
+// Template is a message template of an official account (template
+// message) or of a mini-program (subscribe message).
+type Template struct {
+	ID      string
+	Title   string
+	Content string
+	// Fields are the names a message fills, from the content's
+	// {{name.DATA}} placeholders, in order.
+	Fields []string
+}
+
+var templateField = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\.DATA\s*\}\}`)
+
+func newTemplate(id, title, content string) Template {
+	t := Template{ID: id, Title: title, Content: content}
+	for _, m := range templateField.FindAllStringSubmatch(content, -1) {
+		if !slices.Contains(t.Fields, m[1]) {
+			t.Fields = append(t.Fields, m[1])
+		}
+	}
+	return t
+}
+
+// Templates lists the official account's template-message templates.
+func (a *Account) Templates(ctx context.Context) ([]Template, error) {
+	var list []*message.TemplateItem
+	err := a.do(ctx, "template.list", a.oaToken, func() (err error) {
+		list, err = a.template.List()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Template, 0, len(list))
+	for _, t := range list {
+		out = append(out, newTemplate(t.TemplateID, t.Title, t.Content))
+	}
+	return out, nil
+}
+
+// MPTemplates lists the mini-program's subscribe-message templates.
+func (a *Account) MPTemplates(ctx context.Context) ([]Template, error) {
+	if err := a.mp("mp_subscribe.templates"); err != nil {
+		return nil, err
+	}
+	var list *mpsubscribe.TemplateList
+	err := a.do(ctx, "mp_subscribe.templates", a.mpToken, func() (err error) {
+		list, err = a.mpSubscribe.ListTemplates()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Template, 0, len(list.Data))
+	for _, t := range list.Data {
+		out = append(out, newTemplate(t.PriTmplID, t.Title, t.Content))
+	}
+	return out, nil
+}

@@ -402,3 +402,23 @@ func TestEndpointRewrite(t *testing.T) {
 		t.Fatal("want an error for a non-http base")
 	}
 }
+
+// Templates are listed with the fields their content asks for.
+func TestTemplateLists(t *testing.T) {
+	a, c := newAccount(t)
+	sim.AddTemplateContent(c.AppID, "TPL_BDAY", "{{first.DATA}}\n生日：{{keyword1.DATA}}\n{{ keyword2.DATA }}{{first.DATA}}")
+	list, err := a.Templates(context.Background())
+	if err != nil || len(list) != 2 || list[0].ID != "TPL_BDAY" || strings.Join(list[0].Fields, ",") != "first,keyword1,keyword2" ||
+		list[1].ID != "TPL_OK" || len(list[1].Fields) != 5 {
+		t.Fatalf("templates: %+v %v", list, err)
+	}
+	sim.AddTemplateContent(c.MPAppID, "MP_POINTS", "积分:{{number1.DATA}}\n说明:{{thing2.DATA}}")
+	mp, err := a.MPTemplates(context.Background())
+	if err != nil || len(mp) != 2 || mp[0].ID != "MP_POINTS" || strings.Join(mp[0].Fields, ",") != "number1,thing2" {
+		t.Fatalf("mini-program templates: %+v %v", mp, err)
+	}
+	sim.Script("/cgi-bin/template/get_all_private_template", wechattest.Fault{ErrCode: 48001})
+	if _, err := a.Templates(context.Background()); !errors.Is(err, wechat.ErrUnauthorized) {
+		t.Fatalf("unauthorized: %v", err)
+	}
+}

@@ -157,3 +157,109 @@ func (r *Accounts) OAuthExchange(ctx context.Context, merchantID uint64, code st
 	}
 	return a.OAuthExchange(ctx, code)
 }
+
+// CheckResult is the outcome of fetching an access token for one app.
+type CheckResult struct {
+	App     string // "official_account" or "mini_program"
+	AppID   string
+	OK      bool
+	ErrCode int    // WeChat's errcode when not OK (0 for network failures)
+	Message string // what went wrong, in words an operator can act on
+}
+
+// Check fetches a fresh access token for the merchant's official account
+// and, when configured, its mini-program, with the stored credentials and
+// none of the cached tokens: it tells whether the AppID, the secret and the
+// IP whitelist are right now.
+func (r *Accounts) Check(ctx context.Context, merchantID uint64) ([]CheckResult, error) {
+	creds, err := r.src.WeChatCredentials(ctx, merchantID)
+	if err != nil {
+		return nil, err
+	}
+	a := NewAccount(creds, r.endpoint, NewMemoryTokenCache(), r.obs)
+	out := []CheckResult{checkToken(ctx, "official_account", creds.AppID, a.oaToken)}
+	if a.mpToken != nil {
+		out = append(out, checkToken(ctx, "mini_program", creds.MPAppID, a.mpToken))
+	}
+	return out, nil
+}
+
+func checkToken(ctx context.Context, app, appID string, t *tokenSource) CheckResult {
+	res := CheckResult{App: app, AppID: appID}
+	_, err := t.GetAccessTokenContext(ctx)
+	if err == nil {
+		res.OK, res.Message = true, "credentials accepted"
+		return res
+	}
+	res.ErrCode = ErrCode(err)
+	if res.ErrCode != 0 {
+		res.Message = Describe(res.ErrCode)
+	} else {
+		res.Message = "WeChat could not be reached: " + err.Error()
+	}
+	return res
+}
+
+// CreateQRCode calls Account.CreateQRCode for the merchant.
+func (r *Accounts) CreateQRCode(ctx context.Context, merchantID uint64, q QRRequest) (QRCode, error) {
+	a, err := r.Get(ctx, merchantID)
+	if err != nil {
+		return QRCode{}, err
+	}
+	return a.CreateQRCode(ctx, q)
+}
+
+// SendTemplate calls Account.SendTemplate for the merchant.
+func (r *Accounts) SendTemplate(ctx context.Context, merchantID uint64, m TemplateMessage) (int64, error) {
+	a, err := r.Get(ctx, merchantID)
+	if err != nil {
+		return 0, err
+	}
+	return a.SendTemplate(ctx, m)
+}
+
+// SendMPSubscribe calls Account.SendMPSubscribe for the merchant.
+func (r *Accounts) SendMPSubscribe(ctx context.Context, merchantID uint64, m SubscribeMessage) (int64, error) {
+	a, err := r.Get(ctx, merchantID)
+	if err != nil {
+		return 0, err
+	}
+	return a.SendMPSubscribe(ctx, m)
+}
+
+// SendCustomerText calls Account.SendCustomerText for the merchant.
+func (r *Accounts) SendCustomerText(ctx context.Context, merchantID uint64, openID, text string) error {
+	a, err := r.Get(ctx, merchantID)
+	if err != nil {
+		return err
+	}
+	return a.SendCustomerText(ctx, openID, text)
+}
+
+// Templates calls Account.Templates for the merchant.
+func (r *Accounts) Templates(ctx context.Context, merchantID uint64) ([]Template, error) {
+	a, err := r.Get(ctx, merchantID)
+	if err != nil {
+		return nil, err
+	}
+	return a.Templates(ctx)
+}
+
+// MPTemplates calls Account.MPTemplates for the merchant.
+func (r *Accounts) MPTemplates(ctx context.Context, merchantID uint64) ([]Template, error) {
+	a, err := r.Get(ctx, merchantID)
+	if err != nil {
+		return nil, err
+	}
+	return a.MPTemplates(ctx)
+}
+
+// AppID returns the merchant's official-account AppID (the rate limits
+// and quotas of sends are per WeChat account).
+func (r *Accounts) AppID(ctx context.Context, merchantID uint64) (string, error) {
+	a, err := r.Get(ctx, merchantID)
+	if err != nil {
+		return "", err
+	}
+	return a.creds.AppID, nil
+}

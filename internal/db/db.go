@@ -5,6 +5,10 @@ package db
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,11 +53,15 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 	var dialector gorm.Dialector
 	switch o.Driver {
 	case MySQL:
-		dsn, err := mysqlDSN(o.DSN)
+		cfg, err := mysqlConfig(o.DSN)
 		if err != nil {
 			return nil, err
 		}
-		dialector = mysql.New(mysql.Config{DSN: dsn})
+		connector, err := mysqldrv.NewConnector(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("db: bad MySQL DSN: %w", err)
+		}
+		dialector = mysql.New(mysql.Config{Conn: sql.OpenDB(readCommitted{connector})})
 	case SQLite:
 		if dir := filepath.Dir(sqlitePath(o.DSN)); dir != "" {
 			if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -98,10 +106,10 @@ func Close(gdb *gorm.DB) error {
 	return sqlDB.Close()
 }
 
-func mysqlDSN(dsn string) (string, error) {
+func mysqlConfig(dsn string) (*mysqldrv.Config, error) {
 	cfg, err := mysqldrv.ParseDSN(dsn)
 	if err != nil {
-		return "", fmt.Errorf("db: bad MySQL DSN: %w", err)
+		return nil, fmt.Errorf("db: bad MySQL DSN: %w", err)
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
@@ -110,11 +118,47 @@ func mysqlDSN(dsn string) (string, error) {
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
-	cfg.Params["charset"] = "utf8mb4"
-	if cfg.Collation == "" || !strings.HasPrefix(cfg.Collation, "utf8mb4") {
-		cfg.Collation = "utf8mb4_unicode_ci"
+	// "merchant_id = ? AND id IN (…)" with 200 ids or more: past this limit
+	// (200 by default) MySQL and MariaDB estimate IN lists from index
+	// statistics instead of looking, and pick a scan of the merchant's
+	// whole index over 200 primary-key lookups (100 ms instead of 6 at a
+	// million members). Always looking costs a few µs per value.
+	cfg.Params["eq_range_index_dive_limit"] = "0"
+	collation := cfg.Collation
+	if !strings.HasPrefix(collation, "utf8mb4") {
+		collation = "utf8mb4_unicode_ci"
 	}
-	return cfg.FormatDSN(), nil
+	if err := cfg.Apply(mysqldrv.Charset("utf8mb4", collation)); err != nil {
+		return nil, fmt.Errorf("db: MySQL charset: %w", err)
+	}
+	return cfg, nil
+}
+
+// readCommitted opens MySQL connections in READ COMMITTED. Under InnoDB's
+// default REPEATABLE READ, "SELECT ... FOR UPDATE" of a row that does not
+// exist yet (is this openid a member?) locks the gap, and two transactions
+// inserting different new members into the same gap deadlock: under a
+// burst of follows that was 8% of them. With READ COMMITTED the unique
+// indexes still stop duplicates, without gap locks. (The statement form is
+// used because the variable is tx_isolation on MariaDB 10.11 and
+// transaction_isolation on MySQL 8.)
+type readCommitted struct{ driver.Connector }
+
+func (c readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	execer, ok := conn.(driver.ExecerContext)
+	if !ok {
+		_ = conn.Close()
+		return nil, errors.New("db: MySQL connection cannot execute statements")
+	}
+	if _, err := execer.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", nil); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("db: set isolation level: %w", err)
+	}
+	return conn, nil
 }
 
 // sqlitePath returns the file part of a SQLite DSN.
@@ -132,8 +176,21 @@ func sqliteDSN(dsn string) string {
 		"&_pragma=foreign_keys(1)&_txlock=immediate"
 }
 
-// IsDuplicate reports whether err is a unique-constraint violation.
-func IsDuplicate(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) }
+// IsDuplicate reports whether err is a unique-constraint violation, as
+// gorm translates it or as the driver reports it (plain database/sql).
+func IsDuplicate(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return true
+	}
+	var me *mysqldrv.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
 
 // slowLogger is a gorm logger that reports only slow statements, without
 // their parameters (which hold personal data such as openids and phone
@@ -165,4 +222,38 @@ func (l slowLogger) Trace(ctx context.Context, begin time.Time, fc func() (strin
 // ParamsFilter hides parameters from the SQL that Trace logs.
 func (l slowLogger) ParamsFilter(_ context.Context, sql string, _ ...any) (string, []any) {
 	return sql, nil
+}
+
+// LikeEscape follows a LIKE whose pattern came from LikePrefix: '!' is the
+// escape character on both MySQL and SQLite (SQLite has no default one).
+const LikeEscape = " ESCAPE '!'"
+
+// LikePrefix returns a LIKE pattern matching strings that start with s,
+// with s's own wildcards matched literally. Use it with LikeEscape.
+func LikePrefix(s string) string {
+	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s) + "%"
+}
+
+// InstanceName identifies this process in leases and job claims: host, pid
+// and a random suffix (pids repeat across containers).
+func InstanceName() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// IsTransient reports whether err is a conflict between transactions that
+// the same transaction run again is expected to get past: a deadlock or
+// lock wait timeout on MySQL, a busy database on SQLite.
+func IsTransient(err error) bool {
+	var me *mysqldrv.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "SQLITE_BUSY")
 }

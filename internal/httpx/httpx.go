@@ -5,7 +5,6 @@ package httpx
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -154,32 +153,21 @@ func jsonTypeName(kind string) string {
 	return "of another type"
 }
 
-type ctxKey int
-
 const (
-	requestIDKey        = "request_id"
-	loggerKey           = "logger"
-	logCtxKey    ctxKey = 1
+	requestIDKey = "request_id"
+	loggerKey    = "logger"
 )
 
 // RequestID returns the request's id.
 func RequestID(c *gin.Context) string { return c.GetString(requestIDKey) }
 
-// Logger returns the request's logger (with its request id).
+// Logger returns a logger that tags lines with the request's id. (It is
+// built on demand: most requests log only their access line.)
 func Logger(c *gin.Context) *slog.Logger {
 	if l, ok := c.Get(loggerKey); ok {
-		return l.(*slog.Logger)
+		return l.(*slog.Logger).With("request_id", RequestID(c))
 	}
 	return slog.Default()
-}
-
-// LoggerFrom returns the logger stored in ctx by the RequestLog middleware,
-// or fallback.
-func LoggerFrom(ctx context.Context, fallback *slog.Logger) *slog.Logger {
-	if l, ok := ctx.Value(logCtxKey).(*slog.Logger); ok {
-		return l
-	}
-	return fallback
 }
 
 // RequestLog assigns a request id (kept from X-Request-ID when it is sane),
@@ -196,10 +184,8 @@ func RequestLog(log *slog.Logger, skip ...string) gin.HandlerFunc {
 			id = newID()
 		}
 		c.Set(requestIDKey, id)
+		c.Set(loggerKey, log)
 		c.Header("X-Request-ID", id)
-		l := log.With("request_id", id)
-		c.Set(loggerKey, l)
-		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), logCtxKey, l))
 		start := time.Now()
 		c.Next()
 		if skipped[c.Request.URL.Path] {
@@ -213,7 +199,7 @@ func RequestLog(log *slog.Logger, skip ...string) gin.HandlerFunc {
 		if c.Writer.Status() >= 500 {
 			level = slog.LevelError
 		}
-		l.LogAttrs(c.Request.Context(), level, "http request",
+		log.LogAttrs(c.Request.Context(), level, "http request", slog.String("request_id", id),
 			slog.String("method", c.Request.Method), slog.String("route", route),
 			slog.Int("status", c.Writer.Status()), slog.Int64("duration_us", time.Since(start).Microseconds()))
 	}

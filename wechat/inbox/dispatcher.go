@@ -2,20 +2,18 @@ package inbox
 
 import (
 	"context"
-	cryptorand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/wechat"
 )
 
@@ -57,7 +55,7 @@ func (nopObserver) ObserveEvent(string, string) {}
 
 // DispatcherOptions tune a Dispatcher. Zero values pick the defaults.
 type DispatcherOptions struct {
-	Workers     int              // events processed at once (default 8)
+	Workers     int              // events processed at once (default 16)
 	Batch       int              // events claimed per round (default 256)
 	Poll        time.Duration    // idle wait when not woken (default 1s)
 	Lease       time.Duration    // how long a claim keeps others away (default 2m)
@@ -82,9 +80,9 @@ type Dispatcher struct {
 }
 
 // NewDispatcher returns a dispatcher with no handlers.
-func NewDispatcher(db *gorm.DB, log *slog.Logger, o DispatcherOptions) *Dispatcher {
+func NewDispatcher(gdb *gorm.DB, log *slog.Logger, o DispatcherOptions) *Dispatcher {
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = 16
 	}
 	if o.Batch <= 0 {
 		o.Batch = 256
@@ -107,7 +105,7 @@ func NewDispatcher(db *gorm.DB, log *slog.Logger, o DispatcherOptions) *Dispatch
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
-	return &Dispatcher{db: db, log: log, o: o, owner: instanceName(),
+	return &Dispatcher{db: gdb, log: log, o: o, owner: db.InstanceName(),
 		handlers: map[string]Handler{}, wake: make(chan struct{}, 1)}
 }
 
@@ -314,13 +312,4 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("inbox: %s: %w", what, err)
-}
-
-// instanceName identifies this process in lease owners: host, pid and a
-// random suffix (pids repeat across containers).
-func instanceName() string {
-	host, _ := os.Hostname()
-	b := make([]byte, 4)
-	_, _ = cryptorand.Read(b)
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
 }

@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -153,6 +154,10 @@ func (s *Simulator) route(r *http.Request, path string, body []byte) reply {
 		return s.handleSubscribeSend(r, body, kindMP)
 	case "/cgi-bin/message/custom/send":
 		return s.handleCustomSend(r, body)
+	case "/cgi-bin/template/get_all_private_template":
+		return s.handleTemplateList(r, kindOA)
+	case "/wxaapi/newtmpl/gettemplate":
+		return s.handleTemplateList(r, kindMP)
 	case "/cgi-bin/user/info":
 		return s.handleUserInfo(r)
 	case "/cgi-bin/qrcode/create":
@@ -353,7 +358,7 @@ func (s *Simulator) handleTemplateSend(r *http.Request, body []byte) reply {
 		return errReply(40003)
 	case !u.follower:
 		return errReply(43004)
-	case !a.templates[req.TemplateID]:
+	case a.templates[req.TemplateID] == "":
 		return errReply(40037)
 	}
 	id := s.newMsgIDLocked()
@@ -392,7 +397,7 @@ func (s *Simulator) handleSubscribeSend(r *http.Request, body []byte, kind appKi
 	if a.users[req.ToUser] == nil {
 		return errReply(40003)
 	}
-	if !a.templates[req.TemplateID] {
+	if a.templates[req.TemplateID] == "" {
 		return errReply(40037)
 	}
 	k := grantKey{req.ToUser, req.TemplateID}
@@ -828,4 +833,44 @@ func (s *Simulator) serveInspect(w http.ResponseWriter, r *http.Request, path st
 	default:
 		writeJSON(w, http.StatusNotFound, errBody{40066, errMsg(40066)})
 	}
+}
+
+// handleTemplateList lists an official account's templates
+// (get_all_private_template) or a mini-program's subscribe templates
+// (newtmpl/gettemplate), in id order.
+func (s *Simulator) handleTemplateList(r *http.Request, kind appKind) reply {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, a, code := s.authLocked(r, kind)
+	if code != 0 {
+		return errReply(code)
+	}
+	ids := make([]string, 0, len(a.templates))
+	for id := range a.templates {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	if kind == kindOA {
+		type item struct {
+			TemplateID string `json:"template_id"`
+			Title      string `json:"title"`
+			Content    string `json:"content"`
+		}
+		list := make([]item, len(ids))
+		for i, id := range ids {
+			list[i] = item{TemplateID: id, Title: id, Content: a.templates[id]}
+		}
+		return reply{json: map[string]any{"template_list": list}}
+	}
+	type item struct {
+		PriTmplID string `json:"priTmplId"`
+		Title     string `json:"title"`
+		Content   string `json:"content"`
+		Type      int    `json:"type"`
+	}
+	list := make([]item, len(ids))
+	for i, id := range ids {
+		list[i] = item{PriTmplID: id, Title: id, Content: a.templates[id], Type: 2}
+	}
+	return reply{json: map[string]any{"errcode": 0, "errmsg": "ok", "data": list}}
 }

@@ -87,7 +87,7 @@ type Simulator struct {
 type appState struct {
 	secret    string
 	kind      appKind
-	templates map[string]bool
+	templates map[string]string // template id -> content ("{{first.DATA}}...")
 	users     map[string]*userState
 	grants    map[grantKey]int
 	current   string // latest token from /cgi-bin/token
@@ -205,7 +205,7 @@ func (s *Simulator) appLocked(appID string) *appState {
 	a := s.apps[appID]
 	if a == nil {
 		a = &appState{
-			templates: map[string]bool{},
+			templates: map[string]string{},
 			users:     map[string]*userState{},
 			grants:    map[grantKey]int{},
 		}
@@ -232,9 +232,19 @@ func (a *appState) userLocked(openID, unionID string) *userState {
 // account template messages and official account / mini program subscribe
 // messages.
 func (s *Simulator) AddTemplate(appID, templateID string) {
+	s.AddTemplateContent(appID, templateID, DefaultTemplateContent)
+}
+
+// DefaultTemplateContent is the content of templates added with
+// AddTemplate: the classic first / keyword1-3 / remark layout.
+const DefaultTemplateContent = "{{first.DATA}}\n会员：{{keyword1.DATA}}\n内容：{{keyword2.DATA}}\n时间：{{keyword3.DATA}}\n{{remark.DATA}}"
+
+// AddTemplateContent registers a template with its content, whose
+// {{name.DATA}} placeholders are the fields a message fills.
+func (s *Simulator) AddTemplateContent(appID, templateID, content string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.appLocked(appID).templates[templateID] = true
+	s.appLocked(appID).templates[templateID] = content
 }
 
 // Follow makes openID a follower of the official account appID. unionID is
