@@ -31,7 +31,7 @@ func (s *Service) onSubscribe(ctx context.Context, ev inbox.Stored, apply inbox.
 		return err
 	}
 	return apply(func(tx *gorm.DB) error {
-		m, err := s.followerFor(ctx, store{tx}, ev, unionID, SourceOAFollow)
+		m, isNew, err := s.followerFor(ctx, store{tx}, ev, unionID, SourceOAFollow)
 		if err != nil {
 			return err
 		}
@@ -39,15 +39,27 @@ func (s *Service) onSubscribe(ctx context.Context, ev inbox.Stored, apply inbox.
 		if m.FollowChangedAt == nil || !t.Before(*m.FollowChangedAt) {
 			m.FollowStatus, m.FollowedAt, m.FollowChangedAt = FollowFollowing, &t, &t
 		}
-		return s.finishFollowEvent(ctx, store{tx}, &m, ev, HistorySubscribe)
+		if err := s.finishFollowEvent(ctx, store{tx}, &m, isNew, ev, HistorySubscribe); err != nil {
+			return err
+		}
+		return s.refreshAttributes(ctx, tx, m, isNew)
 	})
+}
+
+// refreshAttributes recomputes a known member's attributes after a follow
+// change (a new member has none to change).
+func (s *Service) refreshAttributes(ctx context.Context, tx *gorm.DB, m Member, isNew bool) error {
+	if s.attrs == nil || isNew {
+		return nil
+	}
+	return s.attrs.Refresh(ctx, tx, m.MerchantID, m.ID)
 }
 
 // onUnsubscribe marks the member unfollowed (never deletes: history, points
 // and orders stay, and a later follow reactivates the same member).
 func (s *Service) onUnsubscribe(ctx context.Context, ev inbox.Stored, apply inbox.Apply) error {
 	return apply(func(tx *gorm.DB) error {
-		m, err := s.followerFor(ctx, store{tx}, ev, "", SourceOAFollow)
+		m, isNew, err := s.followerFor(ctx, store{tx}, ev, "", SourceOAFollow)
 		if err != nil {
 			return err
 		}
@@ -57,7 +69,10 @@ func (s *Service) onUnsubscribe(ctx context.Context, ev inbox.Stored, apply inbo
 		}
 		// Unfollowing is not an interaction: it must not open the
 		// customer-service window.
-		return s.finishHistory(ctx, store{tx}, &m, ev, HistoryUnsubscribe)
+		if err := s.finishHistory(ctx, store{tx}, &m, isNew, ev, HistoryUnsubscribe); err != nil {
+			return err
+		}
+		return s.refreshAttributes(ctx, tx, m, isNew)
 	})
 }
 
@@ -65,11 +80,11 @@ func (s *Service) onUnsubscribe(ctx context.Context, ev inbox.Stored, apply inbo
 // channel attribution for existing followers.
 func (s *Service) onScan(ctx context.Context, ev inbox.Stored, apply inbox.Apply) error {
 	return apply(func(tx *gorm.DB) error {
-		m, err := s.followerFor(ctx, store{tx}, ev, "", SourceOAMessage)
+		m, isNew, err := s.followerFor(ctx, store{tx}, ev, "", SourceOAMessage)
 		if err != nil {
 			return err
 		}
-		return s.finishFollowEvent(ctx, store{tx}, &m, ev, HistoryScan)
+		return s.finishFollowEvent(ctx, store{tx}, &m, isNew, ev, HistoryScan)
 	})
 }
 
@@ -91,65 +106,72 @@ func (s *Service) onInteraction(ctx context.Context, ev inbox.Stored, apply inbo
 		if res.RowsAffected > 0 {
 			return nil
 		}
-		m, err := s.followerFor(ctx, st, ev, "", SourceOAMessage)
+		m, isNew, err := s.followerFor(ctx, st, ev, "", SourceOAMessage)
 		if err != nil {
 			return err
 		}
 		m.LastInteractionAt = later(m.LastInteractionAt, ev.CreateTime)
-		return st.save(ctx, &m)
+		return s.write(ctx, st, &m, isNew)
 	})
 }
 
-// followerFor returns the member of the event's openid, locked, creating it
-// when needed. A new member is matched to an existing one by unionid first
-// (someone who used the mini-program before following).
-func (s *Service) followerFor(ctx context.Context, st store, ev inbox.Stored, unionID, source string) (Member, error) {
-	m, err := st.by(ctx, ev.MerchantID, byOAOpenID, ev.OpenID, true)
+// followerFor returns the member of the event's openid, locked, or a new
+// one (isNew, not yet written) for an openid never seen. A new follower is
+// matched to an existing member by unionid first (someone who used the
+// mini-program before following).
+func (s *Service) followerFor(ctx context.Context, st store, ev inbox.Stored, unionID, source string) (m Member, isNew bool, err error) {
+	m, err = st.by(ctx, ev.MerchantID, byOAOpenID, ev.OpenID, true)
 	if err == nil {
-		return m, s.attachUnionID(ctx, st, &m, unionID)
+		return m, false, s.attachUnionID(ctx, st, &m, unionID)
 	}
 	if !isNotFound(err) {
-		return Member{}, err
+		return Member{}, false, err
 	}
 	if unionID != "" {
 		m, err = st.by(ctx, ev.MerchantID, byUnionID, unionID, true)
 		switch {
 		case err == nil && m.OAOpenID == nil:
 			m.OAOpenID = strPtr(ev.OpenID)
-			return m, nil
+			return m, false, nil
 		case err == nil:
 			s.log.WarnContext(ctx, "member: unionid already linked to another official-account openid",
 				"merchant_id", ev.MerchantID, "member_id", m.ID)
 			unionID = ""
 		case !isNotFound(err):
-			return Member{}, err
+			return Member{}, false, err
 		}
 	}
 	now := s.now()
 	m = Member{MerchantID: ev.MerchantID, OAOpenID: strPtr(ev.OpenID), UnionID: strPtr(unionID), Source: source,
-		FollowStatus: FollowFollowing, CreatedAt: now, UpdatedAt: now}
+		FollowStatus: FollowFollowing, CreatedAt: now}
 	if ev.EventType == wechat.EventUnsubscribe {
 		m.FollowStatus = FollowUnfollowed
 	}
-	if err := st.create(ctx, &m); err != nil {
-		return Member{}, err
+	return m, true, nil
+}
+
+// write inserts a new member or updates a known one: one statement either
+// way.
+func (s *Service) write(ctx context.Context, st store, m *Member, isNew bool) error {
+	m.UpdatedAt = s.now()
+	if isNew {
+		return st.create(ctx, m)
 	}
-	return m, nil
+	return st.save(ctx, m)
 }
 
 // finishFollowEvent records the acquisition channel (the first QR scene
 // ever seen for the member is kept), the interaction time and the history.
-func (s *Service) finishFollowEvent(ctx context.Context, st store, m *Member, ev inbox.Stored, kind string) error {
+func (s *Service) finishFollowEvent(ctx context.Context, st store, m *Member, isNew bool, ev inbox.Stored, kind string) error {
 	if scene := ev.Scene(); scene != "" && m.ChannelScene == nil {
 		m.ChannelScene = &scene
 	}
 	m.LastInteractionAt = later(m.LastInteractionAt, ev.CreateTime)
-	return s.finishHistory(ctx, st, m, ev, kind)
+	return s.finishHistory(ctx, st, m, isNew, ev, kind)
 }
 
-func (s *Service) finishHistory(ctx context.Context, st store, m *Member, ev inbox.Stored, kind string) error {
-	m.UpdatedAt = s.now()
-	if err := st.save(ctx, m); err != nil {
+func (s *Service) finishHistory(ctx context.Context, st store, m *Member, isNew bool, ev inbox.Stored, kind string) error {
+	if err := s.write(ctx, st, m, isNew); err != nil {
 		return err
 	}
 	return st.addHistory(ctx, &FollowEvent{MerchantID: m.MerchantID, MemberID: m.ID, EventID: ev.ID, Kind: kind,

@@ -13,15 +13,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
+	"github.com/wxloyalty/loyalty/internal/fakeclock"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/inbox"
 	"github.com/wxloyalty/loyalty/wechat/wechattest"
 )
+
+// clock is the tests' settable clock.
+type clock = fakeclock.Clock
 
 // One simulator for the package (the SDK's HTTP client is process-wide);
 // each test registers its own merchant and apps.
@@ -33,6 +38,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
 	sim = wechattest.New()
 	srv := httptest.NewServer(sim)
 	endpoint, _ = wechat.ParseEndpoint(srv.URL)
@@ -78,27 +84,10 @@ type fixture struct {
 	seq        atomic.Int64
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func newFixture(t *testing.T, gdb *gorm.DB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, db: gdb, merchantID: dbtest.NewMerchantID(),
-		clock: &clock{t: time.Now().UTC().Truncate(time.Millisecond)}}
+		clock: fakeclock.New(time.Now().UTC().Truncate(time.Millisecond))}
 	f.creds = wechat.Credentials{AppID: "wx" + randHex(8), AppSecret: randHex(16), Token: "tok" + randHex(4),
 		MPAppID: "wx" + randHex(8), MPAppSecret: randHex(16)}
 	sim.AddOfficialAccount(wechattest.App{AppID: f.creds.AppID, Secret: f.creds.AppSecret})
@@ -107,10 +96,10 @@ func newFixture(t *testing.T, gdb *gorm.DB) *fixture {
 	creds.m[f.merchantID] = f.creds
 	creds.mu.Unlock()
 	accounts := wechat.NewAccounts(creds, endpoint, wechat.NewMemoryTokenCache(), nil, time.Minute)
-	f.svc = member.NewService(gdb, accounts, f.clock.now, quiet)
-	f.dispatcher = inbox.NewDispatcher(gdb, quiet, inbox.DispatcherOptions{Now: f.clock.now})
+	f.svc = member.NewService(gdb, accounts, f.clock.Now, quiet)
+	f.dispatcher = inbox.NewDispatcher(gdb, quiet, inbox.DispatcherOptions{Now: f.clock.Now})
 	f.svc.RegisterHandlers(f.dispatcher)
-	f.writer = inbox.NewWriter(gdb, quiet, inbox.WriterOptions{Now: f.clock.now})
+	f.writer = inbox.NewWriter(gdb, quiet, inbox.WriterOptions{Now: f.clock.Now})
 	f.writer.Start()
 	t.Cleanup(f.writer.Stop)
 	return f
@@ -120,7 +109,7 @@ func newFixture(t *testing.T, gdb *gorm.DB) *fixture {
 func (f *fixture) event(kind, openID, key string, offset int) wechat.Event {
 	n := f.seq.Add(1)
 	ev := wechat.Event{MerchantID: f.merchantID, MsgType: wechat.MsgTypeEvent, EventType: kind, OpenID: openID,
-		EventKey: key, CreateTime: f.clock.now().Add(time.Duration(offset) * time.Second).Truncate(time.Second),
+		EventKey: key, CreateTime: f.clock.Now().Add(time.Duration(offset) * time.Second).Truncate(time.Second),
 		DedupeKey: fmt.Sprintf("%032x%032x", f.merchantID, n)}
 	if kind == wechat.MsgTypeText {
 		ev.MsgType, ev.EventType, ev.Content, ev.MsgID = wechat.MsgTypeText, "", key, n

@@ -73,6 +73,11 @@ func (h *Handler) requireMember(c *gin.Context) {
 		return
 	}
 	m, err := h.svc.Resolve(c.Request.Context(), mid, memberID)
+	if err == nil && m.ErasedAt != nil {
+		// The person's data was erased (PIPL): their old tokens must not
+		// write personal data back into the anonymous row.
+		err = errMemberNotFound
+	}
 	if isNotFound(err) {
 		httpx.Fail(c, ErrBadMemberToken)
 		return
@@ -86,6 +91,13 @@ func (h *Handler) requireMember(c *gin.Context) {
 }
 
 func currentMember(c *gin.Context) Member { return c.MustGet(memberKey).(Member) }
+
+// RequireMember is the member-token check other features' member routes
+// use: it accepts only a token of the merchant in the path.
+func (h *Handler) RequireMember(c *gin.Context) { h.requireMember(c) }
+
+// CurrentMember returns the member RequireMember let through.
+func CurrentMember(c *gin.Context) Member { return currentMember(c) }
 
 type codeRequest struct {
 	Code string `json:"code"`

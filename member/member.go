@@ -46,7 +46,27 @@ type Member struct {
 	LastInteractionAt *time.Time
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Remark            string     // staff's note (admin API), at most 500 characters
+	LifecycleStage    string     `gorm:"default:potential"` // potential, new, repeat, ... (computed; see Stages)
+	TierID            *uint64    // loyalty tier, none until tiers exist
+	ErasedAt          *time.Time // set by a PIPL erasure: the row is an anonymous tombstone
 }
+
+// Lifecycle stages, in the order a member usually moves through them.
+// Every member starts potential; the lifecycle job moves them on.
+const (
+	StagePotential = "potential" // no purchase yet
+	StageNew       = "new"       // first purchase recently
+	StageRepeat    = "repeat"    // bought again
+	StageLoyal     = "loyal"     // buys regularly
+	StageAtRisk    = "at_risk"   // overdue compared with their rhythm
+	StageChurned   = "churned"   // no purchase for long
+	StageWonBack   = "won_back"  // churned, then bought again
+	StageLost      = "lost"      // churned for very long
+)
+
+// Stages lists the lifecycle stages.
+var Stages = []string{StagePotential, StageNew, StageRepeat, StageLoyal, StageAtRisk, StageChurned, StageWonBack, StageLost}
 
 // Gender as WeChat and the profile API use it.
 type Gender int

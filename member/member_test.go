@@ -293,7 +293,7 @@ func TestFollowWaitsForUnionIDThenGivesUp(t *testing.T) {
 		if _, err := f.svc.ByOAOpenID(context.Background(), f.merchantID, "o_1"); !errors.Is(err, apperr.ErrNotFound) {
 			t.Fatalf("member created while WeChat was failing: %v", err)
 		}
-		f.clock.add(time.Minute)
+		f.clock.Add(time.Minute)
 		f.drain()
 		m := f.byOpenID("o_1")
 		if m.UnionID == nil || *m.UnionID != "u_1" {
@@ -305,7 +305,7 @@ func TestFollowWaitsForUnionIDThenGivesUp(t *testing.T) {
 			wechattest.Fault{ErrCode: -1}, wechattest.Fault{ErrCode: -1})
 		f.deliver(f.event(wechat.EventSubscribe, "o_2", "", 0))
 		for range 4 {
-			f.clock.add(time.Minute)
+			f.clock.Add(time.Minute)
 			f.drain()
 		}
 		m = f.byOpenID("o_2")
@@ -354,7 +354,7 @@ func TestProfileUpdate(t *testing.T) {
 
 		// Absent fields stay; null clears the birthday; [] clears care
 		// dates; withdrawing consent keeps when it was given.
-		f.clock.add(time.Hour)
+		f.clock.Add(time.Hour)
 		p, err = up(`{"birthday":null,"care_dates":[],"consents":{"template":false}}`)
 		if err != nil {
 			t.Fatal(err)

@@ -36,12 +36,18 @@ type Service struct {
 	now        func() time.Time
 	log        *slog.Logger
 	mergeHooks []MergeHook
+	attrs      *Attributes // nil: attributes are refreshed only by orders and the nightly pass
+	eraseHooks []EraseHook
 }
 
 // NewService returns the member service.
 func NewService(gdb *gorm.DB, wx WeChat, now func() time.Time, log *slog.Logger) *Service {
 	return &Service{db: gdb, wx: wx, now: now, log: log}
 }
+
+// UseAttributes makes follow changes refresh the member's computed
+// attributes (churn risk counts unfollowing). Set before serving.
+func (s *Service) UseAttributes(a *Attributes) { s.attrs = a }
 
 // OnMerge registers a hook run whenever two members are merged. Register
 // before serving.
@@ -165,6 +171,12 @@ func (s *Service) merge(ctx context.Context, st store, a, b *Member, reason stri
 	if from.CreatedAt.Before(into.CreatedAt) {
 		into.CreatedAt = from.CreatedAt
 	}
+	if into.Remark == "" {
+		into.Remark = from.Remark
+	}
+	if into.TierID == nil {
+		into.TierID = from.TierID
+	}
 
 	tx := st.db.WithContext(ctx)
 	mid := into.MerchantID
@@ -200,6 +212,22 @@ func (s *Service) merge(ctx context.Context, st store, a, b *Member, reason stri
 				return err
 			}
 			return tx.Model(&Consent{}).Where("merchant_id = ? AND member_id = ?", mid, from.ID).
+				Update("member_id", into.ID).Error
+		}},
+		{"tags", func() error {
+			// Like consents: tags the survivor already holds stay as they
+			// are, the others move over.
+			var tagIDs []uint64
+			err := tx.Model(&memberTag{}).Where("merchant_id = ? AND member_id = ?", mid, into.ID).
+				Pluck("tag_id", &tagIDs).Error
+			if err == nil && len(tagIDs) > 0 {
+				err = tx.Where("merchant_id = ? AND member_id = ? AND tag_id IN ?", mid, from.ID, tagIDs).
+					Delete(&memberTag{}).Error
+			}
+			if err != nil {
+				return err
+			}
+			return tx.Model(&memberTag{}).Where("merchant_id = ? AND member_id = ?", mid, from.ID).
 				Update("member_id", into.ID).Error
 		}},
 		{"follow history", func() error {
@@ -251,4 +279,36 @@ func wechatError(err error, field string) error {
 	default:
 		return fmt.Errorf("%w: %w", apperr.New(apperr.ErrUnavailable, "WeChat is unavailable; try again shortly"), err)
 	}
+}
+
+// Names returns the names of the merchant's members with the given ids
+// (one primary-key lookup for all).
+func (s *Service) Names(ctx context.Context, merchantID uint64, ids []uint64) (map[uint64]string, error) {
+	var rows []struct {
+		ID   uint64
+		Name string
+	}
+	if err := s.db.WithContext(ctx).Model(&Member{}).Select("id, name").Where("merchant_id = ? AND id IN ?", merchantID, ids).
+		Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("member: names: %w", err)
+	}
+	out := make(map[uint64]string, len(rows))
+	for _, r := range rows {
+		out[r.ID] = r.Name
+	}
+	return out, nil
+}
+
+// MarkUnfollowed records what WeChat said when a message was refused
+// (43004: not a follower): the member no longer follows. A follow event
+// that comes later still wins (it carries its own time).
+func (s *Service) MarkUnfollowed(ctx context.Context, merchantID, memberID uint64) error {
+	now := s.now()
+	err := s.db.WithContext(ctx).Model(&Member{}).
+		Where("merchant_id = ? AND id = ? AND follow_status = ?", merchantID, memberID, FollowFollowing).
+		Updates(map[string]any{"follow_status": FollowUnfollowed, "unfollowed_at": now, "follow_changed_at": now, "updated_at": now}).Error
+	if err != nil {
+		return fmt.Errorf("member: mark unfollowed: %w", err)
+	}
+	return nil
 }

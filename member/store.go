@@ -132,3 +132,5 @@ func notFound(err error, what string) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, apperr.ErrNotFound) }
+
+func isRecordNotFound(err error) bool { return errors.Is(err, gorm.ErrRecordNotFound) }
