@@ -1,7 +1,9 @@
-// Package campaign will hold campaigns, care automations and the delivery
-// engine. For now it records the delivery receipts WeChat pushes for
-// template messages (TEMPLATESENDJOBFINISH), which the delivery engine
-// matches to its rows by msgid.
+// Package campaign holds campaigns and the delivery engine: targets frozen
+// into one delivery row per member (planning), rows leased to workers of
+// any instance and sent once through a per-account rate limiter and daily
+// quota, WeChat's errcodes driving what happens to a row, the campaign or
+// the account, and the delivery receipts WeChat pushes for template
+// messages (TEMPLATESENDJOBFINISH), matched to rows by msgid.
 package campaign
 
 import (
@@ -66,16 +68,20 @@ func (r *Receipts) RegisterHandlers(d *inbox.Dispatcher) {
 	d.Handle(wechat.EventTemplateFinish, r.onFinish)
 }
 
-func (r *Receipts) onFinish(_ context.Context, ev inbox.Stored, apply inbox.Apply) error {
+func (r *Receipts) onFinish(ctx context.Context, ev inbox.Stored, apply inbox.Apply) error {
 	if ev.MsgID == 0 {
 		return nil // nothing to match it to; marked processed as is
 	}
 	return apply(func(tx *gorm.DB) error {
 		// The first receipt for a msgid wins; WeChat sends one per message.
-		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&Receipt{
-			MerchantID: ev.MerchantID, MsgID: ev.MsgID, OpenID: ev.OpenID, Status: ev.Status,
-			OccurredAt: ev.CreateTime, ReceivedAt: r.now(),
-		}).Error
+		rc := Receipt{MerchantID: ev.MerchantID, MsgID: ev.MsgID, OpenID: ev.OpenID, Status: ev.Status,
+			OccurredAt: ev.CreateTime, ReceivedAt: r.now()}
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rc).Error; err != nil {
+			return err
+		}
+		// The row whose send returned this msgid; one that is not stored
+		// yet picks the receipt up when it is (markSent).
+		return applyReceipt(ctx, tx, rc)
 	})
 }
 

@@ -1,0 +1,576 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/wxloyalty/loyalty/internal/db"
+	"github.com/wxloyalty/loyalty/wechat"
+)
+
+// WeChat is what the engine needs of WeChat; *wechat.Accounts satisfies it.
+type WeChat interface {
+	SendTemplate(ctx context.Context, merchantID uint64, m wechat.TemplateMessage) (int64, error)
+	SendMPSubscribe(ctx context.Context, merchantID uint64, m wechat.SubscribeMessage) (int64, error)
+	SendCustomerText(ctx context.Context, merchantID uint64, openID, text string) error
+	Templates(ctx context.Context, merchantID uint64) ([]wechat.Template, error)
+	MPTemplates(ctx context.Context, merchantID uint64) ([]wechat.Template, error)
+	AppID(ctx context.Context, merchantID uint64) (string, error)
+}
+
+// Merchants tells the engine a merchant's clock; admin.Merchants satisfies
+// it.
+type Merchants interface {
+	Location(ctx context.Context, merchantID uint64) (*time.Location, error)
+	QuietHours(ctx context.Context, merchantID uint64) (start, end int, err error)
+}
+
+// Variables fills member variables of messages; cmd/loyalty wires member
+// and points behind it.
+type Variables interface {
+	// Values returns, per member, the value of each of names (name,
+	// points, tier, expiring_points...).
+	Values(ctx context.Context, merchantID uint64, memberIDs []uint64, names []string) (map[uint64]map[string]string, error)
+}
+
+// Gifts grants a campaign's gift; points satisfies it. A repeat with the
+// same key has no further effect.
+type Gifts interface {
+	Grant(ctx context.Context, merchantID, memberID uint64, g Gift, key, reason string) error
+}
+
+// Followers learns from WeChat that a member does not follow any more
+// (43004); member.Service satisfies it.
+type Followers interface {
+	MarkUnfollowed(ctx context.Context, merchantID, memberID uint64) error
+}
+
+// EngineOptions tune the engine. Zero values pick the defaults.
+type EngineOptions struct {
+	Batch         int           // deliveries claimed at a time (default 100)
+	Concurrency   int           // sends in flight per instance (default 64)
+	Lease         time.Duration // how long a claim keeps other instances away (default 2m)
+	Poll          time.Duration // idle wait (default 500ms)
+	DailyQuota    int64         // messages per account per local day (default 100,000)
+	ServiceQuota  int64         // of which kept for service messages (default 1%)
+	MaxAttempts   int           // sends of a row before it fails (default 5)
+	FrequencyCap  int           // capped messages per member per window (default 2)
+	CapWindow     time.Duration // (default 7 days)
+	AutoPauseMin  int           // attempts before the failure share can pause a campaign (default 50)
+	AutoPausePct  int           // failure share that pauses it (default 50)
+	SendTimeout   time.Duration // one WeChat call (default 10s)
+	RetryBase     time.Duration // first retry delay (default 5s; doubled, with jitter)
+	PlanChunks    int           // planning statements per round (default 5)
+	SliceTime     time.Duration // how long a round sends one campaign before the others get a turn (default 10s)
+	Owner         string        // names this instance in leases (default host:pid:random)
+	MerchantCache time.Duration // how long merchant clocks are trusted (default 1 minute)
+}
+
+func (o *EngineOptions) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.Batch, 100)
+	def(&o.Concurrency, 64)
+	def(&o.MaxAttempts, 5)
+	def(&o.FrequencyCap, 2)
+	def(&o.AutoPauseMin, 50)
+	def(&o.AutoPausePct, 50)
+	def(&o.PlanChunks, 5)
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	dur(&o.Lease, 2*time.Minute)
+	dur(&o.Poll, 500*time.Millisecond)
+	dur(&o.CapWindow, 7*24*time.Hour)
+	dur(&o.SendTimeout, 10*time.Second)
+	dur(&o.RetryBase, 5*time.Second)
+	dur(&o.MerchantCache, time.Minute)
+	dur(&o.SliceTime, 10*time.Second)
+	if o.DailyQuota <= 0 {
+		o.DailyQuota = 100000
+	}
+	if o.ServiceQuota <= 0 {
+		o.ServiceQuota = max(10, o.DailyQuota/100)
+	}
+	if o.Owner == "" {
+		o.Owner = db.InstanceName()
+	}
+}
+
+// Engine plans and sends campaigns. Any number of instances may run it
+// against one database: planning is idempotent, claims are leases, every
+// state change is conditional on the lease owner.
+type Engine struct {
+	db        *gorm.DB
+	mysql     bool
+	wx        WeChat
+	audiences Audiences
+	merchants Merchants
+	vars      Variables
+	gifts     Gifts
+	followers Followers
+	limiter   Limiter
+	now       func() time.Time
+	log       *slog.Logger
+	o         EngineOptions
+	sem       chan struct{}
+
+	mu    sync.Mutex
+	clock map[uint64]merchantClock
+	tally map[[2]uint64][2]int // (campaign, step) -> sends attempted and failed here
+	// quotaRows are the (merchant/day) quota rows known to exist.
+	quotaRows map[string]bool
+}
+
+type merchantClock struct {
+	loc        *time.Location
+	quietStart int
+	quietEnd   int
+	appID      string
+	read       time.Time
+}
+
+// EngineDeps are the engine's collaborators.
+type EngineDeps struct {
+	WeChat    WeChat
+	Audiences Audiences
+	Merchants Merchants
+	Variables Variables
+	Gifts     Gifts
+	Followers Followers
+	Limiter   Limiter
+}
+
+// NewEngine returns an engine.
+func NewEngine(gdb *gorm.DB, d EngineDeps, now func() time.Time, log *slog.Logger, o EngineOptions) *Engine {
+	o.defaults()
+	return &Engine{db: gdb, mysql: gdb.Dialector.Name() == db.MySQL, wx: d.WeChat, audiences: d.Audiences,
+		merchants: d.Merchants, vars: d.Variables, gifts: d.Gifts, followers: d.Followers, limiter: d.Limiter,
+		now: now, log: log, o: o, sem: make(chan struct{}, o.Concurrency), clock: map[uint64]merchantClock{},
+		tally: map[[2]uint64][2]int{}, quotaRows: map[string]bool{}}
+}
+
+// Run works until ctx ends: starting due campaigns, planning, sweeping
+// expired leases, sending and completing.
+func (e *Engine) Run(ctx context.Context) {
+	for {
+		worked, err := e.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.WarnContext(ctx, "campaign: engine round failed", "error", err)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if worked == 0 {
+			t := time.NewTimer(e.o.Poll)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// RunOnce does one round and returns how many deliveries it finished.
+func (e *Engine) RunOnce(ctx context.Context) (int, error) {
+	var errs []error
+	if err := e.startDue(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	running, err := e.runningCampaigns(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range running {
+		for range e.o.PlanChunks {
+			done, err := e.planChunk(ctx, c)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			if done {
+				break
+			}
+			if c, err = e.reload(ctx, c.ID); err != nil {
+				errs = append(errs, err)
+				break
+			}
+		}
+	}
+	if err := e.sweep(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if running, err = e.runningCampaigns(ctx); err != nil {
+		return 0, err
+	}
+	// Service campaigns first: their lane is reserved, and they are small.
+	sort.SliceStable(running, func(i, j int) bool {
+		return running[i].Kind == KindService && running[j].Kind != KindService
+	})
+	total := 0
+	for _, c := range running {
+		n, err := e.sendSlice(ctx, c)
+		total += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if err := e.maybeComplete(ctx, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := e.grantDueGifts(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return total, errors.Join(errs...)
+}
+
+// inTx runs fn in a transaction, again when it loses a deadlock or a lock
+// wait to another instance (the statements are conditional, so a rerun is
+// safe).
+func (e *Engine) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	var err error
+	for attempt := range 5 {
+		if err = e.db.WithContext(ctx).Transaction(fn); err == nil || !db.IsTransient(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1)*5*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond)
+	}
+	return err
+}
+
+func (e *Engine) reload(ctx context.Context, id uint64) (Campaign, error) {
+	var c Campaign
+	if err := e.db.WithContext(ctx).Where("id = ?", id).Take(&c).Error; err != nil {
+		return Campaign{}, fmt.Errorf("campaign %d: %w", id, err)
+	}
+	return c, nil
+}
+
+// runningCampaigns lists campaigns being sent (idx_campaigns_due).
+func (e *Engine) runningCampaigns(ctx context.Context) ([]Campaign, error) {
+	var out []Campaign
+	if err := e.db.WithContext(ctx).Where("status = ?", StatusRunning).Order("id").Limit(1000).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("campaign: running campaigns: %w", err)
+	}
+	return out, nil
+}
+
+// startDue starts scheduled campaigns whose time has come.
+func (e *Engine) startDue(ctx context.Context) error {
+	var due []Campaign
+	if err := e.db.WithContext(ctx).Where("status = ? AND next_run_at <= ?", StatusScheduled, e.now()).
+		Order("next_run_at").Limit(100).Find(&due).Error; err != nil {
+		return fmt.Errorf("campaign: due campaigns: %w", err)
+	}
+	var errs []error
+	for _, c := range due {
+		if err := e.startStep(ctx, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// merchantClock returns the merchant's zone, quiet hours and account,
+// cached for a minute.
+func (e *Engine) merchantClock(ctx context.Context, merchantID uint64) (merchantClock, error) {
+	e.mu.Lock()
+	mc, ok := e.clock[merchantID]
+	e.mu.Unlock()
+	if ok && time.Since(mc.read) < e.o.MerchantCache {
+		return mc, nil
+	}
+	loc, err := e.merchants.Location(ctx, merchantID)
+	if err != nil {
+		return merchantClock{}, err
+	}
+	start, end, err := e.merchants.QuietHours(ctx, merchantID)
+	if err != nil {
+		return merchantClock{}, err
+	}
+	appID, err := e.wx.AppID(ctx, merchantID)
+	if err != nil {
+		return merchantClock{}, err
+	}
+	mc = merchantClock{loc: loc, quietStart: start, quietEnd: end, appID: appID, read: time.Now()}
+	e.mu.Lock()
+	e.clock[merchantID] = mc
+	e.mu.Unlock()
+	return mc, nil
+}
+
+// InQuietHours reports whether local minute-of-day t falls in the quiet
+// window [start, end), which may wrap past midnight; start == end is none.
+func InQuietHours(t time.Time, start, end int) bool {
+	m := t.Hour()*60 + t.Minute()
+	switch {
+	case start == end:
+		return false
+	case start < end:
+		return m >= start && m < end
+	}
+	return m >= start || m < end
+}
+
+// quietUntil returns when the quiet window that holds t ends.
+func quietUntil(t time.Time, end int) time.Time {
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+	until := day.Add(time.Duration(end) * time.Minute)
+	if !until.After(t) {
+		until = until.AddDate(0, 0, 1)
+	}
+	return until
+}
+
+// sweep settles expired leases: rows claimed but never sent go back to
+// the queue; rows left "sending" (WeChat may have them) become unknown and
+// are never resent automatically.
+func (e *Engine) sweep(ctx context.Context) error {
+	now := e.now()
+	// idx_deliveries_lease (status, lease_until).
+	if err := e.db.WithContext(ctx).Model(&Delivery{}).Where("status = ? AND lease_until < ?", DeliveryClaimed, now).
+		Updates(map[string]any{"status": DeliveryPending, "sent_at": nil, "lease_owner": nil, "lease_until": nil, "updated_at": now}).Error; err != nil {
+		return fmt.Errorf("campaign: release claims: %w", err)
+	}
+	if err := e.db.WithContext(ctx).Model(&Delivery{}).Where("status = ? AND lease_until < ?", DeliverySending, now).
+		Updates(map[string]any{"status": DeliveryUnknown, "reason": "worker_lost", "lease_owner": nil, "lease_until": nil,
+			"updated_at": now}).Error; err != nil {
+		return fmt.Errorf("campaign: orphaned sends: %w", err)
+	}
+	return nil
+}
+
+// claim leases up to n due rows of the campaign to this instance. On
+// MySQL the candidate rows are locked with SKIP LOCKED, so instances
+// claiming at once take different rows; on SQLite the write lock
+// serialises claims. Either way the UPDATE is conditional on the row still
+// being pending, so no row is leased twice.
+func (e *Engine) claim(ctx context.Context, c Campaign, owner string, n int) ([]Delivery, error) {
+	now := e.now()
+	var rows []Delivery
+	err := e.inTx(ctx, func(tx *gorm.DB) error {
+		rows = rows[:0]
+		q := tx.Model(&Delivery{}).Select("id").
+			Where("campaign_id = ? AND step = ? AND status = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
+				c.ID, c.Step, DeliveryPending, now).Order("id").Limit(n)
+		if e.mysql {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+		}
+		var ids []uint64
+		if err := q.Find(&ids).Error; err != nil {
+			return fmt.Errorf("campaign %d: claim: %w", c.ID, err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := tx.Model(&Delivery{}).Where("id IN ? AND status = ?", ids, DeliveryPending).
+			Updates(map[string]any{"status": DeliveryClaimed, "lease_owner": owner, "lease_until": now.Add(e.o.Lease),
+				"updated_at": now}).Error; err != nil {
+			return fmt.Errorf("campaign %d: claim: %w", c.ID, err)
+		}
+		return tx.Where("id IN ? AND lease_owner = ?", ids, owner).Order("id").Find(&rows).Error
+	})
+	return rows, err
+}
+
+// quotaLeft returns how many more messages the account may send today on
+// the lane, and whether WeChat has declared the quota exhausted.
+func (e *Engine) quotaLeft(ctx context.Context, merchantID uint64, day string, lane Lane) (int64, error) {
+	var q struct {
+		Used           int64
+		ExhaustedUntil *time.Time
+	}
+	err := e.db.WithContext(ctx).Table("wechat_send_quota").Select("used, exhausted_until").
+		Where("merchant_id = ? AND day = ?", merchantID, day).Take(&q).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, fmt.Errorf("campaign: quota: %w", err)
+	}
+	if q.ExhaustedUntil != nil && q.ExhaustedUntil.After(e.now()) {
+		return 0, nil
+	}
+	limit := e.o.DailyQuota
+	if lane == LaneMarketing {
+		limit -= e.o.ServiceQuota
+	}
+	return max(0, limit-q.Used), nil
+}
+
+// exhausted reports whether WeChat declared the account's quota spent
+// (45009) for the local day.
+func (e *Engine) exhausted(ctx context.Context, merchantID uint64, day string) (bool, error) {
+	var n int64
+	err := e.db.WithContext(ctx).Table("wechat_send_quota").
+		Where("merchant_id = ? AND day = ? AND exhausted_until > ?", merchantID, day, e.now()).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("campaign: quota: %w", err)
+	}
+	return n > 0, nil
+}
+
+// sendSlice sends the campaign for up to SliceTime: it claims a batch,
+// checks it and sends it group by group, and claims the next batch while
+// the previous one's sends are still in flight, so the account's rate is
+// kept up whatever WeChat's latency. Results are recorded as they come, a
+// few at a time, so an instance that dies leaves unrecorded (and so
+// unknown) only what it had in flight or just finished: at most
+// Concurrency + sendGroup + 2×recordChunk rows. It does nothing in
+// the merchant's quiet hours (capped campaigns) or when the account's
+// quota is spent, and returns how many rows it handled.
+func (e *Engine) sendSlice(ctx context.Context, c Campaign) (int, error) {
+	if !c.PlanDone && c.PlanCursor == 0 {
+		return 0, nil // nothing planned yet
+	}
+	mc, err := e.merchantClock(ctx, c.MerchantID)
+	if err != nil {
+		return 0, err
+	}
+	lane := LaneMarketing
+	if c.Kind == KindService {
+		lane = LaneService
+	}
+	owner := fmt.Sprintf("%s/%d", e.o.Owner, rand.Uint32())
+	// A small buffer: sends wait for the recorder rather than run ahead of
+	// it, so what a crash leaves unrecorded stays small (see record).
+	results := make(chan result, recordChunk)
+	run := &sending{out: results}
+	recorded := make(chan error, 1)
+	holding := newHeld()
+	go func() { recorded <- e.recordStream(ctx, c, mc, results, holding) }()
+	stopRenew := e.renewLease(ctx, owner, holding)
+	var mu sync.Mutex
+	handled := 0
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	// The producer claims and checks the next batch while the current one
+	// is being sent: the limiter holds no tokens in reserve, so a pause to
+	// claim would be rate lost.
+	batches := make(chan []Delivery, 1)
+	go func() {
+		defer close(batches)
+		deadline := time.Now().Add(e.o.SliceTime)
+		local := e.now().In(mc.loc)
+		// The quota left, counted down here as rows are claimed: the ledger
+		// in the database lags the sends in flight.
+		left, err := e.quotaLeft(ctx, c.MerchantID, local.Format(time.DateOnly), lane)
+		if err != nil {
+			fail(err)
+			return
+		}
+		for first := true; ctx.Err() == nil && (first || time.Now().Before(deadline)); first = false {
+			cur, err := e.reload(ctx, c.ID)
+			if err != nil || cur.Status != StatusRunning || cur.Step != c.Step {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
+			local = e.now().In(mc.loc)
+			if run.halt.Load() || c.Capped() && InQuietHours(local, mc.quietStart, mc.quietEnd) || left <= 0 {
+				return
+			}
+			if exhausted, err := e.exhausted(ctx, c.MerchantID, local.Format(time.DateOnly)); err != nil || exhausted {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
+			rows, err := e.claim(ctx, c, owner, int(min(int64(e.o.Batch), left)))
+			if err != nil || len(rows) == 0 {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
+			mu.Lock()
+			handled += len(rows)
+			mu.Unlock()
+			left -= int64(len(rows))
+			holding.add(rows)
+			ready, err := e.prepare(ctx, c, rows)
+			if err != nil {
+				fail(err) // the claims expire and the rows return to the queue
+				return
+			}
+			select {
+			case batches <- ready:
+			case <-ctx.Done():
+				for _, r := range ready {
+					results <- result{row: r}
+				}
+				return
+			}
+		}
+	}()
+	more := true
+	for ready := range batches {
+		if more {
+			more = e.sendAll(ctx, c, mc, lane, ready, run)
+			continue
+		}
+		for _, r := range ready {
+			results <- result{row: r} // never marked: back to the queue
+		}
+	}
+	run.inFlight.Wait()
+	close(results)
+	if err := <-recorded; err != nil {
+		errs = append(errs, err)
+	}
+	stopRenew()
+	return handled, errors.Join(errs...)
+}
+
+// recordStream writes results as they arrive, recordChunk at a time or
+// every 50 ms.
+func (e *Engine) recordStream(ctx context.Context, c Campaign, mc merchantClock, results <-chan result, h *held) error {
+	var errs []error
+	var chunk []result
+	flush := func() {
+		if len(chunk) > 0 {
+			if err := e.record(ctx, c, mc, chunk); err != nil {
+				errs = append(errs, err)
+			}
+			h.remove(chunk)
+			chunk = chunk[:0]
+		}
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case r, ok := <-results:
+			if !ok {
+				flush()
+				return errors.Join(errs...)
+			}
+			if chunk = append(chunk, r); len(chunk) >= recordChunk {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// recordChunk is how many results are written together.
+const recordChunk = 32

@@ -1,0 +1,381 @@
+package campaign
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/authz"
+	"github.com/wxloyalty/loyalty/internal/httpx"
+)
+
+// Handler serves the campaign routes.
+type Handler struct {
+	camps  *Campaigns
+	grants *Grants
+}
+
+// NewHandler returns the campaign routes' handler.
+func NewHandler(camps *Campaigns, grants *Grants) *Handler {
+	return &Handler{camps: camps, grants: grants}
+}
+
+// RegisterAdmin adds the admin routes under the authenticated group:
+//
+//	GET   /campaigns                            campaigns:read
+//	POST  /campaigns                            campaigns:write  a draft
+//	GET   /campaigns/:campaign_id               campaigns:read
+//	PATCH /campaigns/:campaign_id               campaigns:write  draft or scheduled only
+//	POST  /campaigns/:campaign_id/schedule      campaigns:write
+//	POST  /campaigns/:campaign_id/pause         campaigns:write
+//	POST  /campaigns/:campaign_id/resume        campaigns:write
+//	POST  /campaigns/:campaign_id/cancel        campaigns:write
+//	POST  /campaigns/:campaign_id/resend        campaigns:write  {"statuses":["failed","unknown"]}
+//	GET   /campaigns/:campaign_id/dry-run       campaigns:read   who would get it, who would be skipped
+//	GET   /campaigns/:campaign_id/progress      campaigns:read
+//	GET   /campaigns/:campaign_id/deliveries    campaigns:read
+//	GET   /campaigns/:campaign_id/report        campaigns:read
+func (h *Handler) RegisterAdmin(r gin.IRouter) {
+	read, write := authz.Require(authz.CampaignsRead), authz.Require(authz.CampaignsWrite)
+	r.GET("/campaigns", read, h.list)
+	r.POST("/campaigns", write, h.create)
+	r.GET("/campaigns/:campaign_id", read, h.get)
+	r.PATCH("/campaigns/:campaign_id", write, h.update)
+	for _, act := range []Transition{ActSchedule, ActPause, ActResume, ActCancel} {
+		r.POST("/campaigns/:campaign_id/"+string(act), write, h.act(act))
+	}
+	r.POST("/campaigns/:campaign_id/resend", write, h.resend)
+	r.GET("/campaigns/:campaign_id/dry-run", read, h.dryRun)
+	r.GET("/campaigns/:campaign_id/progress", read, h.progress)
+	r.GET("/campaigns/:campaign_id/deliveries", read, h.deliveries)
+	r.GET("/campaigns/:campaign_id/report", read, h.report)
+}
+
+// RegisterMember adds POST /member/v1/:merchant_id/subscriptions under r
+// (the /api group): the mini-program records the subscribe-message grants
+// a member accepted. requireMember authenticates; current names the member.
+func (h *Handler) RegisterMember(r gin.IRouter, requireMember gin.HandlerFunc, current func(*gin.Context) (merchantID, memberID uint64)) {
+	r.POST("/member/v1/:merchant_id/subscriptions", requireMember, func(c *gin.Context) {
+		var req struct {
+			TemplateIDs []string `json:"template_ids"`
+		}
+		if err := httpx.BindJSON(c, &req); err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		mid, memberID := current(c)
+		left, err := h.grants.Add(c.Request.Context(), mid, memberID, req.TemplateIDs)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"remaining": left})
+	})
+}
+
+// View is a campaign as the API shows it.
+type View struct {
+	ID              uint64          `json:"id"`
+	Name            string          `json:"name"`
+	Kind            string          `json:"kind"`
+	Status          string          `json:"status"`
+	Channel         string          `json:"channel"`
+	TemplateID      string          `json:"template_id,omitempty"`
+	Message         json.RawMessage `json:"message"`
+	Target          json.RawMessage `json:"target"`
+	Gift            json.RawMessage `json:"gift"`
+	HoldoutPct      int             `json:"holdout_pct"`
+	Schedule        ScheduleInput   `json:"schedule"`
+	NextRunAt       *time.Time      `json:"next_run_at"`
+	AttributionDays int             `json:"attribution_days"`
+	Step            int             `json:"step"`
+	PauseReason     string          `json:"pause_reason,omitempty"`
+	CreatedAt       time.Time       `json:"created_at"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+	CompletedAt     *time.Time      `json:"completed_at"`
+}
+
+// ViewOf returns the API view of a campaign.
+func ViewOf(c Campaign) View {
+	v := View{ID: c.ID, Name: c.Name, Kind: c.Kind, Status: c.Status, Channel: c.Channel, TemplateID: c.TemplateID,
+		Message: json.RawMessage(c.Message), Target: json.RawMessage(c.Target), Gift: json.RawMessage("null"),
+		HoldoutPct: c.HoldoutPct, Schedule: ScheduleInput{Kind: c.ScheduleKind, SendAt: c.SendAt, Cron: c.Cron},
+		NextRunAt: c.NextRunAt, AttributionDays: c.AttributionDays, Step: c.Step, PauseReason: c.PauseReason,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, CompletedAt: c.CompletedAt}
+	if c.Gift != nil {
+		v.Gift = json.RawMessage(*c.Gift)
+	}
+	return v
+}
+
+func campaignID(c *gin.Context) (uint64, bool) {
+	id, err := strconv.ParseUint(c.Param("campaign_id"), 10, 64)
+	if err != nil || id == 0 || strconv.FormatUint(id, 10) != c.Param("campaign_id") {
+		httpx.Fail(c, errNotFound)
+		return 0, false
+	}
+	return id, true
+}
+
+// query parses the query strictly, refusing unknown parameters.
+func query(c *gin.Context, known ...string) (url.Values, error) {
+	q, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		return nil, apperr.Invalid("query", "is malformed")
+	}
+	v := &apperr.Validation{}
+	for k := range q {
+		if !slices.Contains(known, k) {
+			v.Add(k, "is not a known parameter")
+		}
+	}
+	return q, v.Err()
+}
+
+func positive(q url.Values, name string, v *apperr.Validation) uint64 {
+	s := q.Get(name)
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 {
+		v.Add(name, "must be a positive integer")
+	}
+	return n
+}
+
+func limitOf(q url.Values, v *apperr.Validation) int {
+	s := q.Get("limit")
+	if s == "" {
+		return 50
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 200 {
+		v.Add("limit", "must be 1 to 200")
+	}
+	return n
+}
+
+func (h *Handler) list(c *gin.Context) {
+	q, err := query(c, "status", "before", "limit")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	v := &apperr.Validation{}
+	status := q.Get("status")
+	if status != "" && !slices.Contains([]string{StatusDraft, StatusScheduled, StatusRunning, StatusPaused, StatusCompleted, StatusCancelled}, status) {
+		v.Add("status", "must be draft, scheduled, running, paused, completed or cancelled")
+	}
+	before, limit := positive(q, "before", v), limitOf(q, v)
+	if err := v.Err(); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	list, err := h.camps.List(c.Request.Context(), authz.MustFrom(c).MerchantID, status, before, limit)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	out := make([]View, len(list))
+	for i, cp := range list {
+		out[i] = ViewOf(cp)
+	}
+	var next *uint64
+	if len(list) == limit {
+		next = &list[len(list)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"campaigns": out, "next_before": next})
+}
+
+func (h *Handler) create(c *gin.Context) {
+	var in Input
+	if err := httpx.BindJSON(c, &in); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	p := authz.MustFrom(c)
+	cp, err := h.camps.Create(c.Request.Context(), p.MerchantID, p.StaffID, in)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, ViewOf(cp))
+}
+
+func (h *Handler) get(c *gin.Context) {
+	id, ok := campaignID(c)
+	if !ok {
+		return
+	}
+	cp, err := h.camps.Get(c.Request.Context(), authz.MustFrom(c).MerchantID, id)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ViewOf(cp))
+}
+
+func (h *Handler) update(c *gin.Context) {
+	id, ok := campaignID(c)
+	if !ok {
+		return
+	}
+	var in Input
+	if err := httpx.BindJSON(c, &in); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	cp, err := h.camps.Update(c.Request.Context(), authz.MustFrom(c).MerchantID, id, in)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ViewOf(cp))
+}
+
+func (h *Handler) act(act Transition) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id, ok := campaignID(c)
+		if !ok {
+			return
+		}
+		cp, err := h.camps.Act(c.Request.Context(), authz.MustFrom(c).MerchantID, id, act)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, ViewOf(cp))
+	}
+}
+
+func (h *Handler) resend(c *gin.Context) {
+	id, ok := campaignID(c)
+	if !ok {
+		return
+	}
+	var req struct {
+		Statuses []string `json:"statuses"`
+	}
+	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	cp, n, err := h.camps.Resend(c.Request.Context(), authz.MustFrom(c).MerchantID, id, req.Statuses)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"campaign": ViewOf(cp), "rows": n})
+}
+
+func (h *Handler) dryRun(c *gin.Context) {
+	id, ok := campaignID(c)
+	if !ok {
+		return
+	}
+	out, err := h.camps.DryRun(c.Request.Context(), authz.MustFrom(c).MerchantID, id)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) progress(c *gin.Context) {
+	id, ok := campaignID(c)
+	if !ok {
+		return
+	}
+	p, err := h.camps.Progress(c.Request.Context(), authz.MustFrom(c).MerchantID, id)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"campaign": ViewOf(p.Campaign), "progress": p})
+}
+
+type deliveryView struct {
+	ID         uint64     `json:"id"`
+	MemberID   uint64     `json:"member_id"`
+	Step       int        `json:"step"`
+	Status     string     `json:"status"`
+	Reason     string     `json:"reason,omitempty"`
+	ErrCode    int        `json:"errcode,omitempty"`
+	Attempts   int        `json:"attempts"`
+	MsgID      *int64     `json:"msg_id"`
+	SentAt     *time.Time `json:"sent_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	GiftGiven  bool       `json:"gift_granted"`
+}
+
+func (h *Handler) deliveries(c *gin.Context) {
+	id, ok := campaignID(c)
+	if !ok {
+		return
+	}
+	q, err := query(c, "step", "status", "reason", "member_id", "before", "limit")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	v := &apperr.Validation{}
+	f := DeliveryFilter{Step: int(positive(q, "step", v)), Status: q.Get("status"), Reason: q.Get("reason"),
+		MemberID: positive(q, "member_id", v), Before: positive(q, "before", v), Limit: limitOf(q, v)}
+	if f.Status != "" && !slices.Contains([]string{DeliveryPending, DeliveryHoldout, DeliverySkipped, DeliveryClaimed, DeliverySending,
+		DeliverySent, DeliveryDelivered, DeliveryFailed, DeliveryUnknown}, f.Status) {
+		v.Add("status", "is not a delivery status")
+	}
+	if len(f.Reason) > 32 {
+		v.Add("reason", "is not a reason")
+	}
+	if err := v.Err(); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	rows, err := h.camps.Deliveries(c.Request.Context(), authz.MustFrom(c).MerchantID, id, f)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	out := make([]deliveryView, len(rows))
+	for i, d := range rows {
+		out[i] = deliveryView{ID: d.ID, MemberID: d.MemberID, Step: d.Step, Status: d.Status, Reason: d.Reason, ErrCode: d.ErrCode,
+			Attempts: d.Attempts, MsgID: d.MsgID, SentAt: d.SentAt, FinishedAt: d.FinishedAt, GiftGiven: d.GiftState == giftGranted}
+	}
+	var next *uint64
+	if len(rows) == f.Limit {
+		next = &rows[len(rows)-1].ID
+	}
+	c.JSON(http.StatusOK, gin.H{"deliveries": out, "next_before": next})
+}
+
+func (h *Handler) report(c *gin.Context) {
+	id, ok := campaignID(c)
+	if !ok {
+		return
+	}
+	q, err := query(c, "step")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	v := &apperr.Validation{}
+	step := int(positive(q, "step", v))
+	if err := v.Err(); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	r, err := h.camps.Report(c.Request.Context(), authz.MustFrom(c).MerchantID, id, step)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, r)
+}
