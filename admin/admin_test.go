@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,29 +13,21 @@ import (
 	"github.com/wxloyalty/loyalty/admin"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
+	"github.com/wxloyalty/loyalty/internal/fakeclock"
 	"github.com/wxloyalty/loyalty/internal/secrets"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+// clock is the tests' settable clock.
+type clock = fakeclock.Clock
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+func TestMain(m *testing.M) {
+	stop := startSimulator()
+	code := dbtest.Main(m)
+	stop()
+	os.Exit(code)
 }
 
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Truncate(time.Millisecond)} }
+func newClock() *clock { return fakeclock.New(time.Now().UTC().Truncate(time.Millisecond)) }
 
 func keys(t *testing.T) *secrets.Keyring {
 	k, err := secrets.New(strings.Repeat("k", 32))
@@ -55,7 +46,7 @@ func unique(prefix string) string {
 func TestStaffLoginAndSessions(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
 		c := newClock()
-		s := admin.NewStaffs(gdb, c.now)
+		s := admin.NewStaffs(gdb, c.Now)
 		ctx := context.Background()
 		mid := dbtest.NewMerchantID()
 		name := unique("owner")
@@ -86,11 +77,11 @@ func TestStaffLoginAndSessions(t *testing.T) {
 			}
 		}
 		token, exp, err := s.Login(ctx, " "+strings.ToUpper(name)+" ", "s3cret-pass")
-		if err != nil || !exp.After(c.now()) {
+		if err != nil || !exp.After(c.Now()) {
 			t.Fatalf("login: %v", err)
 		}
 		p, err := s.Authenticate(ctx, token)
-		if err != nil || p.MerchantID != mid || p.Role != admin.RoleOwner || p.Username != name {
+		if err != nil || p.MerchantID != mid || p.Role != admin.RoleOwner || p.Name != name {
 			t.Fatalf("authenticate: %+v %v", p, err)
 		}
 		var stored int64
@@ -104,7 +95,7 @@ func TestStaffLoginAndSessions(t *testing.T) {
 			}
 		}
 		// Expiry.
-		c.add(admin.SessionTTL + time.Minute)
+		c.Add(admin.SessionTTL + time.Minute)
 		if _, err := s.Authenticate(ctx, token); err != admin.ErrBadToken {
 			t.Fatalf("expired session accepted: %v", err)
 		}
@@ -138,7 +129,7 @@ func TestStaffLoginAndSessions(t *testing.T) {
 func TestMerchants(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
 		var changed []uint64
-		m := admin.NewMerchants(gdb, keys(t), newClock().now, func(id uint64) { changed = append(changed, id) })
+		m := admin.NewMerchants(gdb, keys(t), newClock().Now, func(id uint64) { changed = append(changed, id) })
 		ctx := context.Background()
 		in := admin.MerchantInput{Name: "Shop", Credentials: admin.NewSandboxCredentials()}
 		created, err := m.Create(ctx, in)

@@ -16,6 +16,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/secrets"
+	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/wechat"
 )
 
@@ -31,6 +32,11 @@ type Merchant struct {
 	OAAESKeyEnc    string  `gorm:"column:oa_aes_key_enc"`
 	MPAppID        *string `gorm:"column:mp_app_id"`
 	MPAppSecretEnc string  `gorm:"column:mp_app_secret_enc"`
+	QuietStart     int     // minutes after local midnight when quiet hours begin
+	QuietEnd       int     // minutes after local midnight when they end
+	BuyingCadence  string  // high, medium or low: sets lifecycle thresholds
+	PlatinumPct    int     // value pyramid: top share that is platinum
+	GoldPct        int     // value pyramid: the next share, gold
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
@@ -98,7 +104,9 @@ func (s *Merchants) Create(ctx context.Context, in MerchantInput) (Merchant, err
 	if err := in.validate(); err != nil {
 		return Merchant{}, err
 	}
-	m := Merchant{Name: in.Name, TimeZone: in.TimeZone, Sandbox: in.Sandbox}
+	m := Merchant{Name: in.Name, TimeZone: in.TimeZone, Sandbox: in.Sandbox,
+		QuietStart: DefaultQuietStart, QuietEnd: DefaultQuietEnd, BuyingCadence: member.DefaultCRMSettings.Cadence,
+		PlatinumPct: member.DefaultCRMSettings.PlatinumPct, GoldPct: member.DefaultCRMSettings.GoldPct}
 	if err := s.seal(&m, in.Credentials); err != nil {
 		return Merchant{}, err
 	}
@@ -186,6 +194,15 @@ func (s *Merchants) Location(ctx context.Context, merchantID uint64) (*time.Loca
 	return time.LoadLocation(m.TimeZone)
 }
 
+// CRMSettings returns the merchant's thresholds for computed attributes.
+func (s *Merchants) CRMSettings(ctx context.Context, merchantID uint64) (member.CRMSettings, error) {
+	m, err := s.Get(ctx, merchantID)
+	if err != nil {
+		return member.CRMSettings{}, err
+	}
+	return member.CRMSettings{Cadence: m.BuyingCadence, PlatinumPct: m.PlatinumPct, GoldPct: m.GoldPct}, nil
+}
+
 // CountReal counts merchants that are not sandbox demos.
 func (s *Merchants) CountReal(ctx context.Context) (int64, error) {
 	var n int64
@@ -259,4 +276,13 @@ func (s *Merchants) credentials(m Merchant) (wechat.Credentials, error) {
 		return wechat.Credentials{}, fmt.Errorf("admin: merchant %d credentials: %w", m.ID, err)
 	}
 	return c, nil
+}
+
+// IDs returns the ids of all merchants.
+func (s *Merchants) IDs(ctx context.Context) ([]uint64, error) {
+	var ids []uint64
+	if err := s.db.WithContext(ctx).Model(&Merchant{}).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("admin: list merchants: %w", err)
+	}
+	return ids, nil
 }

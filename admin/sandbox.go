@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/httpx"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/wechat"
@@ -98,7 +99,7 @@ func (s *Sandbox) Register(ctx context.Context, merchantID uint64) error {
 //	POST /sandbox/oauth-code     {"openid"?, "unionid"?, "snapshot"?}
 //	GET  /sandbox/sent           messages the simulator received for the merchant
 func (s *Sandbox) RegisterRoutes(r gin.IRouter) {
-	g := r.Group("/sandbox")
+	g := r.Group("/sandbox", authz.Require(authz.Sandbox))
 	g.POST("/follow", s.follow)
 	g.POST("/unfollow", s.unfollow)
 	g.POST("/scan", s.scan)

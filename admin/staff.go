@@ -14,31 +14,24 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/audit"
+	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/db"
 )
 
-// Role is a staff member's role.
-type Role string
+// Role is a staff member's role (see authz for what each may do).
+type Role = authz.Role
 
-// Roles: owner and admin manage staff and settings; marketer manages
-// segments, campaigns and care rules; viewer only reads.
+// Roles, re-exported for callers that only know admin.
 const (
-	RoleOwner    Role = "owner"
-	RoleAdmin    Role = "admin"
-	RoleMarketer Role = "marketer"
-	RoleViewer   Role = "viewer"
+	RoleOwner    = authz.RoleOwner
+	RoleAdmin    = authz.RoleAdmin
+	RoleMarketer = authz.RoleMarketer
+	RoleViewer   = authz.RoleViewer
 )
-
-// Valid reports whether r is a known role.
-func (r Role) Valid() bool {
-	switch r {
-	case RoleOwner, RoleAdmin, RoleMarketer, RoleViewer:
-		return true
-	}
-	return false
-}
 
 // Staff is a staff account.
 type Staff struct {
@@ -67,14 +60,6 @@ type session struct {
 }
 
 func (session) TableName() string { return "staff_sessions" }
-
-// Principal is the authenticated caller of the admin API.
-type Principal struct {
-	MerchantID uint64
-	StaffID    uint64
-	Username   string
-	Role       Role
-}
 
 // Password rules. bcrypt reads at most 72 bytes, so longer passwords are
 // refused rather than silently truncated.
@@ -110,7 +95,7 @@ func NewStaffs(gdb *gorm.DB, now func() time.Time) *Staffs {
 // Create adds a staff account. Usernames are case-insensitive and unique
 // across the whole service.
 func (s *Staffs) Create(ctx context.Context, merchantID uint64, username, password string, role Role) (Staff, error) {
-	username = strings.ToLower(strings.TrimSpace(username))
+	username = normalizeUsername(username)
 	v := &apperr.Validation{}
 	if !usernameRe.MatchString(username) {
 		v.Add("username", "must be 3-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
@@ -146,7 +131,7 @@ var ErrBadLogin = apperr.New(apperr.ErrUnauthenticated, "invalid username or pas
 // Login checks the password and opens a session. The token is returned once;
 // only its SHA-256 is stored.
 func (s *Staffs) Login(ctx context.Context, username, password string) (token string, expires time.Time, err error) {
-	username = strings.ToLower(strings.TrimSpace(username))
+	username = normalizeUsername(username)
 	var st Staff
 	err = s.db.WithContext(ctx).Where("username = ?", username).Take(&st).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -178,9 +163,9 @@ func (s *Staffs) Login(ctx context.Context, username, password string) (token st
 var ErrBadToken = apperr.New(apperr.ErrUnauthenticated, "missing, invalid or expired token")
 
 // Authenticate returns the principal behind a session token.
-func (s *Staffs) Authenticate(ctx context.Context, token string) (Principal, error) {
+func (s *Staffs) Authenticate(ctx context.Context, token string) (authz.Principal, error) {
 	if !strings.HasPrefix(token, tokenPrefix) || len(token) > 128 {
-		return Principal{}, ErrBadToken
+		return authz.Principal{}, ErrBadToken
 	}
 	var row struct {
 		MerchantID uint64
@@ -197,12 +182,12 @@ func (s *Staffs) Authenticate(ctx context.Context, token string) (Principal, err
 			hashToken(token), s.now()).
 		Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Principal{}, ErrBadToken
+		return authz.Principal{}, ErrBadToken
 	}
 	if err != nil {
-		return Principal{}, fmt.Errorf("admin: authenticate: %w", err)
+		return authz.Principal{}, fmt.Errorf("admin: authenticate: %w", err)
 	}
-	return Principal{MerchantID: row.MerchantID, StaffID: row.StaffID, Username: row.Username, Role: row.Role}, nil
+	return authz.Principal{MerchantID: row.MerchantID, StaffID: row.StaffID, Name: row.Username, Role: row.Role}, nil
 }
 
 // Logout revokes the session of token.
@@ -239,7 +224,7 @@ func (s *Staffs) SetPassword(ctx context.Context, merchantID uint64, username, p
 	if err != nil {
 		return fmt.Errorf("admin: hash password: %w", err)
 	}
-	username = strings.ToLower(strings.TrimSpace(username))
+	username = normalizeUsername(username)
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var st Staff
 		err := tx.Where("merchant_id = ? AND username = ?", merchantID, username).Take(&st).Error
@@ -256,4 +241,195 @@ func (s *Staffs) SetPassword(ctx context.Context, merchantID uint64, username, p
 		return tx.Model(&session{}).Where("merchant_id = ? AND staff_id = ? AND revoked_at IS NULL", merchantID, st.ID).
 			Update("revoked_at", now).Error
 	})
+}
+
+// normalizeUsername is the one spelling of a username: trimmed, lower case.
+func normalizeUsername(u string) string { return strings.ToLower(strings.TrimSpace(u)) }
+
+// List returns the merchant's staff accounts in creation order.
+func (s *Staffs) List(ctx context.Context, merchantID uint64) ([]Staff, error) {
+	var out []Staff
+	// idx_staff_merchant.
+	if err := s.db.WithContext(ctx).Where("merchant_id = ?", merchantID).Order("id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("admin: list staff: %w", err)
+	}
+	return out, nil
+}
+
+// StaffInput creates a staff account through the API. Without a password
+// one is generated and returned once.
+type StaffInput struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Role     Role   `json:"role"`
+}
+
+var errStaffNotFound = apperr.New(apperr.ErrNotFound, "staff account not found")
+
+// errOwnersOnly is the answer to an admin touching owner accounts.
+var errOwnersOnly = apperr.New(apperr.ErrForbidden, "only an owner can create, change or grant the owner role")
+
+// CreateBy creates a staff account on behalf of actor (owner or admin). Only
+// owners make owners.
+func (s *Staffs) CreateBy(ctx context.Context, actor authz.Principal, in StaffInput) (Staff, string, error) {
+	if in.Role == RoleOwner && actor.Role != RoleOwner {
+		return Staff{}, "", errOwnersOnly
+	}
+	generated := ""
+	if in.Password == "" {
+		generated = GeneratePassword()
+		in.Password = generated
+	}
+	var st Staff
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		st, err = (&Staffs{db: tx, now: s.now, dummyHash: s.dummyHash}).Create(ctx, actor.MerchantID, in.Username, in.Password, in.Role)
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, actor.MerchantID, audit.Entry{Action: "staff.create", TargetType: "staff",
+			TargetIDs: []uint64{st.ID}, After: map[string]any{"username": st.Username, "role": st.Role}}, st.CreatedAt)
+	})
+	if err != nil {
+		return Staff{}, "", err
+	}
+	return st, generated, nil
+}
+
+// StaffUpdate changes a staff account; absent fields stay.
+type StaffUpdate struct {
+	Role     *Role   `json:"role"`
+	Disabled *bool   `json:"disabled"`
+	Password *string `json:"password"`
+}
+
+// UpdateBy changes another staff account of actor's merchant. Nobody
+// changes their own role or disables themselves (so a merchant cannot lock
+// itself out; passwords of one's own go through ChangePassword); only
+// owners touch owners. Disabling or resetting the password ends the
+// account's sessions.
+func (s *Staffs) UpdateBy(ctx context.Context, actor authz.Principal, id uint64, u StaffUpdate) (Staff, error) {
+	v := &apperr.Validation{}
+	if u.Role != nil && !u.Role.Valid() {
+		v.Add("role", "must be owner, admin, marketer or viewer")
+	}
+	if u.Password != nil && (len(*u.Password) < minPassword || len(*u.Password) > maxPassword) {
+		v.Add("password", fmt.Sprintf("must be %d to %d bytes long", minPassword, maxPassword))
+	}
+	if u.Role == nil && u.Disabled == nil && u.Password == nil {
+		v.Add("body", "must change role, disabled or password")
+	}
+	if err := v.Err(); err != nil {
+		return Staff{}, err
+	}
+	var hash []byte
+	if u.Password != nil {
+		var err error
+		if hash, err = bcrypt.GenerateFromPassword([]byte(*u.Password), bcrypt.DefaultCost); err != nil {
+			return Staff{}, fmt.Errorf("admin: hash password: %w", err)
+		}
+	}
+	var st Staff
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("merchant_id = ? AND id = ?", actor.MerchantID, id).Take(&st).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return errStaffNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("admin: update staff: %w", err)
+		}
+		if id == actor.StaffID {
+			return apperr.New(apperr.ErrForbidden, "you cannot change your own account here; use /me/password for your password")
+		}
+		if (st.Role == RoleOwner || (u.Role != nil && *u.Role == RoleOwner)) && actor.Role != RoleOwner {
+			return errOwnersOnly
+		}
+		before := map[string]any{"role": st.Role, "disabled": st.DisabledAt != nil}
+		now := s.now()
+		changes := map[string]any{"updated_at": now}
+		revoke := false
+		if u.Role != nil {
+			st.Role = *u.Role
+			changes["role"] = st.Role
+		}
+		if u.Disabled != nil {
+			switch {
+			case *u.Disabled && st.DisabledAt == nil:
+				st.DisabledAt = &now
+				revoke = true
+			case !*u.Disabled:
+				st.DisabledAt = nil
+			}
+			changes["disabled_at"] = st.DisabledAt
+		}
+		if hash != nil {
+			st.PasswordHash = string(hash)
+			changes["password_hash"] = st.PasswordHash
+			revoke = true
+		}
+		st.UpdatedAt = now
+		if err := tx.Model(&Staff{}).Where("merchant_id = ? AND id = ?", actor.MerchantID, id).Updates(changes).Error; err != nil {
+			return fmt.Errorf("admin: update staff: %w", err)
+		}
+		if revoke {
+			if err := tx.Model(&session{}).Where("merchant_id = ? AND staff_id = ? AND revoked_at IS NULL", actor.MerchantID, id).
+				Update("revoked_at", now).Error; err != nil {
+				return fmt.Errorf("admin: revoke sessions: %w", err)
+			}
+		}
+		after := map[string]any{"role": st.Role, "disabled": st.DisabledAt != nil, "password_reset": hash != nil}
+		return audit.Record(ctx, tx, actor.MerchantID, audit.Entry{Action: "staff.update", TargetType: "staff",
+			TargetIDs: []uint64{id}, Before: before, After: after}, now)
+	})
+	return st, err
+}
+
+// ChangePassword changes the caller's own password after checking the
+// current one, and ends the caller's other sessions (the one in use,
+// currentToken, stays).
+func (s *Staffs) ChangePassword(ctx context.Context, p authz.Principal, currentToken, current, next string) error {
+	v := &apperr.Validation{}
+	if current == "" {
+		v.Add("current_password", "is required")
+	}
+	if len(next) < minPassword || len(next) > maxPassword {
+		v.Add("new_password", fmt.Sprintf("must be %d to %d bytes long", minPassword, maxPassword))
+	}
+	if next != "" && next == current {
+		v.Add("new_password", "must differ from the current password")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(next), bcrypt.DefaultCost)
+	if err != nil {
+		return fmt.Errorf("admin: hash password: %w", err)
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var st Staff
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("merchant_id = ? AND id = ?", p.MerchantID, p.StaffID).
+			Take(&st).Error; err != nil {
+			return fmt.Errorf("admin: change password: %w", err)
+		}
+		if bcrypt.CompareHashAndPassword([]byte(st.PasswordHash), []byte(current)) != nil {
+			return apperr.Invalid("current_password", "is not your current password")
+		}
+		now := s.now()
+		if err := tx.Model(&Staff{}).Where("id = ?", st.ID).
+			Updates(map[string]any{"password_hash": string(hash), "updated_at": now}).Error; err != nil {
+			return fmt.Errorf("admin: change password: %w", err)
+		}
+		if err := tx.Model(&session{}).Where("merchant_id = ? AND staff_id = ? AND revoked_at IS NULL AND token_hash <> ?",
+			p.MerchantID, p.StaffID, hashToken(currentToken)).Update("revoked_at", now).Error; err != nil {
+			return fmt.Errorf("admin: revoke sessions: %w", err)
+		}
+		return audit.Record(ctx, tx, p.MerchantID, audit.Entry{Action: "staff.password_change", TargetType: "staff",
+			TargetIDs: []uint64{st.ID}}, now)
+	})
+}
+
+// PurgeSessions deletes sessions that ended more than a day ago.
+func (s *Staffs) PurgeSessions(ctx context.Context) error {
+	cutoff := s.now().Add(-24 * time.Hour)
+	return s.db.WithContext(ctx).Where("expires_at < ? OR revoked_at < ?", cutoff, cutoff).Delete(&session{}).Error
 }

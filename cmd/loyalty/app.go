@@ -19,10 +19,12 @@ import (
 	"github.com/wxloyalty/loyalty/admin"
 	"github.com/wxloyalty/loyalty/campaign"
 	"github.com/wxloyalty/loyalty/configs"
+	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/metrics"
 	"github.com/wxloyalty/loyalty/internal/secrets"
 	"github.com/wxloyalty/loyalty/member"
+	"github.com/wxloyalty/loyalty/points"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/inbox"
 	"github.com/wxloyalty/loyalty/wechat/wechattest"
@@ -45,9 +47,15 @@ type App struct {
 	dispatcher *inbox.Dispatcher
 	keywords   *wechat.Keywords
 	members    *member.Service
+	segments   *member.Segments
+	points     *points.Service
+	attributes *member.Attributes
+	engine     *campaign.Engine
+	care       *campaign.Care
 	receipts   *campaign.Receipts
 	merchants  *admin.Merchants
 	staffs     *admin.Staffs
+	adminAPI   *admin.API
 	sandbox    *admin.Sandbox // nil unless in sandbox mode
 
 	handler   http.Handler
@@ -118,6 +126,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 	a.merchants = admin.NewMerchants(a.db, a.keys, a.now, func(id uint64) { a.accounts.Invalidate(id) })
 	a.accounts = wechat.NewAccounts(a.merchants, endpoint, tokens, a.metrics, time.Minute)
 	a.staffs = admin.NewStaffs(a.db, a.now)
+	auditLog := audit.NewRecorder(a.db, a.now)
 
 	// Callbacks: stored by the inbox writer, applied by the dispatcher.
 	a.dispatcher = inbox.NewDispatcher(a.db, log, inbox.DispatcherOptions{Now: a.now, Observer: a.metrics})
@@ -127,6 +136,26 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 	a.members.RegisterHandlers(a.dispatcher)
 	a.receipts = campaign.NewReceipts(a.db, a.now)
 	a.receipts.RegisterHandlers(a.dispatcher)
+	a.points = points.NewService(a.db, a.members, a.merchants, a.now, log)
+	a.attributes = member.NewAttributes(a.db, points.NewHistory(a.db), a.merchants, a.now, log)
+	a.points.OnPurchase(a.attributes.Refresh)
+	a.members.UseAttributes(a.attributes)
+	a.members.OnMerge(a.points.MergeHook)
+	a.keywords.Register(a.points.KeywordReply)
+	split := campaign.RateSplit{PerSecond: cfg.Send.RatePerSecond, ServicePct: cfg.Send.ServiceSharePct}
+	var limiter campaign.Limiter = campaign.NewLocalLimiter(split)
+	if a.rdb != nil {
+		limiter = campaign.NewRedisLimiter(a.rdb, split)
+	}
+	a.segments = member.NewSegments(a.db, a.merchants, a.now)
+	a.engine = campaign.NewEngine(a.db, campaign.EngineDeps{WeChat: a.accounts, Audiences: a.segments, Merchants: a.merchants,
+		Variables: messageVariables{members: a.members, points: a.points, merchants: a.merchants},
+		Gifts:     campaignGifts{points: a.points}, Followers: a.members, Limiter: limiter},
+		a.now, log, campaign.EngineOptions{Concurrency: cfg.Send.Concurrency, DailyQuota: cfg.Send.DailyQuota})
+	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points}, campaign.CareOptions{})
+	a.adminAPI = &admin.API{Staffs: a.staffs, Keys: admin.NewAPIKeys(a.db, a.now), Throttle: admin.NewThrottle(a.db, a.now),
+		Merchants: a.merchants, Audit: auditLog, Check: a.accounts,
+		Channels: admin.NewChannels(a.db, a.accounts, channelFigures{a.members, a.points}, a.now)}
 
 	if cfg.WeChat.Merchant.Configured() {
 		if err := ensureConfiguredMerchant(ctx, a.merchants, cfg.WeChat.Merchant, log, cfg.HTTP.PublicURL); err != nil {
@@ -141,7 +170,10 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 	}
 
 	tokensKey := a.keys.SigningKey("member-token")
-	a.handler = a.routes(member.NewHandler(a.members, member.NewTokens(tokensKey, a.now)), sim)
+	a.handler = a.routes(member.NewHandler(a.members, member.NewTokens(tokensKey, a.now)), points.NewHandler(a.points),
+		member.NewAdminHandler(a.members, member.AdminOptions{}), member.NewSegmentHandler(a.segments, a.members),
+		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
+		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now), sim)
 	if a.sandbox != nil {
 		a.sandbox.Handler = a.handler
 	}
@@ -152,6 +184,25 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 func openDB(ctx context.Context, cfg configs.Config, log *slog.Logger) (*gorm.DB, error) {
 	return db.Open(ctx, db.Options{Driver: cfg.DB.Driver, DSN: cfg.DB.DSN, MaxOpenConns: cfg.DB.MaxOpenConns,
 		ConnMaxLifetime: cfg.DB.ConnMaxLifetime, SlowQuery: cfg.DB.SlowQuery, Logger: log})
+}
+
+// openCurrentDB opens the database for a maintenance command, which must
+// find the schema up to date (it does not migrate by itself). The caller
+// closes it.
+func openCurrentDB(ctx context.Context, cfg configs.Config, log *slog.Logger) (*gorm.DB, error) {
+	gdb, err := openDB(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	current, latest, err := db.SchemaVersion(ctx, gdb)
+	if err == nil && current < latest {
+		err = fmt.Errorf("the database schema is at version %d, the binary expects %d: run `loyalty migrate` first", current, latest)
+	}
+	if err != nil {
+		_ = db.Close(gdb)
+		return nil, err
+	}
+	return gdb, nil
 }
 
 // loadKeys returns the keyring from LOYALTY_SECRET_KEY, else from the key
@@ -169,16 +220,61 @@ func loadKeys(cfg configs.Config, sandbox bool) (*secrets.Keyring, error) {
 	return secrets.New(key)
 }
 
-// Start launches the background workers (the inbox writer and dispatcher).
+// Start launches the inbox writer (callbacks need it) and, unless the
+// configuration says this is an API-only instance, the background workers.
 func (a *App) Start() {
 	a.writer.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopWorkers = cancel
-	a.workers.Add(1)
+	if !a.cfg.Workers {
+		a.log.Info("background workers off (workers: false); another instance must run them")
+		return
+	}
+	a.workers.Add(6)
 	go func() {
 		defer a.workers.Done()
 		a.dispatcher.Run(ctx)
 	}()
+	go func() {
+		defer a.workers.Done()
+		a.points.Run(ctx, time.Minute)
+	}()
+	go func() {
+		defer a.workers.Done()
+		a.attributes.Run(ctx, 5*time.Minute)
+	}()
+	go func() {
+		defer a.workers.Done()
+		a.engine.Run(ctx)
+	}()
+	go func() {
+		defer a.workers.Done()
+		a.care.Run(ctx, time.Minute)
+	}()
+	go func() {
+		defer a.workers.Done()
+		a.housekeeping(ctx, 10*time.Minute)
+	}()
+}
+
+// housekeeping deletes what has stopped mattering: ended staff sessions and
+// old failed-login counters. Any number of instances may run it.
+func (a *App) housekeeping(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.staffs.PurgeSessions(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("housekeeping: sessions", "error", err)
+		}
+		if err := a.adminAPI.Throttle.Purge(ctx, time.Hour); err != nil && ctx.Err() == nil {
+			a.log.Warn("housekeeping: login throttle", "error", err)
+		}
+	}
 }
 
 // Handler is the service's HTTP handler.

@@ -17,10 +17,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 	_ "time/tzdata" // merchant time zones work on machines without a zoneinfo database
 
 	"github.com/gin-gonic/gin"
@@ -43,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("LOYALTY_CONFIG"), "YAML configuration file (or LOYALTY_CONFIG)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | version]")
+		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | points reconcile | demo seed | version]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = migrate(ctx, cfg, log, stdout)
 	case cmd == "merchant" && len(rest) > 0 && rest[0] == "create":
 		err = createMerchant(ctx, cfg, log, rest[1:], stdout, stderr)
+	case cmd == "points" && len(rest) > 0:
+		err = pointsCommand(ctx, cfg, log, rest, stdout, stderr)
+	case cmd == "demo" && len(rest) > 0:
+		err = demoCommand(ctx, cfg, log, rest, stdout, stderr)
 	default:
 		fs.Usage()
 		return 2
@@ -100,6 +107,9 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, stderr io.
 		return fmt.Errorf("listen on %s (LOYALTY_HTTP_ADDR): %w", cfg.HTTP.Addr, err)
 	}
 	log.Info("starting", "version", versionString(), "config", cfg)
+	if cfg.HTTP.DebugAddr != "" {
+		go serveDebug(cfg.HTTP.DebugAddr, log)
+	}
 	app, err := newApp(ctx, cfg, log, ln.Addr(), stderr)
 	if err != nil {
 		_ = ln.Close()
@@ -144,4 +154,20 @@ func versionString() string {
 		}
 	}
 	return "loyalty " + v
+}
+
+// serveDebug serves Go's pprof profiles on their own listener, apart from
+// the API.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("debug server listening", "addr", addr)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("debug server", "error", err)
+	}
 }

@@ -6,18 +6,25 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/wxloyalty/loyalty/admin"
+	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/docs"
 	"github.com/wxloyalty/loyalty/internal/httpx"
 	"github.com/wxloyalty/loyalty/member"
+	"github.com/wxloyalty/loyalty/points"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/wechattest"
 )
 
 // routes builds the one gin engine: middleware, then every route group.
-func (a *App) routes(members *member.Handler, sim *wechattest.Simulator) http.Handler {
+func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberAdmin *member.AdminHandler, segments *member.SegmentHandler,
+	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler, sim *wechattest.Simulator) http.Handler {
 	r := gin.New()
 	r.ContextWithFallback = true
 	r.HandleMethodNotAllowed = true
-	_ = r.SetTrustedProxies(nil) // the client address is the peer address unless a proxy is configured
+	// The client address is the peer address unless proxies are configured
+	// (validated with the configuration, so this cannot fail).
+	_ = r.SetTrustedProxies(a.cfg.HTTP.TrustedProxies)
 	r.Use(httpx.Recover(), httpx.RequestLog(a.log, "/healthz", "/readyz", "/metrics"), a.metrics.Middleware())
 	r.NoRoute(httpx.NotFound)
 	r.NoMethod(func(c *gin.Context) {
@@ -28,6 +35,7 @@ func (a *App) routes(members *member.Handler, sim *wechattest.Simulator) http.Ha
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", docs.OpenAPI) })
 
 	callback := wechat.NewCallbackHandler(a.accounts, a.writer, a.keywords, a.log, a.now)
 	serveCallback := func(c *gin.Context) {
@@ -43,14 +51,26 @@ func (a *App) routes(members *member.Handler, sim *wechattest.Simulator) http.Ha
 
 	api := r.Group("/api")
 	members.Register(api)
+	currentMember := func(c *gin.Context) (uint64, uint64) {
+		m := member.CurrentMember(c)
+		return m.MerchantID, m.ID
+	}
+	pointsAPI.RegisterMember(api, members.RequireMember, currentMember)
+	campaigns.RegisterMember(api, members.RequireMember, currentMember)
 
-	adminAPI := api.Group("/admin/v1")
-	a.staffs.RegisterPublic(adminAPI)
-	staff := adminAPI.Group("", a.staffs.RequireStaff())
-	a.staffs.Register(staff)
+	adminGroup := api.Group("/admin/v1")
+	a.adminAPI.RegisterPublic(adminGroup)
+	authed := adminGroup.Group("", a.adminAPI.Authenticate(), a.adminAPI.Audit.Track())
+	a.adminAPI.Register(authed)
+	memberAdmin.Register(authed)
+	segments.Register(authed)
+	pointsAPI.RegisterAdmin(authed)
+	campaigns.RegisterAdmin(authed)
+	care.Register(authed)
+	dashboard.Register(authed)
 
 	if a.sandbox != nil {
-		a.sandbox.RegisterRoutes(staff)
+		a.sandbox.RegisterRoutes(authed)
 		simHandler := gin.WrapH(sim)
 		r.Any(sandboxAPIPath+"/*path", simHandler)
 	}

@@ -71,8 +71,10 @@ func sandboxEndpoint(addr net.Addr, publicURL string) (wechat.Endpoint, error) {
 const sandboxOwner = "demo"
 
 // bootstrapSandbox makes sure a demo merchant with a mini-program and an
-// owner account exists, registers its apps with the simulator, gives the
-// owner a fresh password, and prints how to use it all.
+// owner account exists, registers every merchant's apps with the simulator
+// (so credentials given in the configuration can be tried against it too,
+// with LOYALTY_SANDBOX=on), gives the owner a fresh password, and prints how
+// to use it all.
 func (a *App) bootstrapSandbox(ctx context.Context) error {
 	m, found, err := a.merchants.FirstSandbox(ctx)
 	if err != nil {
@@ -85,8 +87,14 @@ func (a *App) bootstrapSandbox(ctx context.Context) error {
 			return fmt.Errorf("sandbox merchant: %w", err)
 		}
 	}
-	if err := a.sandbox.Register(ctx, m.ID); err != nil {
+	ids, err := a.merchants.IDs(ctx)
+	if err != nil {
 		return err
+	}
+	for _, id := range ids {
+		if err := a.sandbox.Register(ctx, id); err != nil {
+			return err
+		}
 	}
 	password := admin.GeneratePassword()
 	if err := a.staffs.SetPassword(ctx, m.ID, sandboxOwner, password); err != nil {

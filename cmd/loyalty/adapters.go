@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"strconv"
+
+	"github.com/wxloyalty/loyalty/admin"
+	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/member"
+	"github.com/wxloyalty/loyalty/points"
+)
+
+// channelFigures gives admin's channel report the member package's counts
+// and the points package's orders.
+type channelFigures struct {
+	members *member.Service
+	points  *points.Service
+}
+
+func (c channelFigures) ChannelFigures(ctx context.Context, merchantID uint64, scenes []string) (map[string]admin.ChannelFigures, error) {
+	figures, err := c.members.ChannelStats(ctx, merchantID, scenes)
+	if err != nil {
+		return nil, err
+	}
+	orders, err := c.points.OrdersByChannel(ctx, merchantID, scenes)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]admin.ChannelFigures, len(figures))
+	for scene, f := range figures {
+		out[scene] = admin.ChannelFigures{Followers: f.Followers, Members: f.Members, Orders: orders[scene]}
+	}
+	return out, nil
+}
+
+// messageVariables fills campaign messages' member variables from member
+// (name) and points (balance, tier, points expiring soon).
+type messageVariables struct {
+	members   *member.Service
+	points    *points.Service
+	merchants *admin.Merchants
+}
+
+func (v messageVariables) Values(ctx context.Context, merchantID uint64, ids []uint64, names []string) (map[uint64]map[string]string, error) {
+	out := make(map[uint64]map[string]string, len(ids))
+	for _, id := range ids {
+		out[id] = map[string]string{}
+	}
+	need := func(n ...string) bool {
+		for _, x := range n {
+			if slices.Contains(names, x) {
+				return true
+			}
+		}
+		return false
+	}
+	if need("name") {
+		got, err := v.members.Names(ctx, merchantID, ids)
+		if err != nil {
+			return nil, err
+		}
+		for id, name := range got {
+			out[id]["name"] = name
+		}
+	}
+	if need("points", "tier", "expiring_points") {
+		facts, err := v.points.MemberFacts(ctx, merchantID, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			f := facts[id]
+			out[id]["points"] = strconv.FormatInt(f.Available, 10)
+			out[id]["tier"] = f.TierName
+			out[id]["expiring_points"] = strconv.FormatInt(f.ExpiringSoon, 10)
+		}
+	}
+	if need("merchant") {
+		m, err := v.merchants.Get(ctx, merchantID)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			out[id]["merchant"] = m.Name
+		}
+	}
+	return out, nil
+}
+
+// campaignGifts grants campaign gifts through points.
+type campaignGifts struct{ points *points.Service }
+
+func (g campaignGifts) Grant(ctx context.Context, merchantID, memberID uint64, gift campaign.Gift, key, reason string) error {
+	if gift.Points > 0 {
+		_, _, err := g.points.Gift(ctx, merchantID, memberID, gift.Points, reason, key)
+		return err
+	}
+	if gift.RewardID > 0 {
+		_, _, err := g.points.GiftReward(ctx, merchantID, memberID, gift.RewardID, key)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,478 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wxloyalty/loyalty/admin"
+	"github.com/wxloyalty/loyalty/docs"
+)
+
+// routesOf lists the engine's routes as "METHOD /path/{param}".
+func routesOf(t *testing.T, a *testApp) []string {
+	t.Helper()
+	engine, ok := a.Handler().(*gin.Engine)
+	if !ok {
+		t.Fatalf("handler is %T, want *gin.Engine", a.Handler())
+	}
+	param := regexp.MustCompile(`:([a-z_]+)`)
+	var out []string
+	for _, r := range engine.Routes() {
+		out = append(out, r.Method+" "+param.ReplaceAllString(r.Path, "{$1}"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Every route the service registers is described in docs/openapi.yaml, and
+// the document describes no route that does not exist. The simulator's own
+// API, mounted in sandbox mode, is the fake WeChat, not ours to describe.
+func TestOpenAPICoversEveryRoute(t *testing.T) {
+	a := startApp(t)
+	var spec struct {
+		OpenAPI    string                          `yaml:"openapi"`
+		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
+		Components struct {
+			PathItems map[string]map[string]yaml.Node `yaml:"pathItems"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(docs.OpenAPI, &spec); err != nil {
+		t.Fatalf("docs/openapi.yaml: %v", err)
+	}
+	if !strings.HasPrefix(spec.OpenAPI, "3.1") {
+		t.Fatalf("openapi %q, want 3.1", spec.OpenAPI)
+	}
+	documented := map[string]bool{}
+	for path, item := range spec.Paths {
+		if ref, ok := item["$ref"]; ok {
+			name := strings.TrimPrefix(ref.Value, "#/components/pathItems/")
+			if item = spec.Components.PathItems[name]; item == nil {
+				t.Fatalf("%s: unresolved $ref %q", path, ref.Value)
+			}
+		}
+		for method := range item {
+			switch method {
+			case "get", "post", "put", "patch", "delete":
+				documented[strings.ToUpper(method)+" "+path] = true
+			}
+		}
+	}
+	registered := map[string]bool{}
+	for _, r := range routesOf(t, a) {
+		if strings.HasPrefix(r[strings.IndexByte(r, ' ')+1:], sandboxAPIPath+"/") {
+			continue
+		}
+		registered[r] = true
+		if !documented[r] {
+			t.Errorf("route %s is not in docs/openapi.yaml", r)
+		}
+	}
+	for r := range documented {
+		if !registered[r] {
+			t.Errorf("docs/openapi.yaml describes %s, which is not a route", r)
+		}
+	}
+	// And it is served.
+	resp, err := http.Get(a.base + "/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != string(docs.OpenAPI) {
+		t.Fatalf("GET /openapi.yaml: %d", resp.StatusCode)
+	}
+}
+
+// tenantFixture is one merchant with one of everything that has an id in
+// the admin API.
+type tenantFixture struct {
+	merchant uint64
+	token    string // owner session
+	member   uint64
+	tag      uint64
+	staff    uint64
+	apiKey   uint64
+	channel  uint64
+	segment  uint64
+	campaign uint64
+	careRule uint64
+	order    string // external id
+	tier     uint64
+	reward   uint64
+	redeemed uint64 // a redemption
+}
+
+func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken string) tenantFixture {
+	t.Helper()
+	f := tenantFixture{merchant: merchantID, token: ownerToken}
+	var followed struct {
+		MemberID uint64 `json:"member_id"`
+	}
+	if st := a.call("POST", "/api/admin/v1/sandbox/follow", ownerToken, map[string]string{"scene": "fixture"}, &followed); st != 200 || followed.MemberID == 0 {
+		t.Fatalf("fixture member: %d", st)
+	}
+	f.member = followed.MemberID
+	var id struct{ ID uint64 }
+	must := func(method, path string, body any) uint64 {
+		id.ID = 0
+		if st := a.call(method, path, ownerToken, body, &id); st != 201 || id.ID == 0 {
+			t.Fatalf("fixture %s %s: %d", method, path, st)
+		}
+		return id.ID
+	}
+	f.tag = must("POST", "/api/admin/v1/tags", map[string]any{"name": "vip"})
+	if st := a.call("POST", fmt.Sprintf("/api/admin/v1/tags/%d/assign", f.tag), ownerToken,
+		map[string]any{"member_ids": []uint64{f.member}}, nil); st != 200 {
+		t.Fatalf("fixture assign: %d", st)
+	}
+	f.segment = must("POST", "/api/admin/v1/segments", map[string]any{"name": "followers",
+		"rule": map[string]any{"field": "follow_status", "op": "eq", "value": "following"}})
+	f.campaign = must("POST", "/api/admin/v1/campaigns", map[string]any{"name": "Sale", "channel": "template",
+		"template_id": admin.SandboxTemplates[0], "message": map[string]any{"fields": map[string]string{"first": "Hi {{name}}"}},
+		"target": map[string]any{"segment_id": f.segment}, "schedule": map[string]any{"kind": "at", "send_at": time.Now().Add(24 * time.Hour)}})
+	f.careRule = must("POST", "/api/admin/v1/care-rules", map[string]any{"kind": "birthday", "channel": "template",
+		"template_id": admin.SandboxTemplates[0], "message": map[string]any{"fields": map[string]string{"first": "Hi {{name}}"}}})
+	f.order = fmt.Sprintf("ord-%d", merchantID)
+	var order struct{ Order struct{ ID uint64 } }
+	if st := a.call("POST", "/api/admin/v1/orders", ownerToken, map[string]any{"external_id": f.order, "member_id": f.member,
+		"amount_fen": 50000}, &order); st != 201 {
+		t.Fatalf("fixture order: %d", st)
+	}
+	f.tier = must("POST", "/api/admin/v1/tiers", map[string]any{"name": "Gold", "level": 1, "threshold": 100000})
+	f.reward = must("POST", "/api/admin/v1/rewards", map[string]any{"name": "Tea", "kind": "gift", "points_cost": 10})
+	red, _, err := a.points.Redeem(context.Background(), merchantID, f.member, f.reward, "fixture")
+	if err != nil {
+		t.Fatalf("fixture redemption: %v", err)
+	}
+	f.redeemed = red.ID
+	f.staff = must("POST", "/api/admin/v1/staff", map[string]any{"username": fmt.Sprintf("clerk%d", merchantID), "role": "viewer"})
+	f.apiKey = must("POST", "/api/admin/v1/api-keys", map[string]any{"name": "pos", "scopes": []string{"orders:write"}})
+	f.channel = must("POST", "/api/admin/v1/channels", map[string]any{"name": "Poster", "scene": "poster"})
+	return f
+}
+
+// Every admin route is scoped to the caller's merchant: merchant A's owner
+// using merchant B's ids gets 404, exactly as for ids that do not exist,
+// and B's data is unchanged; lists show none of B's rows. A route added to
+// the admin API without a case here fails the test.
+func TestAdminRoutesAreTenantScoped(t *testing.T) {
+	a := startApp(t)
+	ctx := context.Background()
+	other, err := a.merchants.Create(ctx, adminSandboxInput("Other shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sandbox.Register(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.staffs.Create(ctx, other.ID, "otherowner", "other-password", admin.RoleOwner); err != nil {
+		t.Fatal(err)
+	}
+	bToken, _, err := a.staffs.Login(ctx, "otherowner", "other-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aToken := a.login()
+	A := newTenantFixture(t, a, a.merchant, aToken)
+	B := newTenantFixture(t, a, other.ID, bToken)
+
+	type probe struct {
+		path string // with B's ids filled in
+		body any
+		// check, for routes without an id of B's, asserts the answer shows
+		// nothing of B; nil means "must be 404".
+		check func(t *testing.T, status int, body string)
+	}
+	noneOfB := func(t *testing.T, status int, body string) {
+		t.Helper()
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, body)
+		}
+		for _, s := range []string{fmt.Sprintf(`"merchant_id":%d`, other.ID), "otherowner", fmt.Sprintf("clerk%d", other.ID)} {
+			if strings.Contains(body, s) {
+				t.Fatalf("answer shows merchant B's data (%s): %s", s, body)
+			}
+		}
+	}
+	notB := func(ids ...uint64) func(t *testing.T, status int, body string) {
+		return func(t *testing.T, status int, body string) {
+			t.Helper()
+			noneOfB(t, status, body)
+			for _, id := range ids {
+				if regexp.MustCompile(fmt.Sprintf(`"id":%d[,}]`, id)).MatchString(body) {
+					t.Fatalf("answer lists B's id %d: %s", id, body)
+				}
+			}
+		}
+	}
+	notFound := (func(*testing.T, int, string))(nil)
+	// A rule matching every member counts A's members only.
+	countIsA := func(t *testing.T, status int, body string) {
+		t.Helper()
+		noneOfB(t, status, body)
+		var out struct{ Count int64 }
+		_ = json.Unmarshal([]byte(body), &out)
+		if want := a.count("members", "merchant_id = ? AND erased_at IS NULL", a.merchant); out.Count != want {
+			t.Fatalf("count %d, want A's %d: %s", out.Count, want, body)
+		}
+	}
+	memberB, tagB := fmt.Sprint(B.member), fmt.Sprint(B.tag)
+	cases := map[string]probe{
+		"POST /api/admin/v1/logout":                            {check: func(t *testing.T, st int, _ string) {}}, // ends A's own session: checked last
+		"GET /api/admin/v1/me":                                 {check: noneOfB},
+		"POST /api/admin/v1/me/password":                       {body: map[string]string{"current_password": "wrong", "new_password": "whatever-1"}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/staff":                              {check: notB(B.staff)},
+		"POST /api/admin/v1/staff":                             {body: map[string]any{"username": "x", "role": "root"}, check: func(t *testing.T, st int, _ string) {}},
+		"PATCH /api/admin/v1/staff/{staff_id}":                 {path: fmt.Sprint(B.staff), body: map[string]any{"disabled": true}, check: notFound},
+		"GET /api/admin/v1/api-keys":                           {check: notB(B.apiKey)},
+		"POST /api/admin/v1/api-keys":                          {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"DELETE /api/admin/v1/api-keys/{api_key_id}":           {path: fmt.Sprint(B.apiKey), check: notFound},
+		"GET /api/admin/v1/audit":                              {check: noneOfB},
+		"GET /api/admin/v1/settings":                           {check: noneOfB},
+		"PATCH /api/admin/v1/settings":                         {body: map[string]any{"name": "Still A"}, check: noneOfB},
+		"POST /api/admin/v1/settings/wechat-test":              {check: noneOfB},
+		"GET /api/admin/v1/channels":                           {check: notB(B.channel)},
+		"POST /api/admin/v1/channels":                          {body: map[string]any{"name": "A poster", "scene": "poster"}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/members":                            {check: notB(B.member)},
+		"GET /api/admin/v1/members/export.csv":                 {check: noneOfB},
+		"GET /api/admin/v1/members/{member_id}":                {path: memberB, check: notFound},
+		"PATCH /api/admin/v1/members/{member_id}":              {path: memberB, body: map[string]any{"remark": "hijacked"}, check: notFound},
+		"GET /api/admin/v1/members/{member_id}/privacy-export": {path: memberB, check: notFound},
+		"POST /api/admin/v1/members/{member_id}/erase":         {path: memberB, check: notFound},
+		"GET /api/admin/v1/tags":                               {check: notB(B.tag)},
+		"POST /api/admin/v1/tags":                              {body: map[string]any{"name": "vip"}, check: func(t *testing.T, st int, _ string) {}},
+		"PATCH /api/admin/v1/tags/{tag_id}":                    {path: tagB, body: map[string]any{"name": "renamed"}, check: notFound},
+		"DELETE /api/admin/v1/tags/{tag_id}":                   {path: tagB, check: notFound},
+		"POST /api/admin/v1/tags/{tag_id}/assign":              {path: tagB, body: map[string]any{"member_ids": []uint64{A.member}}, check: notFound},
+		"POST /api/admin/v1/tags/{tag_id}/unassign":            {path: tagB, body: map[string]any{"member_ids": []uint64{A.member}}, check: notFound},
+		// A's own tag with B's member: still 404, nothing assigned.
+		"POST /api/admin/v1/tags/{tag_id}/assign#foreign-member":   {path: fmt.Sprint(A.tag), body: map[string]any{"member_ids": []uint64{A.member, B.member}}, check: notFound},
+		"POST /api/admin/v1/tags/{tag_id}/unassign#foreign-member": {path: fmt.Sprint(A.tag), body: map[string]any{"member_ids": []uint64{B.member}}, check: notFound},
+		"GET /api/admin/v1/segments/fields":                        {check: noneOfB},
+		"POST /api/admin/v1/segments/preview":                      {body: map[string]any{"rule": map[string]any{"field": "order_count", "op": "gte", "value": 0}}, check: countIsA},
+		"GET /api/admin/v1/segments":                               {check: notB(B.segment)},
+		"POST /api/admin/v1/segments":                              {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/segments/{segment_id}":                  {path: fmt.Sprint(B.segment), check: notFound},
+		"PATCH /api/admin/v1/segments/{segment_id}":                {path: fmt.Sprint(B.segment), body: map[string]any{"name": "mine"}, check: notFound},
+		"DELETE /api/admin/v1/segments/{segment_id}":               {path: fmt.Sprint(B.segment), check: notFound},
+		"POST /api/admin/v1/segments/{segment_id}/refresh":         {path: fmt.Sprint(B.segment), check: notFound},
+		"POST /api/admin/v1/orders": {body: map[string]any{"external_id": "x-1", "member_id": B.member, "amount_fen": 100},
+			check: func(t *testing.T, st int, body string) {
+				if st != http.StatusUnprocessableEntity { // an unknown member, as for an id that does not exist
+					t.Fatalf("order for B's member: %d %s", st, body)
+				}
+			}},
+		"GET /api/admin/v1/orders/{external_id}":                    {path: B.order, check: notFound},
+		"POST /api/admin/v1/orders/{external_id}/refunds":           {path: B.order, body: map[string]any{"refund_id": "r1", "amount_fen": 100}, check: notFound},
+		"GET /api/admin/v1/points/rules":                            {check: noneOfB},
+		"PUT /api/admin/v1/points/rules":                            {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/points/liability":                        {check: noneOfB},
+		"GET /api/admin/v1/points/expiring":                         {check: notB(B.member)},
+		"GET /api/admin/v1/tiers":                                   {check: notB(B.tier)},
+		"POST /api/admin/v1/tiers":                                  {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/tiers/{tier_id}":                         {path: fmt.Sprint(B.tier), check: notFound},
+		"PATCH /api/admin/v1/tiers/{tier_id}":                       {path: fmt.Sprint(B.tier), body: map[string]any{"name": "Mine"}, check: notFound},
+		"DELETE /api/admin/v1/tiers/{tier_id}":                      {path: fmt.Sprint(B.tier), check: notFound},
+		"GET /api/admin/v1/rewards":                                 {check: notB(B.reward)},
+		"POST /api/admin/v1/rewards":                                {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/rewards/{reward_id}":                     {path: fmt.Sprint(B.reward), check: notFound},
+		"PATCH /api/admin/v1/rewards/{reward_id}":                   {path: fmt.Sprint(B.reward), body: map[string]any{"name": "Mine"}, check: notFound},
+		"DELETE /api/admin/v1/rewards/{reward_id}":                  {path: fmt.Sprint(B.reward), check: notFound},
+		"GET /api/admin/v1/redemptions":                             {check: notB(B.redeemed)},
+		"GET /api/admin/v1/redemptions/{redemption_id}":             {path: fmt.Sprint(B.redeemed), check: notFound},
+		"POST /api/admin/v1/redemptions/{redemption_id}/cancel":     {path: fmt.Sprint(B.redeemed), body: map[string]any{"reason": "x"}, check: notFound},
+		"GET /api/admin/v1/members/{member_id}/points":              {path: memberB, check: notFound},
+		"POST /api/admin/v1/members/{member_id}/points/adjustments": {path: memberB, body: map[string]any{"points": 100, "reason": "gift"}, check: notFound},
+		"GET /api/admin/v1/campaigns":                               {check: notB(B.campaign)},
+		"POST /api/admin/v1/campaigns":                              {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/campaigns/{campaign_id}":                 {path: fmt.Sprint(B.campaign), check: notFound},
+		"PATCH /api/admin/v1/campaigns/{campaign_id}":               {path: fmt.Sprint(B.campaign), body: map[string]any{"name": "Mine"}, check: notFound},
+		"POST /api/admin/v1/campaigns/{campaign_id}/schedule":       {path: fmt.Sprint(B.campaign), check: notFound},
+		"POST /api/admin/v1/campaigns/{campaign_id}/pause":          {path: fmt.Sprint(B.campaign), check: notFound},
+		"POST /api/admin/v1/campaigns/{campaign_id}/resume":         {path: fmt.Sprint(B.campaign), check: notFound},
+		"POST /api/admin/v1/campaigns/{campaign_id}/cancel":         {path: fmt.Sprint(B.campaign), check: notFound},
+		"POST /api/admin/v1/campaigns/{campaign_id}/resend":         {path: fmt.Sprint(B.campaign), body: map[string]any{"statuses": []string{"failed"}}, check: notFound},
+		"GET /api/admin/v1/campaigns/{campaign_id}/dry-run":         {path: fmt.Sprint(B.campaign), check: notFound},
+		"GET /api/admin/v1/campaigns/{campaign_id}/progress":        {path: fmt.Sprint(B.campaign), check: notFound},
+		"GET /api/admin/v1/campaigns/{campaign_id}/deliveries":      {path: fmt.Sprint(B.campaign), check: notFound},
+		"GET /api/admin/v1/campaigns/{campaign_id}/report":          {path: fmt.Sprint(B.campaign), check: notFound},
+		"GET /api/admin/v1/care-rules":                              {check: notB(B.careRule)},
+		"POST /api/admin/v1/care-rules":                             {body: map[string]any{"kind": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/care-rules/{rule_id}":                    {path: fmt.Sprint(B.careRule), check: notFound},
+		"PATCH /api/admin/v1/care-rules/{rule_id}":                  {path: fmt.Sprint(B.careRule), body: map[string]any{"enabled": false}, check: notFound},
+		"DELETE /api/admin/v1/care-rules/{rule_id}":                 {path: fmt.Sprint(B.careRule), check: notFound},
+		"GET /api/admin/v1/care-rules/{rule_id}/sends":              {path: fmt.Sprint(B.careRule), check: notFound},
+		"GET /api/admin/v1/dashboard":                               {check: noneOfB},
+		// The sandbox tools act on the caller's merchant only.
+		"POST /api/admin/v1/sandbox/follow":        {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
+		"POST /api/admin/v1/sandbox/unfollow":      {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
+		"POST /api/admin/v1/sandbox/scan":          {body: map[string]any{"openid": "o_tenant", "scene": "x"}, check: noneOfB},
+		"POST /api/admin/v1/sandbox/message":       {body: map[string]any{"openid": "o_tenant", "text": "hi"}, check: noneOfB},
+		"POST /api/admin/v1/sandbox/receipt":       {body: map[string]any{"openid": "o_tenant", "msg_id": 1, "status": "success"}, check: noneOfB},
+		"POST /api/admin/v1/sandbox/mp-login-code": {body: map[string]any{}, check: noneOfB},
+		"POST /api/admin/v1/sandbox/phone-code":    {body: map[string]any{"phone": "13800000000"}, check: noneOfB},
+		"POST /api/admin/v1/sandbox/oauth-code":    {body: map[string]any{}, check: noneOfB},
+		"GET /api/admin/v1/sandbox/sent":           {check: noneOfB},
+		"POST /api/admin/v1/login":                 {body: map[string]string{"username": "otherowner", "password": "wrong"}, check: func(t *testing.T, st int, _ string) {}},
+	}
+
+	// Every admin route has a case.
+	var adminRoutes []string
+	for _, r := range routesOf(t, a) {
+		if strings.Contains(r, " /api/admin/v1/") {
+			adminRoutes = append(adminRoutes, r)
+			if _, ok := cases[r]; !ok {
+				t.Errorf("admin route %s has no tenant-isolation case: add one", r)
+			}
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	keys := make([]string, 0, len(cases))
+	for k := range cases {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { // logout last: it ends A's session
+		if strings.HasSuffix(keys[i], "/logout") != strings.HasSuffix(keys[j], "/logout") {
+			return strings.HasSuffix(keys[j], "/logout")
+		}
+		return keys[i] < keys[j]
+	})
+	for _, key := range keys {
+		c := cases[key]
+		route, _, _ := strings.Cut(key, "#")
+		if !slices.Contains(adminRoutes, route) {
+			t.Errorf("case %s names no route", key)
+			continue
+		}
+		method, path, _ := strings.Cut(route, " ")
+		path = regexp.MustCompile(`\{[a-z_]+\}`).ReplaceAllString(path, c.path)
+		t.Run(key, func(t *testing.T) {
+			status, body := a.raw(method, path, aToken, c.body)
+			if c.check == nil {
+				if status != http.StatusNotFound || !strings.Contains(body, `"not_found"`) {
+					t.Fatalf("%s %s with B's ids: %d %s, want 404", method, path, status, body)
+				}
+				return
+			}
+			c.check(t, status, body)
+		})
+	}
+
+	// B's things are as B left them.
+	var detail struct {
+		Remark string
+		Tags   []struct{ ID uint64 }
+	}
+	if st := a.call("GET", fmt.Sprintf("/api/admin/v1/members/%d", B.member), bToken, nil, &detail); st != 200 ||
+		detail.Remark != "" || len(detail.Tags) != 1 || detail.Tags[0].ID != B.tag {
+		t.Fatalf("B's member changed: %d %+v", st, detail)
+	}
+	if n := a.count("staff", "id = ? AND disabled_at IS NULL", B.staff); n != 1 {
+		t.Fatal("B's staff account was disabled")
+	}
+	if n := a.count("api_keys", "id = ? AND revoked_at IS NULL", B.apiKey); n != 1 {
+		t.Fatal("B's API key was revoked")
+	}
+	if n := a.count("tags", "id = ? AND merchant_id = ?", B.tag, other.ID); n != 1 {
+		t.Fatal("B's tag was deleted")
+	}
+	if n := a.count("member_tags", "merchant_id = ? AND member_id = ?", a.merchant, B.member); n != 0 {
+		t.Fatal("A's tag was assigned to B's member")
+	}
+	if n := a.count("points_orders", "merchant_id = ? AND external_id = ? AND refunded_fen = 0", other.ID, B.order); n != 1 {
+		t.Fatal("B's order was refunded")
+	}
+	if n := a.count("points_redemptions", "id = ? AND status = 'completed'", B.redeemed); n != 1 {
+		t.Fatal("B's redemption was cancelled")
+	}
+	if n := a.count("points_ledger", "merchant_id = ? AND member_id = ? AND kind = 'adjust'", other.ID, B.member); n != 0 {
+		t.Fatal("B's member was adjusted")
+	}
+	if n := a.count("campaigns", "id = ? AND name = 'Sale' AND status = 'draft'", B.campaign); n != 1 {
+		t.Fatal("B's campaign was changed")
+	}
+	if n := a.count("segments", "id = ? AND name = 'followers'", B.segment); n != 1 {
+		t.Fatal("B's segment was changed or deleted")
+	}
+	if n := a.count("members", "id = ? AND erased_at IS NULL", B.member); n != 1 {
+		t.Fatal("B's member was erased")
+	}
+	if n := a.count("audit_log", "merchant_id = ? AND actor_id IN (SELECT id FROM staff WHERE merchant_id = ?)", other.ID, a.merchant); n != 0 {
+		t.Fatal("A's calls were recorded in B's audit log")
+	}
+}
+
+// raw makes a request and returns the status and body as text.
+func (a *testApp) raw(method, path, token string, body any) (int, string) {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		r = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, a.base+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// A channel's figures come from the members it brought and their orders:
+// a follow through the channel's code, an order (and a fully refunded one,
+// which does not count) through the orders API.
+func TestChannelFiguresEndToEnd(t *testing.T) {
+	a := startApp(t)
+	token := a.login()
+	var ch struct{ ID uint64 }
+	if st := a.call("POST", "/api/admin/v1/channels", token, map[string]any{"name": "Table card", "scene": "table-7"}, &ch); st != 201 {
+		t.Fatalf("channel: %d", st)
+	}
+	var followed struct {
+		MemberID uint64 `json:"member_id"`
+	}
+	a.call("POST", "/api/admin/v1/sandbox/follow", token, map[string]string{"scene": "table-7"}, &followed)
+	a.call("POST", "/api/admin/v1/sandbox/follow", token, map[string]string{}, nil) // another channel
+	for i, amount := range []int{8800, 5000} {
+		body := map[string]any{"external_id": fmt.Sprintf("t7-%d", i), "member_id": followed.MemberID, "amount_fen": amount}
+		if st := a.call("POST", "/api/admin/v1/orders", token, body, nil); st != 201 {
+			t.Fatalf("order: %d", st)
+		}
+	}
+	if st := a.call("POST", "/api/admin/v1/orders/t7-1/refunds", token, map[string]any{"refund_id": "r", "amount_fen": 5000}, nil); st != 201 {
+		t.Fatalf("refund: %d", st)
+	}
+	var list struct {
+		Channels []struct {
+			Scene                      string
+			Followers, Members, Orders int64
+		}
+	}
+	a.call("GET", "/api/admin/v1/channels", token, nil, &list)
+	if len(list.Channels) != 1 || list.Channels[0].Followers != 1 || list.Channels[0].Members != 1 || list.Channels[0].Orders != 1 {
+		t.Fatalf("channels: %+v", list.Channels)
+	}
+}
