@@ -17,6 +17,9 @@ import (
 )
 
 // routes builds the one gin engine: middleware, then every route group.
+// callbackRoute receives the official account's pushes from WeChat.
+const callbackRoute = "/wechat/:merchant_id/callback"
+
 func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberAdmin *member.AdminHandler, segments *member.SegmentHandler,
 	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler, sim *wechattest.Simulator) http.Handler {
 	r := gin.New()
@@ -25,7 +28,10 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	// The client address is the peer address unless proxies are configured
 	// (validated with the configuration, so this cannot fail).
 	_ = r.SetTrustedProxies(a.cfg.HTTP.TrustedProxies)
-	r.Use(httpx.Recover(), httpx.RequestLog(a.log, "/healthz", "/readyz", "/metrics"), a.metrics.Middleware())
+	r.Use(httpx.Recover(), httpx.RequestLog(a.log, httpx.LogOptions{
+		Skip:        []string{"/healthz", "/readyz", "/metrics"},
+		QuietRoutes: []string{callbackRoute},
+	}), a.metrics.Middleware())
 	r.NoRoute(httpx.NotFound)
 	r.NoMethod(func(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, httpx.ErrorBody{Error: httpx.ErrorDetail{
@@ -46,8 +52,8 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 		}
 		callback.Serve(c.Writer, c.Request, id)
 	}
-	r.GET("/wechat/:merchant_id/callback", serveCallback)
-	r.POST("/wechat/:merchant_id/callback", serveCallback)
+	r.GET(callbackRoute, serveCallback)
+	r.POST(callbackRoute, serveCallback)
 
 	api := r.Group("/api")
 	members.Register(api)

@@ -170,13 +170,29 @@ func Logger(c *gin.Context) *slog.Logger {
 	return slog.Default()
 }
 
+// LogOptions choose which requests RequestLog writes a line for.
+type LogOptions struct {
+	// Skip lists paths never logged (probes, metrics scrapes).
+	Skip []string
+	// QuietRoutes lists routes (gin route patterns) whose successful
+	// requests are logged at debug level only: high-volume machine calls,
+	// such as WeChat's pushes, that are recorded elsewhere (the inbox keeps
+	// every event, the metrics count every request). Their failures are
+	// logged like any other request's.
+	QuietRoutes []string
+}
+
 // RequestLog assigns a request id (kept from X-Request-ID when it is sane),
-// returns it in X-Request-ID, and logs one line per request. Probe
-// endpoints (skip) are not logged.
-func RequestLog(log *slog.Logger, skip ...string) gin.HandlerFunc {
+// returns it in X-Request-ID, and logs one line per request (see
+// LogOptions for the exceptions).
+func RequestLog(log *slog.Logger, o LogOptions) gin.HandlerFunc {
 	skipped := map[string]bool{}
-	for _, p := range skip {
+	for _, p := range o.Skip {
 		skipped[p] = true
+	}
+	quiet := map[string]bool{}
+	for _, r := range o.QuietRoutes {
+		quiet[r] = true
 	}
 	return func(c *gin.Context) {
 		id := c.GetHeader("X-Request-ID")
@@ -195,13 +211,21 @@ func RequestLog(log *slog.Logger, skip ...string) gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
+		status := c.Writer.Status()
 		level := slog.LevelInfo
-		if c.Writer.Status() >= 500 {
+		switch {
+		case status >= 500:
 			level = slog.LevelError
+		case status < 400 && quiet[route]:
+			level = slog.LevelDebug
 		}
-		log.LogAttrs(c.Request.Context(), level, "http request", slog.String("request_id", id),
+		ctx := c.Request.Context()
+		if !log.Enabled(ctx, level) {
+			return
+		}
+		log.LogAttrs(ctx, level, "http request", slog.String("request_id", id),
 			slog.String("method", c.Request.Method), slog.String("route", route),
-			slog.Int("status", c.Writer.Status()), slog.Int64("duration_us", time.Since(start).Microseconds()))
+			slog.Int("status", status), slog.Int64("duration_us", time.Since(start).Microseconds()))
 	}
 }
 

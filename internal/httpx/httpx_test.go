@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func TestBindJSONNamesTheField(t *testing.T) {
 
 func TestRequestIDs(t *testing.T) {
 	r := gin.New()
-	r.Use(RequestLog(discard()))
+	r.Use(RequestLog(discard(), LogOptions{}))
 	r.GET("/", func(c *gin.Context) { c.String(200, RequestID(c)) })
 	for _, in := range []string{"abc-123", "", "bad id with spaces", strings.Repeat("x", 100)} {
 		req := httptest.NewRequest("GET", "/", nil)
@@ -122,6 +123,60 @@ func TestRequestIDs(t *testing.T) {
 		if in != "abc-123" && got == in {
 			t.Fatalf("unsafe incoming id kept: %q", got)
 		}
+	}
+}
+
+// The access log: a line per request at info (error for 5xx), none for
+// skipped paths, and for quiet routes none at info when they succeed but
+// still one when they fail.
+func TestRequestLogLevels(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := gin.New()
+	r.Use(RequestLog(log, LogOptions{Skip: []string{"/healthz"}, QuietRoutes: []string{"/hook/:id"}}))
+	r.GET("/healthz", func(c *gin.Context) { c.String(200, "ok") })
+	r.GET("/page", func(c *gin.Context) { c.String(200, "ok") })
+	r.GET("/hook/:id", func(c *gin.Context) {
+		switch c.Param("id") {
+		case "bad":
+			c.String(403, "forbidden")
+		case "down":
+			c.String(503, "unavailable")
+		default:
+			c.String(200, "success")
+		}
+	})
+	for _, tc := range []struct {
+		path, want string // want: the level logged, "" for no line
+	}{
+		{"/healthz", ""},
+		{"/page", "INFO"},
+		{"/nowhere", "INFO"},
+		{"/hook/1", ""},
+		{"/hook/bad", "INFO"},
+		{"/hook/down", "ERROR"},
+	} {
+		buf.Reset()
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", tc.path, nil))
+		var line struct{ Level, Route string }
+		if buf.Len() > 0 {
+			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+				t.Fatalf("%s: log line %q: %v", tc.path, buf.String(), err)
+			}
+		}
+		if line.Level != tc.want {
+			t.Errorf("%s: logged %q at %q, want level %q", tc.path, buf.String(), line.Level, tc.want)
+		}
+	}
+	// At debug level the quiet route's successes are logged too.
+	buf.Reset()
+	debug := gin.New()
+	debug.Use(RequestLog(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		LogOptions{QuietRoutes: []string{"/hook/:id"}}))
+	debug.GET("/hook/:id", func(c *gin.Context) { c.String(200, "success") })
+	debug.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/hook/1", nil))
+	if !strings.Contains(buf.String(), `"level":"DEBUG"`) || !strings.Contains(buf.String(), `"route":"/hook/:id"`) {
+		t.Fatalf("debug log of a quiet success: %q", buf.String())
 	}
 }
 
