@@ -29,7 +29,7 @@ var (
 )
 
 // scanFlat parses the flat shape; ok is false whenever the input is not
-// plainly of that shape.
+// plainly of that shape. It allocates only the strings it keeps.
 func scanFlat(b []byte) (in inbound, ok bool) {
 	b = bytes.TrimLeft(b, " \t\n")
 	root, rest, ok := openTag(b)
@@ -42,7 +42,7 @@ func scanFlat(b []byte) (in inbound, ok bool) {
 		if bytes.HasPrefix(b, []byte("</")) {
 			// Closing tag of the root, then only whitespace.
 			end := bytes.IndexByte(b, '>')
-			if end < 0 || string(b[2:end]) != root || len(bytes.TrimLeft(b[end+1:], " \t\n")) != 0 {
+			if end < 0 || !bytes.Equal(b[2:end], root) || len(bytes.TrimLeft(b[end+1:], " \t\n")) != 0 {
 				return inbound{}, false
 			}
 			return in, true
@@ -63,50 +63,59 @@ func scanFlat(b []byte) (in inbound, ok bool) {
 }
 
 // openTag reads "<Name>" with a plain name and no attributes.
-func openTag(b []byte) (name string, rest []byte, ok bool) {
+func openTag(b []byte) (name, rest []byte, ok bool) {
 	if len(b) < 3 || b[0] != '<' {
-		return "", nil, false
+		return nil, nil, false
 	}
 	end := bytes.IndexByte(b, '>')
 	if end < 2 {
-		return "", nil, false
+		return nil, nil, false
 	}
 	for _, c := range b[1:end] {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
-			return "", nil, false
+			return nil, nil, false
 		}
 	}
-	return string(b[1:end]), b[end+1:], true
+	return b[1:end], b[end+1:], true
 }
 
-// elementText reads CDATA sections and plain text up to "</name>".
-func elementText(b []byte, name string) (string, []byte, bool) {
-	var text []byte
+// elementText reads CDATA sections and plain text up to "</name>". The
+// text is a sub-slice of b when it is one piece (the usual case), so it
+// costs nothing until set keeps it.
+func elementText(b, name []byte) (text, rest []byte, ok bool) {
+	pieces := 0
 	for {
+		var piece []byte
 		switch {
 		case bytes.HasPrefix(b, cdataOpen):
 			end := bytes.Index(b[len(cdataOpen):], cdataClose)
 			if end < 0 || !plainText(b[len(cdataOpen):len(cdataOpen)+end]) {
-				return "", nil, false
+				return nil, nil, false
 			}
-			text = append(text, b[len(cdataOpen):len(cdataOpen)+end]...)
+			piece = b[len(cdataOpen) : len(cdataOpen)+end]
 			b = b[len(cdataOpen)+end+len(cdataClose):]
 		case len(b) > 0 && b[0] == '<':
-			if !bytes.HasPrefix(b[1:], []byte("/"+name+">")) {
-				return "", nil, false // nested element, comment, or a different closing tag
+			// Only the element's own closing tag may follow: anything else
+			// is a nested element, a comment or a different closing tag.
+			if len(b) < len(name)+3 || b[1] != '/' || !bytes.Equal(b[2:2+len(name)], name) || b[2+len(name)] != '>' {
+				return nil, nil, false
 			}
-			return string(text), b[len(name)+3:], true
+			return text, b[len(name)+3:], true
 		default:
 			end := bytes.IndexByte(b, '<')
 			if end < 0 {
-				return "", nil, false
+				return nil, nil, false
 			}
-			chunk := b[:end]
-			if bytes.ContainsAny(chunk, "&>]") || !plainText(chunk) {
-				return "", nil, false // entities and oddities: leave them to encoding/xml
+			piece = b[:end]
+			if bytes.ContainsAny(piece, "&>]") || !plainText(piece) {
+				return nil, nil, false // entities and oddities: leave them to encoding/xml
 			}
-			text = append(text, chunk...)
 			b = b[end:]
+		}
+		if pieces++; pieces == 1 {
+			text = piece
+		} else {
+			text = append(text[:len(text):len(text)], piece...) // a copy: never write into b
 		}
 	}
 }
@@ -123,42 +132,43 @@ func plainText(b []byte) bool {
 	return utf8.Valid(b) && !bytes.Contains(b, []byte("\xEF\xBF\xBE")) && !bytes.Contains(b, []byte("\xEF\xBF\xBF"))
 }
 
-// set stores a field the service reads; other elements are ignored, as
-// encoding/xml ignores them. ok is false for a number it cannot read.
-func (in *inbound) set(name, text string) bool {
+// set stores a field the service reads (copying the text: the body's
+// buffer is reused); other elements are ignored, as encoding/xml ignores
+// them. ok is false for a number it cannot read.
+func (in *inbound) set(name, b []byte) bool {
 	var err error
-	switch name {
+	switch string(name) {
 	case "ToUserName":
-		in.ToUserName = text
+		in.ToUserName = string(b)
 	case "FromUserName":
-		in.FromUserName = text
+		in.FromUserName = string(b)
 	case "CreateTime":
-		in.CreateTime, err = parseInt(text)
+		in.CreateTime, err = parseInt(b)
 	case "MsgType":
-		in.MsgType = text
+		in.MsgType = string(b)
 	case "Event":
-		in.Event = text
+		in.Event = string(b)
 	case "EventKey":
-		in.EventKey = text
+		in.EventKey = string(b)
 	case "Ticket":
-		in.Ticket = text
+		in.Ticket = string(b)
 	case "Content":
-		in.Content = text
+		in.Content = string(b)
 	case "MsgId":
-		in.MsgID, err = parseInt(text)
+		in.MsgID, err = parseInt(b)
 	case "MsgID":
-		in.TemplateMsgID, err = parseInt(text)
+		in.TemplateMsgID, err = parseInt(b)
 	case "Status":
-		in.Status = text
+		in.Status = string(b)
 	case "Encrypt":
-		in.Encrypt = text
+		in.Encrypt = string(b)
 	}
 	return err == nil
 }
 
-func parseInt(s string) (int64, error) {
-	if s == "" {
+func parseInt(b []byte) (int64, error) {
+	if len(b) == 0 {
 		return 0, nil // encoding/xml leaves an empty number at zero
 	}
-	return strconv.ParseInt(s, 10, 64)
+	return strconv.ParseInt(string(b), 10, 64)
 }
