@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -169,16 +170,16 @@ func (h *CallbackHandler) Serve(w http.ResponseWriter, r *http.Request, merchant
 		return
 	}
 	creds := acct.Credentials()
-	q := r.URL.Query()
-	timestamp, nonce := q.Get("timestamp"), q.Get("nonce")
-	if !validSignature(q.Get("signature"), creds.Token, timestamp, nonce) {
+	q := parseCallbackQuery(r.URL.RawQuery)
+	timestamp, nonce := q.timestamp, q.nonce
+	if !validSignature(q.signature, creds.Token, timestamp, nonce) {
 		h.reject(ctx, w, merchantID, "bad signature")
 		return
 	}
 	if r.Method == http.MethodGet {
 		// URL verification when the merchant saves the callback URL.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, q.Get("echostr"))
+		_, _ = io.WriteString(w, q.echostr)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -197,10 +198,10 @@ func (h *CallbackHandler) Serve(w http.ResponseWriter, r *http.Request, merchant
 		return
 	}
 	body := buf.Bytes() // parsing copies what it keeps, so the buffer can be reused
-	safe := q.Get("encrypt_type") == "aes"
+	safe := q.encryptType == "aes"
 	if safe {
 		var err error
-		if body, err = decryptBody(body, creds, timestamp, nonce, q.Get("msg_signature")); err != nil {
+		if body, err = decryptBody(body, creds, timestamp, nonce, q.msgSignature); err != nil {
 			h.reject(ctx, w, merchantID, err.Error())
 			return
 		}
@@ -277,17 +278,20 @@ func (in inbound) event(merchantID uint64) Event {
 	ev := Event{MerchantID: merchantID, MsgType: in.MsgType, EventType: in.Event, OpenID: in.FromUserName,
 		AccountID: in.ToUserName, EventKey: in.EventKey, Ticket: in.Ticket, Content: in.Content,
 		MsgID: in.MsgID, Status: in.Status, CreateTime: time.Unix(in.CreateTime, 0).UTC()}
-	var key string
+	var buf [192]byte // the key before hashing; longer ones spill to the heap
+	var key []byte
 	switch {
 	case in.MsgType != MsgTypeEvent && in.MsgID != 0:
-		key = "msg|" + strconv.FormatInt(in.MsgID, 10)
+		key = strconv.AppendInt(append(buf[:0], "msg|"...), in.MsgID, 10)
 	case in.Event == EventTemplateFinish && in.TemplateMsgID != 0:
 		ev.MsgID = in.TemplateMsgID
-		key = "tpl|" + strconv.FormatInt(in.TemplateMsgID, 10)
+		key = strconv.AppendInt(append(buf[:0], "tpl|"...), in.TemplateMsgID, 10)
 	default:
-		key = "evt|" + in.FromUserName + "|" + strconv.FormatInt(in.CreateTime, 10) + "|" + in.MsgType + "|" + in.Event
+		key = append(append(buf[:0], "evt|"...), in.FromUserName...)
+		key = strconv.AppendInt(append(key, '|'), in.CreateTime, 10)
+		key = append(append(append(append(key, '|'), in.MsgType...), '|'), in.Event...)
 	}
-	sum := sha256.Sum256([]byte(key))
+	sum := sha256.Sum256(key)
 	ev.DedupeKey = hex.EncodeToString(sum[:])
 	return ev
 }
@@ -303,14 +307,61 @@ func validSignature(got, token string, parts ...string) bool {
 	all := append(arr[:0], token)
 	all = append(all, parts...)
 	slices.Sort(all)
-	h := sha1.New()
+	var buf [256]byte // enough unless a safe-mode ciphertext is signed
+	joined := buf[:0]
 	for _, p := range all {
-		_, _ = io.WriteString(h, p)
+		joined = append(joined, p...)
 	}
-	var sum [sha1.Size]byte
+	sum := sha1.Sum(joined)
 	var want [2 * sha1.Size]byte
-	hex.Encode(want[:], h.Sum(sum[:0]))
+	hex.Encode(want[:], sum[:])
 	return subtle.ConstantTimeCompare([]byte(got), want[:]) == 1
+}
+
+// callbackQuery holds the query parameters of a push.
+type callbackQuery struct {
+	signature, timestamp, nonce, echostr, encryptType, msgSignature string
+}
+
+// parseCallbackQuery reads the parameters as url.Values.Get would (the
+// first value of each). WeChat's are plain (digits, hex, a word), so the
+// query is split in place; a query with escapes or separators that need
+// decoding goes through url.ParseQuery.
+func parseCallbackQuery(raw string) callbackQuery {
+	var q callbackQuery
+	if strings.ContainsAny(raw, "%+;") {
+		v, _ := url.ParseQuery(raw) // like URL.Query: bad pairs are dropped
+		return callbackQuery{signature: v.Get("signature"), timestamp: v.Get("timestamp"), nonce: v.Get("nonce"),
+			echostr: v.Get("echostr"), encryptType: v.Get("encrypt_type"), msgSignature: v.Get("msg_signature")}
+	}
+	seen := [6]bool{}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		key, value, _ := strings.Cut(pair, "=")
+		var i int
+		var dst *string
+		switch key {
+		case "signature":
+			i, dst = 0, &q.signature
+		case "timestamp":
+			i, dst = 1, &q.timestamp
+		case "nonce":
+			i, dst = 2, &q.nonce
+		case "echostr":
+			i, dst = 3, &q.echostr
+		case "encrypt_type":
+			i, dst = 4, &q.encryptType
+		case "msg_signature":
+			i, dst = 5, &q.msgSignature
+		default:
+			continue
+		}
+		if !seen[i] {
+			seen[i], *dst = true, value
+		}
+	}
+	return q
 }
 
 var errSafeModeOff = errors.New("safe-mode message but no EncodingAESKey configured")
@@ -376,9 +427,11 @@ func writeReply(w http.ResponseWriter, ev Event, text string, creds Credentials,
 
 var success = []byte("success")
 
+var textPlain = []string{"text/plain; charset=utf-8"}
+
 // writeSuccess is WeChat's "received, no reply" answer, valid in both modes.
 func writeSuccess(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header()["Content-Type"] = textPlain // canonical key, shared value: nothing to allocate
 	_, _ = w.Write(success)
 }
 
