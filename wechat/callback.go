@@ -324,44 +324,26 @@ type callbackQuery struct {
 }
 
 // parseCallbackQuery reads the parameters as url.Values.Get would (the
-// first value of each). WeChat's are plain (digits, hex, a word), so the
-// query is split in place; a query with escapes or separators that need
-// decoding goes through url.ParseQuery.
+// first value of each). WeChat's are plain (digits, hex, a word), so they
+// are found in the raw query without allocating; a query with escapes or
+// separators that need decoding goes through url.ParseQuery.
 func parseCallbackQuery(raw string) callbackQuery {
-	var q callbackQuery
+	get := func(key string) string {
+		for rest := raw; rest != ""; {
+			var pair string
+			pair, rest, _ = strings.Cut(rest, "&")
+			if k, v, _ := strings.Cut(pair, "="); k == key {
+				return v
+			}
+		}
+		return ""
+	}
 	if strings.ContainsAny(raw, "%+;") {
 		v, _ := url.ParseQuery(raw) // like URL.Query: bad pairs are dropped
-		return callbackQuery{signature: v.Get("signature"), timestamp: v.Get("timestamp"), nonce: v.Get("nonce"),
-			echostr: v.Get("echostr"), encryptType: v.Get("encrypt_type"), msgSignature: v.Get("msg_signature")}
+		get = v.Get
 	}
-	seen := [6]bool{}
-	for raw != "" {
-		var pair string
-		pair, raw, _ = strings.Cut(raw, "&")
-		key, value, _ := strings.Cut(pair, "=")
-		var i int
-		var dst *string
-		switch key {
-		case "signature":
-			i, dst = 0, &q.signature
-		case "timestamp":
-			i, dst = 1, &q.timestamp
-		case "nonce":
-			i, dst = 2, &q.nonce
-		case "echostr":
-			i, dst = 3, &q.echostr
-		case "encrypt_type":
-			i, dst = 4, &q.encryptType
-		case "msg_signature":
-			i, dst = 5, &q.msgSignature
-		default:
-			continue
-		}
-		if !seen[i] {
-			seen[i], *dst = true, value
-		}
-	}
-	return q
+	return callbackQuery{signature: get("signature"), timestamp: get("timestamp"), nonce: get("nonce"),
+		echostr: get("echostr"), encryptType: get("encrypt_type"), msgSignature: get("msg_signature")}
 }
 
 var errSafeModeOff = errors.New("safe-mode message but no EncodingAESKey configured")
