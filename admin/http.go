@@ -121,17 +121,6 @@ func staffOnly(c *gin.Context) {
 	c.Next()
 }
 
-// pathID reads a numeric path parameter; anything else is a missing thing
-// (404), like an id of another merchant.
-func pathID(c *gin.Context, name, what string) (uint64, bool) {
-	id, err := strconv.ParseUint(c.Param(name), 10, 64)
-	if err != nil || id == 0 {
-		httpx.Fail(c, apperr.New(apperr.ErrNotFound, "%s not found", what))
-		return 0, false
-	}
-	return id, true
-}
-
 type loginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
@@ -283,7 +272,7 @@ func (a *API) createStaff(c *gin.Context) {
 }
 
 func (a *API) updateStaff(c *gin.Context) {
-	id, ok := pathID(c, "staff_id", "staff account")
+	id, ok := httpx.PathID(c, "staff_id", errStaffNotFound)
 	if !ok {
 		return
 	}
@@ -348,7 +337,7 @@ func (a *API) createKey(c *gin.Context) {
 }
 
 func (a *API) revokeKey(c *gin.Context) {
-	id, ok := pathID(c, "api_key_id", "API key")
+	id, ok := httpx.PathID(c, "api_key_id", errKeyNotFound)
 	if !ok {
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -96,17 +95,8 @@ func CareViewOf(r CareRule) CareRuleView {
 	return v
 }
 
-func ruleID(c *gin.Context) (uint64, bool) {
-	id, err := strconv.ParseUint(c.Param("rule_id"), 10, 64)
-	if err != nil || id == 0 || strconv.FormatUint(id, 10) != c.Param("rule_id") {
-		httpx.Fail(c, errCareNotFound)
-		return 0, false
-	}
-	return id, true
-}
-
 func (h *CareHandler) list(c *gin.Context) {
-	if _, err := query(c); err != nil {
+	if _, err := httpx.QueryOnly(c); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
@@ -138,7 +128,7 @@ func (h *CareHandler) create(c *gin.Context) {
 }
 
 func (h *CareHandler) get(c *gin.Context) {
-	id, ok := ruleID(c)
+	id, ok := httpx.PathID(c, "rule_id", errCareNotFound)
 	if !ok {
 		return
 	}
@@ -151,7 +141,7 @@ func (h *CareHandler) get(c *gin.Context) {
 }
 
 func (h *CareHandler) update(c *gin.Context) {
-	id, ok := ruleID(c)
+	id, ok := httpx.PathID(c, "rule_id", errCareNotFound)
 	if !ok {
 		return
 	}
@@ -169,7 +159,7 @@ func (h *CareHandler) update(c *gin.Context) {
 }
 
 func (h *CareHandler) delete(c *gin.Context) {
-	id, ok := ruleID(c)
+	id, ok := httpx.PathID(c, "rule_id", errCareNotFound)
 	if !ok {
 		return
 	}
@@ -181,11 +171,11 @@ func (h *CareHandler) delete(c *gin.Context) {
 }
 
 func (h *CareHandler) sends(c *gin.Context) {
-	id, ok := ruleID(c)
+	id, ok := httpx.PathID(c, "rule_id", errCareNotFound)
 	if !ok {
 		return
 	}
-	q, err := query(c, "member_id", "before", "limit")
+	q, err := httpx.QueryOnly(c, "member_id", "before", "limit")
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -114,30 +114,6 @@ func ViewOf(c Campaign) View {
 	return v
 }
 
-func campaignID(c *gin.Context) (uint64, bool) {
-	id, err := strconv.ParseUint(c.Param("campaign_id"), 10, 64)
-	if err != nil || id == 0 || strconv.FormatUint(id, 10) != c.Param("campaign_id") {
-		httpx.Fail(c, errNotFound)
-		return 0, false
-	}
-	return id, true
-}
-
-// query parses the query strictly, refusing unknown parameters.
-func query(c *gin.Context, known ...string) (url.Values, error) {
-	q, err := url.ParseQuery(c.Request.URL.RawQuery)
-	if err != nil {
-		return nil, apperr.Invalid("query", "is malformed")
-	}
-	v := &apperr.Validation{}
-	for k := range q {
-		if !slices.Contains(known, k) {
-			v.Add(k, "is not a known parameter")
-		}
-	}
-	return q, v.Err()
-}
-
 func positive(q url.Values, name string, v *apperr.Validation) uint64 {
 	s := q.Get(name)
 	if s == "" {
@@ -163,7 +139,7 @@ func limitOf(q url.Values, v *apperr.Validation) int {
 }
 
 func (h *Handler) list(c *gin.Context) {
-	q, err := query(c, "status", "before", "limit")
+	q, err := httpx.QueryOnly(c, "status", "before", "limit")
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -210,7 +186,7 @@ func (h *Handler) create(c *gin.Context) {
 }
 
 func (h *Handler) get(c *gin.Context) {
-	id, ok := campaignID(c)
+	id, ok := httpx.PathID(c, "campaign_id", errNotFound)
 	if !ok {
 		return
 	}
@@ -223,7 +199,7 @@ func (h *Handler) get(c *gin.Context) {
 }
 
 func (h *Handler) update(c *gin.Context) {
-	id, ok := campaignID(c)
+	id, ok := httpx.PathID(c, "campaign_id", errNotFound)
 	if !ok {
 		return
 	}
@@ -242,7 +218,7 @@ func (h *Handler) update(c *gin.Context) {
 
 func (h *Handler) act(act Transition) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id, ok := campaignID(c)
+		id, ok := httpx.PathID(c, "campaign_id", errNotFound)
 		if !ok {
 			return
 		}
@@ -256,7 +232,7 @@ func (h *Handler) act(act Transition) gin.HandlerFunc {
 }
 
 func (h *Handler) resend(c *gin.Context) {
-	id, ok := campaignID(c)
+	id, ok := httpx.PathID(c, "campaign_id", errNotFound)
 	if !ok {
 		return
 	}
@@ -276,7 +252,7 @@ func (h *Handler) resend(c *gin.Context) {
 }
 
 func (h *Handler) dryRun(c *gin.Context) {
-	id, ok := campaignID(c)
+	id, ok := httpx.PathID(c, "campaign_id", errNotFound)
 	if !ok {
 		return
 	}
@@ -289,7 +265,7 @@ func (h *Handler) dryRun(c *gin.Context) {
 }
 
 func (h *Handler) progress(c *gin.Context) {
-	id, ok := campaignID(c)
+	id, ok := httpx.PathID(c, "campaign_id", errNotFound)
 	if !ok {
 		return
 	}
@@ -316,11 +292,11 @@ type deliveryView struct {
 }
 
 func (h *Handler) deliveries(c *gin.Context) {
-	id, ok := campaignID(c)
+	id, ok := httpx.PathID(c, "campaign_id", errNotFound)
 	if !ok {
 		return
 	}
-	q, err := query(c, "step", "status", "reason", "member_id", "before", "limit")
+	q, err := httpx.QueryOnly(c, "step", "status", "reason", "member_id", "before", "limit")
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -357,11 +333,11 @@ func (h *Handler) deliveries(c *gin.Context) {
 }
 
 func (h *Handler) report(c *gin.Context) {
-	id, ok := campaignID(c)
+	id, ok := httpx.PathID(c, "campaign_id", errNotFound)
 	if !ok {
 		return
 	}
-	q, err := query(c, "step")
+	q, err := httpx.QueryOnly(c, "step")
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/httpx"
 )
@@ -73,30 +72,10 @@ func maskedPhone(phone *string, mask bool) *string {
 	return &m
 }
 
-// pathID reads a numeric path parameter; anything else is not found, like
-// an id of another merchant.
-func pathID(c *gin.Context, name string, notFound error) (uint64, bool) {
-	id, ok := parseID(c.Param(name))
-	if !ok {
-		httpx.Fail(c, notFound)
-	}
-	return id, ok
-}
-
-// query parses the raw query strictly: url.Values from Request.URL.Query
-// would silently drop malformed pairs.
-func query(c *gin.Context) (url.Values, error) {
-	q, err := url.ParseQuery(c.Request.URL.RawQuery)
-	if err != nil {
-		return nil, apperr.Invalid("query", "is not a well-formed query string")
-	}
-	return q, nil
-}
-
 // listFilter parses the filters and adapts them to the caller: someone who
 // sees masked phone numbers may only search whole numbers.
 func listFilter(c *gin.Context, p authz.Principal, parse func(url.Values) (MemberFilter, error)) (MemberFilter, error) {
-	q, err := query(c)
+	q, err := httpx.Query(c)
 	if err != nil {
 		return MemberFilter{}, err
 	}
@@ -248,7 +227,7 @@ func detailView(d Detail, mask bool) memberDetailView {
 
 func (h *AdminHandler) detail(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "member_id", errMemberNotFound)
+	id, ok := httpx.PathID(c, "member_id", errMemberNotFound)
 	if !ok {
 		return
 	}
@@ -262,7 +241,7 @@ func (h *AdminHandler) detail(c *gin.Context) {
 
 func (h *AdminHandler) update(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "member_id", errMemberNotFound)
+	id, ok := httpx.PathID(c, "member_id", errMemberNotFound)
 	if !ok {
 		return
 	}
@@ -281,7 +260,7 @@ func (h *AdminHandler) update(c *gin.Context) {
 
 func (h *AdminHandler) privacyExport(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "member_id", errMemberNotFound)
+	id, ok := httpx.PathID(c, "member_id", errMemberNotFound)
 	if !ok {
 		return
 	}
@@ -303,7 +282,7 @@ type erasureView struct {
 
 func (h *AdminHandler) erase(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "member_id", errMemberNotFound)
+	id, ok := httpx.PathID(c, "member_id", errMemberNotFound)
 	if !ok {
 		return
 	}
@@ -351,7 +330,7 @@ func (h *AdminHandler) createTag(c *gin.Context) {
 
 func (h *AdminHandler) updateTag(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "tag_id", errTagNotFound)
+	id, ok := httpx.PathID(c, "tag_id", errTagNotFound)
 	if !ok {
 		return
 	}
@@ -370,7 +349,7 @@ func (h *AdminHandler) updateTag(c *gin.Context) {
 
 func (h *AdminHandler) deleteTag(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "tag_id", errTagNotFound)
+	id, ok := httpx.PathID(c, "tag_id", errTagNotFound)
 	if !ok {
 		return
 	}
@@ -390,7 +369,7 @@ func (h *AdminHandler) unassign(c *gin.Context) { h.bulk(c, h.svc.UnassignTag) }
 
 func (h *AdminHandler) bulk(c *gin.Context, do func(ctx context.Context, merchantID, tagID uint64, ids []uint64) (BulkResult, error)) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "tag_id", errTagNotFound)
+	id, ok := httpx.PathID(c, "tag_id", errTagNotFound)
 	if !ok {
 		return
 	}

@@ -3,7 +3,6 @@ package member
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,22 +42,12 @@ func (h *Handler) Register(r gin.IRouter) {
 
 var errNoMerchant = apperr.New(apperr.ErrNotFound, "merchant not found")
 
-// merchantID reads :merchant_id; a malformed id is a missing merchant.
-func merchantID(c *gin.Context) (uint64, bool) {
-	id, err := strconv.ParseUint(c.Param("merchant_id"), 10, 64)
-	if err != nil || id == 0 {
-		httpx.Fail(c, errNoMerchant)
-		return 0, false
-	}
-	return id, true
-}
-
 const memberKey = "member.member"
 
 // requireMember accepts only a member token issued for the merchant in the
 // path, for a member that still exists (or was merged into one that does).
 func (h *Handler) requireMember(c *gin.Context) {
-	mid, ok := merchantID(c)
+	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
 	if !ok {
 		return
 	}
@@ -118,7 +107,7 @@ func (h *Handler) oauthLogin(c *gin.Context) {
 }
 
 func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID uint64, code string) (Member, error)) {
-	mid, ok := merchantID(c)
+	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
 	if !ok {
 		return
 	}
@@ -146,7 +135,7 @@ func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID 
 }
 
 func (h *Handler) oauthURL(c *gin.Context) {
-	mid, ok := merchantID(c)
+	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
 	if !ok {
 		return
 	}

@@ -159,7 +159,7 @@ func (h *SegmentHandler) create(c *gin.Context) {
 }
 
 func (h *SegmentHandler) segmentID(c *gin.Context) (uint64, bool) {
-	return pathID(c, "segment_id", ErrSegmentNotFound)
+	return httpx.PathID(c, "segment_id", ErrSegmentNotFound)
 }
 
 func (h *SegmentHandler) get(c *gin.Context) {

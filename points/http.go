@@ -100,17 +100,6 @@ func (h *Handler) RegisterMember(r gin.IRouter, requireMember gin.HandlerFunc, c
 
 // ---- paths, queries, cursors ----
 
-// pathID reads a numeric path id; anything else is notFound, like an id of
-// another merchant.
-func pathID(c *gin.Context, name string, notFound error) (uint64, bool) {
-	id, err := strconv.ParseUint(c.Param(name), 10, 64)
-	if err != nil || id == 0 || strconv.FormatUint(id, 10) != c.Param(name) {
-		httpx.Fail(c, notFound)
-		return 0, false
-	}
-	return id, true
-}
-
 // createdUnlessReplayed is the status of an idempotent write: 201 the
 // first time, 200 when the same request id or external id came again.
 func createdUnlessReplayed(replayed bool) int {
@@ -118,14 +107,6 @@ func createdUnlessReplayed(replayed bool) int {
 		return http.StatusOK
 	}
 	return http.StatusCreated
-}
-
-func query(c *gin.Context) (url.Values, error) {
-	q, err := url.ParseQuery(c.Request.URL.RawQuery)
-	if err != nil {
-		return nil, apperr.Invalid("query", "is not a well-formed query string")
-	}
-	return q, nil
 }
 
 const (
@@ -370,7 +351,7 @@ func (h *Handler) postRefund(c *gin.Context) {
 
 func (h *Handler) getRules(c *gin.Context) {
 	p := authz.MustFrom(c)
-	q, err := query(c)
+	q, err := httpx.Query(c)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -410,7 +391,7 @@ func (h *Handler) putRules(c *gin.Context) {
 
 func (h *Handler) liability(c *gin.Context) {
 	p := authz.MustFrom(c)
-	q, err := query(c)
+	q, err := httpx.Query(c)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -425,7 +406,7 @@ func (h *Handler) liability(c *gin.Context) {
 
 func (h *Handler) expiring(c *gin.Context) {
 	p := authz.MustFrom(c)
-	q, err := query(c)
+	q, err := httpx.Query(c)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -476,7 +457,7 @@ func (k catalogue[In, T, V]) register(r gin.IRouter) {
 	r.POST("/"+k.name, authz.Require(authz.PointsWrite), func(c *gin.Context) { k.write(c, 0) })
 	r.GET(one, authz.Require(authz.PointsRead), k.read)
 	r.PATCH(one, authz.Require(authz.PointsWrite), func(c *gin.Context) {
-		if id, ok := pathID(c, k.param, k.notFound); ok {
+		if id, ok := httpx.PathID(c, k.param, k.notFound); ok {
 			k.write(c, id)
 		}
 	})
@@ -518,7 +499,7 @@ func (k catalogue[In, T, V]) write(c *gin.Context, id uint64) {
 
 func (k catalogue[In, T, V]) read(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, k.param, k.notFound)
+	id, ok := httpx.PathID(c, k.param, k.notFound)
 	if !ok {
 		return
 	}
@@ -532,7 +513,7 @@ func (k catalogue[In, T, V]) read(c *gin.Context) {
 
 func (k catalogue[In, T, V]) delete(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, k.param, k.notFound)
+	id, ok := httpx.PathID(c, k.param, k.notFound)
 	if !ok {
 		return
 	}
@@ -545,7 +526,7 @@ func (k catalogue[In, T, V]) delete(c *gin.Context) {
 
 func (h *Handler) listRedemptions(c *gin.Context) {
 	p := authz.MustFrom(c)
-	q, err := query(c)
+	q, err := httpx.Query(c)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -582,7 +563,7 @@ func (h *Handler) writeRedemptions(c *gin.Context, merchantID, memberID, before 
 
 func (h *Handler) getRedemption(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "redemption_id", errRedemptionNotFound)
+	id, ok := httpx.PathID(c, "redemption_id", errRedemptionNotFound)
 	if !ok {
 		return
 	}
@@ -600,7 +581,7 @@ type cancelRequest struct {
 
 func (h *Handler) cancelRedemption(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "redemption_id", errRedemptionNotFound)
+	id, ok := httpx.PathID(c, "redemption_id", errRedemptionNotFound)
 	if !ok {
 		return
 	}
@@ -619,11 +600,11 @@ func (h *Handler) cancelRedemption(c *gin.Context) {
 
 func (h *Handler) memberPoints(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "member_id", errNoMember)
+	id, ok := httpx.PathID(c, "member_id", errNoMember)
 	if !ok {
 		return
 	}
-	q, err := query(c)
+	q, err := httpx.Query(c)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -670,7 +651,7 @@ type adjustRequest struct {
 
 func (h *Handler) adjust(c *gin.Context) {
 	p := authz.MustFrom(c)
-	id, ok := pathID(c, "member_id", errNoMember)
+	id, ok := httpx.PathID(c, "member_id", errNoMember)
 	if !ok {
 		return
 	}
@@ -707,7 +688,7 @@ func (h *Handler) mePoints(c *gin.Context) {
 
 func (h *Handler) meHistory(c *gin.Context) {
 	mid, id := h.current(c)
-	q, err := query(c)
+	q, err := httpx.Query(c)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -759,7 +740,7 @@ type redeemRequest struct {
 
 func (h *Handler) meRedeem(c *gin.Context) {
 	mid, id := h.current(c)
-	rewardID, ok := pathID(c, "reward_id", errRewardNotFound)
+	rewardID, ok := httpx.PathID(c, "reward_id", errRewardNotFound)
 	if !ok {
 		return
 	}
@@ -778,7 +759,7 @@ func (h *Handler) meRedeem(c *gin.Context) {
 
 func (h *Handler) meRedemptions(c *gin.Context) {
 	mid, id := h.current(c)
-	q, err := query(c)
+	q, err := httpx.Query(c)
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -13,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -157,6 +159,45 @@ const (
 	requestIDKey = "request_id"
 	loggerKey    = "logger"
 )
+
+// PathID reads a numeric id from the path parameter name. Anything but a
+// plain positive decimal answers notFound: a malformed id is as missing as
+// an id of another merchant (404, no existence leak).
+func PathID(c *gin.Context, name string, notFound error) (uint64, bool) {
+	s := c.Param(name)
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 || strconv.FormatUint(id, 10) != s {
+		Fail(c, notFound)
+		return 0, false
+	}
+	return id, true
+}
+
+// Query parses the request's query strictly: URL.Query would silently drop
+// malformed pairs.
+func Query(c *gin.Context) (url.Values, error) {
+	q, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		return nil, apperr.Invalid("query", "is not a well-formed query string")
+	}
+	return q, nil
+}
+
+// QueryOnly is Query that also refuses any parameter not named in known
+// (with none named, every parameter).
+func QueryOnly(c *gin.Context, known ...string) (url.Values, error) {
+	q, err := Query(c)
+	if err != nil {
+		return nil, err
+	}
+	v := &apperr.Validation{}
+	for k := range q {
+		if !slices.Contains(known, k) {
+			v.Add(k, "is not a known parameter")
+		}
+	}
+	return q, v.Err()
+}
 
 // RequestID returns the request's id.
 func RequestID(c *gin.Context) string { return c.GetString(requestIDKey) }

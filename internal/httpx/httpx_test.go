@@ -181,3 +181,59 @@ func TestRequestLogLevels(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// PathID takes only a plain positive decimal id and answers anything else
+// with the caller's not-found error; Query refuses a malformed query and
+// QueryOnly also any parameter it was not told of.
+func TestPathIDAndQuery(t *testing.T) {
+	notFound := apperr.New(apperr.ErrNotFound, "thing not found")
+	r := gin.New()
+	r.GET("/things/:id", func(c *gin.Context) {
+		id, ok := PathID(c, "id", notFound)
+		if !ok {
+			return
+		}
+		c.String(200, "%d", id)
+	})
+	r.GET("/q", func(c *gin.Context) {
+		q, err := QueryOnly(c, "limit", "before")
+		if err != nil {
+			Fail(c, err)
+			return
+		}
+		c.String(200, q.Get("limit"))
+	})
+	r.GET("/any", func(c *gin.Context) {
+		if _, err := Query(c); err != nil {
+			Fail(c, err)
+			return
+		}
+		c.String(200, "ok")
+	})
+	for _, tc := range []struct {
+		path string
+		code int
+		body string // a substring of the answer
+	}{
+		{"/things/42", 200, "42"},
+		{"/things/18446744073709551615", 200, "18446744073709551615"},
+		{"/things/0", 404, "thing not found"},
+		{"/things/007", 404, "thing not found"},
+		{"/things/-1", 404, "thing not found"},
+		{"/things/+1", 404, "thing not found"},
+		{"/things/18446744073709551616", 404, "thing not found"},
+		{"/things/abc", 404, "thing not found"},
+		{"/q?limit=5&before=9", 200, "5"},
+		{"/q", 200, ""},
+		{"/q?limit=5&sort=name", 400, `"sort":"is not a known parameter"`},
+		{"/q?limit=%zz", 400, "well-formed query"},
+		{"/any?whatever=1", 200, "ok"},
+		{"/any?a=%zz", 400, "well-formed query"},
+	} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.body) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.path, rec.Code, rec.Body.String(), tc.code, tc.body)
+		}
+	}
+}
