@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/audit"
+	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/wechat"
 )
 
@@ -302,15 +303,8 @@ func summaryOf(c Campaign) map[string]any {
 
 // Get returns a campaign of the merchant.
 func (s *Campaigns) Get(ctx context.Context, merchantID, id uint64) (Campaign, error) {
-	var c Campaign
-	err := s.db.WithContext(ctx).Where("merchant_id = ? AND id = ?", merchantID, id).Take(&c).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Campaign{}, errNotFound
-	}
-	if err != nil {
-		return Campaign{}, fmt.Errorf("campaign %d: %w", id, err)
-	}
-	return c, nil
+	return db.TakeOne[Campaign](s.db.WithContext(ctx).Where("merchant_id = ? AND id = ?", merchantID, id),
+		errNotFound, "campaign %d", id)
 }
 
 // List returns the merchant's campaigns, newest first, optionally of one

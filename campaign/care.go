@@ -438,19 +438,12 @@ func (s *Care) Get(ctx context.Context, merchantID, id uint64) (CareRule, error)
 }
 
 func getRule(ctx context.Context, tx *gorm.DB, merchantID, id uint64, lock bool) (CareRule, error) {
-	var r CareRule
 	q := tx.WithContext(ctx)
 	if lock {
 		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 	}
-	err := q.Where("merchant_id = ? AND id = ? AND deleted_at IS NULL", merchantID, id).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return CareRule{}, errCareNotFound
-	}
-	if err != nil {
-		return CareRule{}, fmt.Errorf("care: rule %d: %w", id, err)
-	}
-	return r, nil
+	return db.TakeOne[CareRule](q.Where("merchant_id = ? AND id = ? AND deleted_at IS NULL", merchantID, id),
+		errCareNotFound, "care: rule %d", id)
 }
 
 // List returns the merchant's rules (at most MaxRules), oldest first.

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/member"
 )
 
@@ -202,14 +203,6 @@ func clip(s string, n int) string {
 
 // lockCampaign reads the campaign for update inside tx.
 func lockCampaign(ctx context.Context, tx *gorm.DB, merchantID, id uint64) (Campaign, error) {
-	var c Campaign
-	err := tx.WithContext(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).
-		Where("merchant_id = ? AND id = ?", merchantID, id).Take(&c).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Campaign{}, errNotFound
-	}
-	if err != nil {
-		return Campaign{}, fmt.Errorf("campaign %d: %w", id, err)
-	}
-	return c, nil
+	return db.TakeOne[Campaign](tx.WithContext(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).
+		Where("merchant_id = ? AND id = ?", merchantID, id), errNotFound, "campaign %d", id)
 }

@@ -10,6 +10,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/wxloyalty/loyalty/internal/db"
 )
 
 // Purchase facts are the order figures kept on the members row, so segments
@@ -87,14 +89,11 @@ func SetPurchaseFacts(ctx context.Context, tx *gorm.DB, merchantID, memberID uin
 
 // GetPurchaseFacts reads the member's facts.
 func GetPurchaseFacts(ctx context.Context, gdb *gorm.DB, merchantID, memberID uint64) (PurchaseFacts, error) {
-	var r factsRow
-	err := gdb.WithContext(ctx).Table("members").Select("id, order_count, total_spend_fen, first_order_at, last_order_at").
-		Where("merchant_id = ? AND id = ?", merchantID, memberID).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return PurchaseFacts{}, errMemberNotFound
-	}
+	r, err := db.TakeOne[factsRow](gdb.WithContext(ctx).Table("members").
+		Select("id, order_count, total_spend_fen, first_order_at, last_order_at").
+		Where("merchant_id = ? AND id = ?", merchantID, memberID), errMemberNotFound, "member: purchase facts of %d", memberID)
 	if err != nil {
-		return PurchaseFacts{}, fmt.Errorf("member: purchase facts of %d: %w", memberID, err)
+		return PurchaseFacts{}, err
 	}
 	return r.facts(), nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -282,15 +281,8 @@ func compactJSON(raw json.RawMessage) string {
 
 // Get returns a segment of the merchant.
 func (s *Segments) Get(ctx context.Context, merchantID, id uint64) (Segment, error) {
-	var seg Segment
-	err := s.db.WithContext(ctx).Where("merchant_id = ? AND id = ?", merchantID, id).Take(&seg).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Segment{}, ErrSegmentNotFound
-	}
-	if err != nil {
-		return Segment{}, fmt.Errorf("member: segment: %w", err)
-	}
-	return seg, nil
+	return db.TakeOne[Segment](s.db.WithContext(ctx).Where("merchant_id = ? AND id = ?", merchantID, id),
+		ErrSegmentNotFound, "member: segment %d", id)
 }
 
 // List returns the merchant's segments, newest first.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/audit"
+	"github.com/wxloyalty/loyalty/internal/db"
 )
 
 // Opt is a JSON field that may be absent (Set false), null (Null) or a
@@ -180,15 +181,8 @@ func (s *Service) GetReward(ctx context.Context, merchantID, id uint64) (Reward,
 }
 
 func getReward(ctx context.Context, q *gorm.DB, merchantID, id uint64) (Reward, error) {
-	var r Reward
-	err := q.WithContext(ctx).Where("merchant_id = ? AND id = ? AND deleted_at IS NULL", merchantID, id).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Reward{}, errRewardNotFound
-	}
-	if err != nil {
-		return Reward{}, fmt.Errorf("points: reward %d: %w", id, err)
-	}
-	return r, nil
+	return db.TakeOne[Reward](q.WithContext(ctx).Where("merchant_id = ? AND id = ? AND deleted_at IS NULL", merchantID, id),
+		errRewardNotFound, "points: reward %d", id)
 }
 
 // SaveReward creates (id 0) or changes a reward, audited. Changing the
@@ -433,15 +427,8 @@ func couponCode() string {
 
 // GetRedemption returns one redemption of the merchant.
 func (s *Service) GetRedemption(ctx context.Context, merchantID, id uint64) (Redemption, error) {
-	var r Redemption
-	err := s.db.WithContext(ctx).Where("merchant_id = ? AND id = ?", merchantID, id).Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Redemption{}, errRedemptionNotFound
-	}
-	if err != nil {
-		return Redemption{}, fmt.Errorf("points: redemption %d: %w", id, err)
-	}
-	return r, nil
+	return db.TakeOne[Redemption](s.db.WithContext(ctx).Where("merchant_id = ? AND id = ?", merchantID, id),
+		errRedemptionNotFound, "points: redemption %d", id)
 }
 
 // Redemptions lists the merchant's redemptions newest first (of one member

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/audit"
+	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/member"
 )
 
@@ -342,15 +343,8 @@ func (s *Service) GetTier(ctx context.Context, merchantID, id uint64) (Tier, err
 }
 
 func getTier(ctx context.Context, q *gorm.DB, merchantID, id uint64) (Tier, error) {
-	var t Tier
-	err := q.WithContext(ctx).Where("merchant_id = ? AND id = ?", merchantID, id).Take(&t).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Tier{}, errTierNotFound
-	}
-	if err != nil {
-		return Tier{}, fmt.Errorf("points: tier %d: %w", id, err)
-	}
-	return t, nil
+	return db.TakeOne[Tier](q.WithContext(ctx).Where("merchant_id = ? AND id = ?", merchantID, id),
+		errTierNotFound, "points: tier %d", id)
 }
 
 // SaveTier creates (id 0) or changes a tier, audited. Thresholds must rise

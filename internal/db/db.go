@@ -243,6 +243,23 @@ func InstanceName() string {
 	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
+// TakeOne returns the one row q selects. No row is notFound (the caller's
+// not-found error, a 404 at the API); any other failure is wrapped with
+// what (a format and its arguments, e.g. "points: tier %d", id).
+func TakeOne[T any](q *gorm.DB, notFound error, what string, args ...any) (T, error) {
+	var row T
+	err := q.Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		var zero T
+		return zero, notFound
+	}
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf(what+": %w", append(args, err)...)
+	}
+	return row, nil
+}
+
 // IsTransient reports whether err is a conflict between transactions that
 // the same transaction run again is expected to get past: a deadlock or
 // lock wait timeout on MySQL, a busy database on SQLite.

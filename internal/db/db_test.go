@@ -2,13 +2,16 @@ package db_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -274,4 +277,35 @@ func TestMySQLSessionSettings(t *testing.T) {
 	if got != name {
 		t.Fatalf("name read back as %q", got)
 	}
+}
+
+// TakeOne gives the row, the caller's not-found error for no row, and any
+// other failure wrapped with what it was reading.
+func TestTakeOne(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		type merchant struct {
+			ID   uint64
+			Name string
+		}
+		ctx := context.Background()
+		name := "takeone-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		if err := gdb.Exec("INSERT INTO merchants (name, oa_app_id, oa_app_secret_enc, oa_token_enc, created_at, updated_at)"+
+			" VALUES (?, ?, 'x', 'x', ?, ?)", name, name, time.Now(), time.Now()).Error; err != nil {
+			t.Fatal(err)
+		}
+		notFound := errors.New("no such merchant")
+		m, err := db.TakeOne[merchant](gdb.WithContext(ctx).Table("merchants").Select("id, name").Where("name = ?", name),
+			notFound, "merchant %q", name)
+		if err != nil || m.Name != name || m.ID == 0 {
+			t.Fatalf("found: %+v, %v", m, err)
+		}
+		m, err = db.TakeOne[merchant](gdb.WithContext(ctx).Table("merchants").Where("name = ?", name+"-none"), notFound, "merchant")
+		if err != notFound || m != (merchant{}) {
+			t.Fatalf("missing: %+v, %v; want the caller's error itself", m, err)
+		}
+		_, err = db.TakeOne[merchant](gdb.WithContext(ctx).Table("no_such_table"), notFound, "merchant %d", 7)
+		if err == nil || errors.Is(err, notFound) || !strings.HasPrefix(err.Error(), "merchant 7: ") {
+			t.Fatalf("failure: %v; want it wrapped as \"merchant 7: ...\"", err)
+		}
+	})
 }
