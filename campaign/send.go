@@ -125,20 +125,20 @@ func (e *Engine) markSending(ctx context.Context, c Campaign, group []Delivery) 
 	err := e.inTx(ctx, func(tx *gorm.DB) error {
 		marked = marked[:0]
 		var noGrant []uint64
-		for _, r := range group {
-			if c.Channel == ChannelMPSubscribe {
-				res := tx.Exec("UPDATE member_subscription_grants SET remaining = remaining - 1, updated_at = ? "+
-					"WHERE merchant_id = ? AND member_id = ? AND template_id = ? AND remaining > 0",
-					now, c.MerchantID, r.MemberID, c.TemplateID)
-				if res.Error != nil {
-					return fmt.Errorf("campaign %d: spend grant: %w", c.ID, res.Error)
-				}
-				if res.RowsAffected == 0 {
+		if c.Channel != ChannelMPSubscribe {
+			marked = append(marked, group...)
+		} else {
+			granted, err := spendGrants(ctx, tx, c, group, now)
+			if err != nil {
+				return err
+			}
+			for _, r := range group {
+				if _, ok := granted[r.MemberID]; ok {
+					marked = append(marked, r)
+				} else {
 					noGrant = append(noGrant, r.ID)
-					continue
 				}
 			}
-			marked = append(marked, r)
 		}
 		if len(noGrant) > 0 {
 			if err := tx.Model(&Delivery{}).Where("id IN ? AND lease_owner = ?", noGrant, owner).
@@ -161,9 +161,40 @@ func (e *Engine) markSending(ctx context.Context, c Campaign, group []Delivery) 
 	return marked, err
 }
 
+// spendGrants spends one subscription grant of the campaign's template for
+// each member of the group who has one left, in two statements whatever
+// the group's size: lock the grants that can be spent, then spend them. It
+// returns the members whose grant was spent. (A group holds each member
+// once: there is one delivery row per campaign and member.)
+func spendGrants(ctx context.Context, tx *gorm.DB, c Campaign, group []Delivery, now time.Time) (map[uint64]struct{}, error) {
+	members := make([]uint64, len(group))
+	for i, r := range group {
+		members[i] = r.MemberID
+	}
+	var have []uint64
+	if err := tx.WithContext(ctx).Table("member_subscription_grants").Clauses(clause.Locking{Strength: "UPDATE"}).
+		Where("merchant_id = ? AND template_id = ? AND member_id IN ? AND remaining > 0", c.MerchantID, c.TemplateID, members).
+		Pluck("member_id", &have).Error; err != nil {
+		return nil, fmt.Errorf("campaign %d: grants: %w", c.ID, err)
+	}
+	granted := make(map[uint64]struct{}, len(have))
+	for _, id := range have {
+		granted[id] = struct{}{}
+	}
+	if len(have) == 0 {
+		return granted, nil
+	}
+	if err := tx.WithContext(ctx).Exec("UPDATE member_subscription_grants SET remaining = remaining - 1, updated_at = ? "+
+		"WHERE merchant_id = ? AND template_id = ? AND member_id IN ?", now, c.MerchantID, c.TemplateID, have).Error; err != nil {
+		return nil, fmt.Errorf("campaign %d: spend grants: %w", c.ID, err)
+	}
+	return granted, nil
+}
+
 // sendGroup is how many sends are marked at once: at most this many rows
 // (plus those in flight) end unknown when a worker dies, and the marking
-// costs one statement per group.
+// costs one statement per group (three for mini-program subscribe
+// messages, which spend grants).
 const sendGroup = 32
 
 // result is the outcome of one send.
