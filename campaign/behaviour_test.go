@@ -57,7 +57,16 @@ func TestErrcodesDriveRows(t *testing.T) {
 			wechattest.Fault{ErrCode: 45011}, wechattest.Fault{ErrCode: 40003})
 		eng := e.engine(campaign.EngineOptions{RetryBase: time.Second, Concurrency: 1}, nil)
 		e.drain(eng)
-		// Retries wait for their time.
+		// Retries wait for their time: the three rows that met -1, 502 and
+		// 45011 are pending, and stay so until the clock moves.
+		if st := e.statuses(c.ID); st[campaign.DeliveryPending] != 3 {
+			t.Fatalf("after the first pass: %v, want the 3 transient failures pending", st)
+		}
+		sentFirst := len(sim.Sent())
+		e.drain(eng)
+		if st := e.statuses(c.ID); st[campaign.DeliveryPending] != 3 || len(sim.Sent()) != sentFirst {
+			t.Fatalf("retried before their time: %v, %d sends more", st, len(sim.Sent())-sentFirst)
+		}
 		for range 6 {
 			e.clock.Add(2 * time.Minute)
 			e.drain(eng)
@@ -253,8 +262,62 @@ func TestQuietHoursAndFrequencyCap(t *testing.T) {
 	})
 }
 
+// receiptOutcomes are the three receipt statuses WeChat sends, by the order
+// of the rows they are for.
+var receiptOutcomes = []string{"success", "failed:user block", "failed: system failed"}
+
+// storeReceipts pushes a TEMPLATESENDJOBFINISH receipt per msgid (with the
+// outcome of the same index) through the inbox, as the callback does, and
+// processes it.
+func storeReceipts(e *env, gdb *gorm.DB, openIDs []string, msgIDs []int64) {
+	e.t.Helper()
+	d := inbox.NewDispatcher(gdb, quiet, inbox.DispatcherOptions{Now: e.now})
+	campaign.NewReceipts(gdb, e.now).RegisterHandlers(d)
+	w := inbox.NewWriter(gdb, quiet, inbox.WriterOptions{Now: e.now})
+	w.Start()
+	defer w.Stop()
+	for i, id := range msgIDs {
+		ev := wechat.Event{MerchantID: e.merchantID, MsgType: wechat.MsgTypeEvent, EventType: wechat.EventTemplateFinish,
+			OpenID: openIDs[i], MsgID: id, Status: receiptOutcomes[i], CreateTime: e.now().Truncate(time.Second),
+			DedupeKey: fmt.Sprintf("%064d", id)}
+		if err := w.Accept(context.Background(), ev); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	for {
+		n, err := d.RunOnce(context.Background())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+}
+
+// checkReceiptOutcomes asserts that each row carries the outcome of the
+// receipt for its msgid (first is the msgid of receiptOutcomes[0]).
+func checkReceiptOutcomes(t *testing.T, rows []campaign.Delivery, first int64) {
+	t.Helper()
+	want := []struct{ status, reason string }{{campaign.DeliveryDelivered, ""},
+		{campaign.DeliveryFailed, campaign.ReasonUserBlock}, {campaign.DeliveryFailed, campaign.ReasonSystem}}
+	if len(rows) != len(want) {
+		t.Fatalf("rows %+v", rows)
+	}
+	for _, r := range rows {
+		if r.MsgID == nil || *r.MsgID < first || *r.MsgID >= first+int64(len(want)) {
+			t.Fatalf("row %+v has no msgid of this send", r)
+		}
+		w := want[*r.MsgID-first]
+		if r.Status != w.status || r.Reason != w.reason {
+			t.Fatalf("row with msgid %d: %s/%s, want %s/%s", *r.MsgID, r.Status, r.Reason, w.status, w.reason)
+		}
+	}
+}
+
 // TEMPLATESENDJOBFINISH receipts move sent rows to delivered or failed,
-// whether they arrive after the send was recorded or before.
+// whether they arrive after the send was recorded or before (WeChat can
+// answer the send and push the receipt before the engine records it).
 func TestReceiptsUpdateRows(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
 		e := newEnv(t, gdb)
@@ -262,36 +325,26 @@ func TestReceiptsUpdateRows(t *testing.T) {
 		c := e.campaign(e.segment())
 		e.drain(e.engine(campaign.EngineOptions{}, nil))
 		var rows []campaign.Delivery
-		gdb.Where("campaign_id = ?", c.ID).Order("id").Find(&rows)
+		gdb.Where("campaign_id = ?", c.ID).Order("msg_id").Find(&rows)
 		if len(rows) != 3 || rows[0].MsgID == nil {
 			t.Fatalf("rows %+v", rows)
 		}
-		d := inbox.NewDispatcher(gdb, quiet, inbox.DispatcherOptions{Now: e.now})
-		campaign.NewReceipts(gdb, e.now).RegisterHandlers(d)
-		w := inbox.NewWriter(gdb, quiet, inbox.WriterOptions{Now: e.now})
-		w.Start()
-		defer w.Stop()
-		for i, status := range []string{"success", "failed:user block", "failed: system failed"} {
-			ev := wechat.Event{MerchantID: e.merchantID, MsgType: wechat.MsgTypeEvent, EventType: wechat.EventTemplateFinish,
-				OpenID: rows[i].OpenID, MsgID: *rows[i].MsgID, Status: status, CreateTime: e.now().Truncate(time.Second),
-				DedupeKey: fmt.Sprintf("%064d", *rows[i].MsgID)}
-			if err := w.Accept(context.Background(), ev); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for {
-			n, err := d.RunOnce(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				break
-			}
-		}
-		gdb.Where("campaign_id = ?", c.ID).Order("id").Find(&rows)
-		if rows[0].Status != campaign.DeliveryDelivered || rows[1].Status != campaign.DeliveryFailed ||
-			rows[1].Reason != campaign.ReasonUserBlock || rows[2].Reason != campaign.ReasonSystem {
-			t.Fatalf("after receipts: %+v", rows)
-		}
+		storeReceipts(e, gdb, []string{rows[0].OpenID, rows[1].OpenID, rows[2].OpenID},
+			[]int64{*rows[0].MsgID, *rows[1].MsgID, *rows[2].MsgID})
+		gdb.Where("campaign_id = ?", c.ID).Order("msg_id").Find(&rows)
+		checkReceiptOutcomes(t, rows, *rows[0].MsgID)
+	})
+	// Before: the receipts of the msgids the next three sends will get are
+	// stored first; recording the sends applies them.
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(3, "early"+randHex(3))
+		c := e.campaign(e.segment())
+		first := sim.NextMsgID()
+		storeReceipts(e, gdb, []string{"o_early_a", "o_early_b", "o_early_c"}, []int64{first, first + 1, first + 2})
+		e.drain(e.engine(campaign.EngineOptions{}, nil))
+		var rows []campaign.Delivery
+		gdb.Where("campaign_id = ?", c.ID).Order("msg_id").Find(&rows)
+		checkReceiptOutcomes(t, rows, first)
 	})
 }

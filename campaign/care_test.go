@@ -1135,10 +1135,18 @@ func TestCareEditAndDisableAffectQueuedRows(t *testing.T) {
 		if n := len(c.receivedBy()["off"]); n != 0 {
 			t.Fatalf("a disabled rule sent %d messages", n)
 		}
+		withdrawn := 0
 		for _, d := range c.careDeliveries() {
-			if d.RuleID == off.ID && (d.Status != campaign.DeliverySkipped || d.Reason != campaign.ReasonCareRuleDisabled) {
+			if d.RuleID != off.ID {
+				continue
+			}
+			if d.Status != campaign.DeliverySkipped || d.Reason != campaign.ReasonCareRuleDisabled {
 				t.Fatalf("withdrawn row %+v", d)
 			}
+			withdrawn++
+		}
+		if withdrawn != len(ids) {
+			t.Fatalf("%d rows of the disabled rule withdrawn, want the %d it planned", withdrawn, len(ids))
 		}
 	})
 }

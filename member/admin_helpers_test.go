@@ -166,7 +166,7 @@ func (a *adminAPI) snapshot() string {
 	a.t.Helper()
 	var b strings.Builder
 	for _, q := range []string{
-		"SELECT id, name, COALESCE(phone,''), remark, gender, COALESCE(birthday_month,0), COALESCE(oa_openid,''), CASE WHEN erased_at IS NULL THEN 0 ELSE 1 END FROM members WHERE merchant_id IN (?, ?) ORDER BY id",
+		"SELECT id, name, COALESCE(phone,''), remark, gender, COALESCE(birthday_month,0), COALESCE(birthday_day,0), COALESCE(birthday_year,0), lifecycle_stage, COALESCE(oa_openid,''), CASE WHEN erased_at IS NULL THEN 0 ELSE 1 END FROM members WHERE merchant_id IN (?, ?) ORDER BY id",
 		"SELECT tag_id, member_id FROM member_tags WHERE merchant_id IN (?, ?) ORDER BY tag_id, member_id",
 		"SELECT id, name, color FROM tags WHERE merchant_id IN (?, ?) ORDER BY id",
 		"SELECT member_id, kind FROM member_care_dates WHERE merchant_id IN (?, ?) ORDER BY id",

@@ -253,6 +253,9 @@ func TestAdminListCursorStableUnderInserts(t *testing.T) {
 		// A fresh first page starts with the newcomers.
 		var v listView
 		a.ok("GET", "/members?limit=3", nil, &v)
+		if len(v.Members) != 3 {
+			t.Fatalf("first page of 3 has %d members", len(v.Members))
+		}
 		for _, m := range v.Members {
 			if m.Name != "new" {
 				t.Fatalf("first page %+v", v.Members)

@@ -137,6 +137,18 @@ func TestConcurrentEarnAndRedeemOneMember(t *testing.T) {
 		if sum.Negative != 0 || minSeen.Load() < 0 {
 			t.Fatalf("balance went negative: %d entries with a negative balance, lowest sample %d", sum.Negative, minSeen.Load())
 		}
+		// The schema's unique key makes a repeated idempotency key
+		// impossible; this documents it. What could go wrong under
+		// concurrency is an earn or redemption applied twice under two
+		// keys, which the sums by kind catch.
+		var byKind struct{ Earned, Redeemed int64 }
+		gdb.Raw(`SELECT COALESCE(SUM(CASE WHEN kind = ? THEN points ELSE 0 END), 0) AS earned,
+  COALESCE(SUM(CASE WHEN kind = ? THEN -points ELSE 0 END), 0) AS redeemed FROM points_ledger WHERE merchant_id = ? AND member_id = ?`,
+			KindEarn, KindRedeem, f.merchantID, m).Scan(&byKind)
+		if byKind.Earned != earned.Load() || byKind.Redeemed != redeemed.Load() {
+			t.Fatalf("entries earn %d and redeem %d points, the callers earned %d and redeemed %d",
+				byKind.Earned, byKind.Redeemed, earned.Load(), redeemed.Load())
+		}
 		var dupKeys int64
 		gdb.Raw(`SELECT COUNT(*) FROM (SELECT idempotency_key FROM points_ledger WHERE merchant_id = ?
   GROUP BY idempotency_key HAVING COUNT(*) > 1) d`, f.merchantID).Scan(&dupKeys)

@@ -413,6 +413,15 @@ func TestAdminRoutesAreTenantScoped(t *testing.T) {
 	if n := a.count("members", "id = ? AND erased_at IS NULL", B.member); n != 1 {
 		t.Fatal("B's member was erased")
 	}
+	if n := a.count("care_rules", "id = ? AND enabled = ? AND deleted_at IS NULL", B.careRule, true); n != 1 {
+		t.Fatal("B's care rule was disabled or deleted")
+	}
+	if n := a.count("points_tiers", "id = ? AND name = 'Gold'", B.tier); n != 1 {
+		t.Fatal("B's tier was changed or deleted")
+	}
+	if n := a.count("points_rewards", "id = ? AND name = 'Tea' AND deleted_at IS NULL", B.reward); n != 1 {
+		t.Fatal("B's reward was changed or deleted")
+	}
 	if n := a.count("audit_log", "merchant_id = ? AND actor_id IN (SELECT id FROM staff WHERE merchant_id = ?)", other.ID, a.merchant); n != 0 {
 		t.Fatal("A's calls were recorded in B's audit log")
 	}

@@ -494,6 +494,15 @@ type Sent struct {
 	At         time.Time         `json:"at"`
 }
 
+// NextMsgID is the msgid the next message sent will get (msgids count up),
+// so a test can deliver a message's receipt before the sender has recorded
+// the send, as WeChat sometimes does.
+func (s *Simulator) NextMsgID() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextMsgID
+}
+
 // Sent returns a copy of the successfully sent messages, in order.
 func (s *Simulator) Sent() []Sent {
 	s.mu.Lock()
