@@ -317,7 +317,7 @@ func TestGrantsAndWindow(t *testing.T) {
 			t.Fatal("empty grant accepted")
 		}
 		mp := a.campaign(a.segment(), func(in *campaign.Input) {
-			in.Channel, in.TemplateID = strPtr(campaign.ChannelMPSubscribe), strPtr("MP_TPL")
+			in.Channel, in.TemplateID = ptr(campaign.ChannelMPSubscribe), strPtr("MP_TPL")
 			in.Message = &campaign.Message{Fields: map[string]string{"number1": "100", "thing2": "thanks"}, Page: "pages/index"}
 		})
 		a.drain(a.eng)
@@ -333,7 +333,7 @@ func TestGrantsAndWindow(t *testing.T) {
 		// Customer service: only members who interacted in the last 48 h.
 		gdb.Exec("UPDATE members SET last_interaction_at = ? WHERE id = ?", a.now().Add(-72*time.Hour), ids[2])
 		cs := a.campaign(a.segment(), func(in *campaign.Input) {
-			in.Channel, in.TemplateID = strPtr(campaign.ChannelCustomerService), strPtr("")
+			in.Channel, in.TemplateID = ptr(campaign.ChannelCustomerService), strPtr("")
 			in.Message = &campaign.Message{Text: "Hello {{name}}, your table is ready"}
 		})
 		a.drain(a.eng)
@@ -356,7 +356,7 @@ func TestGrantsAndWindow(t *testing.T) {
 		a.clock.Add(8 * 24 * time.Hour)
 		t.Cleanup(sim.ClearFaults)
 		again := a.campaign(a.segment(), func(in *campaign.Input) {
-			in.Channel, in.TemplateID = strPtr(campaign.ChannelMPSubscribe), strPtr("MP_TPL")
+			in.Channel, in.TemplateID = ptr(campaign.ChannelMPSubscribe), strPtr("MP_TPL")
 			in.Message = &campaign.Message{Fields: map[string]string{"number1": "100", "thing2": "again"}, Page: "pages/index"}
 		})
 		sim.Script("/cgi-bin/message/subscribe/send", wechattest.Fault{HTTPStatus: 502})

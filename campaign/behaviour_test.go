@@ -247,7 +247,7 @@ func TestQuietHoursAndFrequencyCap(t *testing.T) {
 		if st := e.statuses(c3.ID); st[campaign.DeliverySkipped] != 10 {
 			t.Fatalf("third campaign in 7 days: %v", st)
 		}
-		var reasons []string
+		var reasons []campaign.Reason
 		gdb.Table("campaign_deliveries").Where("campaign_id = ?", c3.ID).Distinct().Pluck("reason", &reasons)
 		if len(reasons) != 1 || reasons[0] != campaign.ReasonFrequencyCap {
 			t.Fatalf("reasons %v", reasons)
@@ -299,7 +299,10 @@ func storeReceipts(e *env, gdb *gorm.DB, openIDs []string, msgIDs []int64) {
 // receipt for its msgid (first is the msgid of receiptOutcomes[0]).
 func checkReceiptOutcomes(t *testing.T, rows []campaign.Delivery, first int64) {
 	t.Helper()
-	want := []struct{ status, reason string }{{campaign.DeliveryDelivered, ""},
+	want := []struct {
+		status campaign.DeliveryStatus
+		reason campaign.Reason
+	}{{campaign.DeliveryDelivered, ""},
 		{campaign.DeliveryFailed, campaign.ReasonUserBlock}, {campaign.DeliveryFailed, campaign.ReasonSystem}}
 	if len(rows) != len(want) {
 		t.Fatalf("rows %+v", rows)

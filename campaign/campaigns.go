@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -63,7 +62,7 @@ func NewCampaigns(e *Engine) *Campaigns {
 // their defaults (create).
 type Input struct {
 	Name            *string        `json:"name"`
-	Channel         *string        `json:"channel"`
+	Channel         *Channel       `json:"channel"`
 	TemplateID      *string        `json:"template_id"`
 	Message         *Message       `json:"message"`
 	Target          *Target        `json:"target"`
@@ -75,9 +74,9 @@ type Input struct {
 
 // ScheduleInput is when a campaign sends: now, at a time, or recurring.
 type ScheduleInput struct {
-	Kind   string     `json:"kind"` // now, at or cron
-	SendAt *time.Time `json:"send_at"`
-	Cron   string     `json:"cron"` // five fields, in the merchant's time zone
+	Kind   ScheduleKind `json:"kind"` // now, at or cron
+	SendAt *time.Time   `json:"send_at"`
+	Cron   string       `json:"cron"` // five fields, in the merchant's time zone
 }
 
 // validate checks a campaign as it would be saved, including against
@@ -89,13 +88,10 @@ func (s *Campaigns) validate(ctx context.Context, c *Campaign) error {
 		v.Add("name", "is required: up to 128 characters, no control characters")
 	}
 	c.Name = name
-	if !slices.Contains([]string{ChannelTemplate, ChannelMPSubscribe, ChannelCustomerService}, c.Channel) {
+	if !slices.Contains(Channels, c.Channel) {
 		v.Add("channel", "must be template, mp_subscribe or customer_service")
 	}
-	var msg Message
-	if err := json.Unmarshal([]byte(c.Message), &msg); err != nil {
-		v.Add("message", "is required")
-	}
+	msg := c.Message
 	checkVars := func(field, text string) {
 		for _, m := range placeholder.FindAllStringSubmatch(text, -1) {
 			if !slices.Contains(knownVariables, m[1]) {
@@ -140,10 +136,7 @@ func (s *Campaigns) validate(ctx context.Context, c *Campaign) error {
 	checkVars("message.url", msg.URL)
 	checkVars("message.page", msg.Page)
 
-	var t Target
-	if err := json.Unmarshal([]byte(c.Target), &t); err != nil {
-		v.Add("target", "is required")
-	}
+	t := c.Target
 	if t.SegmentID == 0 && len(t.TagIDs) == 0 && len(t.Rule) == 0 {
 		v.Add("target", "must name a segment_id or tag_ids")
 	}
@@ -170,15 +163,8 @@ func (s *Campaigns) validate(ctx context.Context, c *Campaign) error {
 		}
 	}
 	if c.Gift != nil {
-		var g Gift
-		_ = json.Unmarshal([]byte(*c.Gift), &g)
-		switch {
-		case g.Points != 0 && g.RewardID != 0:
-			v.Add("gift", "is either points or a reward_id")
-		case g.Points < 0 || g.Points > 100000:
-			v.Add("gift.points", "must be 1 to 100000")
-		case g.Points == 0 && g.RewardID == 0:
-			v.Add("gift", "must give points or a reward_id")
+		if err := s.checkGift(ctx, c.MerchantID, *c.Gift, v); err != nil {
+			return err
 		}
 	}
 	if c.HoldoutPct < 0 || c.HoldoutPct > 50 {
@@ -207,6 +193,19 @@ func (s *Campaigns) validate(ctx context.Context, c *Campaign) error {
 		v.Add("schedule.kind", "must be now, at or cron")
 	}
 	return v.Err()
+}
+
+// checkGift checks a gift: points or a reward.
+func (s *Campaigns) checkGift(ctx context.Context, merchantID uint64, g Gift, v *apperr.Validation) error {
+	switch {
+	case g.Points != 0 && g.RewardID != 0:
+		v.Add("gift", "is either points or a reward_id")
+	case g.Points < 0 || g.Points > 100000:
+		v.Add("gift.points", "must be 1 to 100000")
+	case g.Points == 0 && g.RewardID == 0:
+		v.Add("gift", "must give points or a reward_id")
+	}
+	return nil
 }
 
 // checkTemplate asks WeChat whether the template exists and has the
@@ -246,18 +245,15 @@ func (in Input) apply(c *Campaign) {
 		c.TemplateID = *in.TemplateID
 	}
 	if in.Message != nil {
-		raw, _ := json.Marshal(in.Message)
-		c.Message = string(raw)
+		c.Message = *in.Message
 	}
 	if in.Target != nil {
-		raw, _ := json.Marshal(in.Target)
-		c.Target = string(raw)
+		c.Target = *in.Target
 	}
 	if in.Gift != nil {
-		raw, _ := json.Marshal(in.Gift)
-		g := string(raw)
+		g := *in.Gift
 		c.Gift = &g
-		if *in.Gift == (Gift{}) {
+		if g == (Gift{}) {
 			c.Gift = nil
 		}
 	}
@@ -280,7 +276,7 @@ func (in Input) apply(c *Campaign) {
 func (s *Campaigns) Create(ctx context.Context, merchantID, staffID uint64, in Input) (Campaign, error) {
 	now := s.now()
 	c := Campaign{MerchantID: merchantID, Kind: KindMarketing, Status: StatusDraft, ScheduleKind: ScheduleNow,
-		AttributionDays: 7, Message: "{}", Target: "{}", CreatedBy: staffID, CreatedAt: now, UpdatedAt: now}
+		AttributionDays: 7, CreatedBy: staffID, CreatedAt: now, UpdatedAt: now}
 	in.apply(&c)
 	if err := s.validate(ctx, &c); err != nil {
 		return Campaign{}, err
@@ -297,7 +293,7 @@ func (s *Campaigns) Create(ctx context.Context, merchantID, staffID uint64, in I
 
 func summaryOf(c Campaign) map[string]any {
 	return map[string]any{"name": c.Name, "status": c.Status, "channel": c.Channel, "template_id": c.TemplateID,
-		"message": json.RawMessage(c.Message), "target": json.RawMessage(c.Target), "schedule": c.ScheduleKind,
+		"message": c.Message, "target": c.Target, "schedule": c.ScheduleKind,
 		"send_at": c.SendAt, "cron": c.Cron, "holdout_pct": c.HoldoutPct}
 }
 
@@ -309,7 +305,7 @@ func (s *Campaigns) Get(ctx context.Context, merchantID, id uint64) (Campaign, e
 
 // List returns the merchant's campaigns, newest first, optionally of one
 // status, below the cursor id.
-func (s *Campaigns) List(ctx context.Context, merchantID uint64, status string, before uint64, limit int) ([]Campaign, error) {
+func (s *Campaigns) List(ctx context.Context, merchantID uint64, status Status, before uint64, limit int) ([]Campaign, error) {
 	q := s.db.WithContext(ctx).Where("merchant_id = ? AND kind <> ?", merchantID, KindCare)
 	if status != "" {
 		q = q.Where("status = ?", status)
@@ -385,89 +381,4 @@ func (s *Campaigns) firstRun(ctx context.Context, c Campaign) (*time.Time, error
 		return &next, nil
 	}
 	return &now, nil
-}
-
-// Transition names a lifecycle action.
-type Transition string
-
-// Lifecycle actions.
-const (
-	ActSchedule Transition = "schedule"
-	ActPause    Transition = "pause"
-	ActResume   Transition = "resume"
-	ActCancel   Transition = "cancel"
-)
-
-// Act moves a campaign through its lifecycle:
-//
-//	schedule: draft → scheduled (re-checked: the segment and template must
-//	          still exist); it starts at its time
-//	pause:    scheduled or running → paused (sends stop within a batch)
-//	resume:   paused → running (or scheduled, when it had not started)
-//	cancel:   anything not finished → cancelled (nothing more is sent)
-func (s *Campaigns) Act(ctx context.Context, merchantID, id uint64, act Transition) (Campaign, error) {
-	var out Campaign
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		c, err := lockCampaign(ctx, tx, merchantID, id)
-		if err != nil {
-			return err
-		}
-		before := c.Status
-		now := s.now()
-		upd := map[string]any{"updated_at": now}
-		refuse := func() error {
-			return apperr.New(apperr.ErrConflict, "a %s campaign cannot be told to %s", c.Status, act)
-		}
-		switch act {
-		case ActSchedule:
-			if c.Status != StatusDraft {
-				return refuse()
-			}
-			if err := s.validate(ctx, &c); err != nil {
-				return err
-			}
-			next, err := s.firstRun(ctx, c)
-			if err != nil {
-				return err
-			}
-			upd["status"], upd["next_run_at"] = StatusScheduled, next
-		case ActPause:
-			if c.Status != StatusRunning && c.Status != StatusScheduled {
-				return refuse()
-			}
-			upd["status"], upd["pause_reason"] = StatusPaused, "paused by staff"
-		case ActResume:
-			if c.Status != StatusPaused {
-				return refuse()
-			}
-			upd["pause_reason"] = ""
-			if c.Step == 0 || (c.NextRunAt != nil && c.ScheduleKind == ScheduleCron && c.PlanDone) {
-				next := c.NextRunAt
-				if next == nil {
-					if next, err = s.firstRun(ctx, c); err != nil {
-						return err
-					}
-				}
-				upd["status"], upd["next_run_at"] = StatusScheduled, next
-			} else {
-				upd["status"] = StatusRunning
-			}
-		case ActCancel:
-			if c.Status == StatusCompleted || c.Status == StatusCancelled {
-				return refuse()
-			}
-			upd["status"], upd["completed_at"] = StatusCancelled, now
-		default:
-			return apperr.Invalid("action", "must be schedule, pause, resume or cancel")
-		}
-		if err := tx.Model(&Campaign{}).Where("id = ?", id).Updates(upd).Error; err != nil {
-			return fmt.Errorf("campaign %d: %s: %w", id, act, err)
-		}
-		if err := tx.Where("id = ?", id).Take(&out).Error; err != nil {
-			return err
-		}
-		return audit.Record(ctx, tx, merchantID, audit.Entry{Action: "campaign." + string(act), TargetType: "campaign",
-			TargetIDs: []uint64{id}, Before: map[string]any{"status": before}, After: map[string]any{"status": out.Status}}, now)
-	})
-	return out, err
 }

@@ -1,7 +1,6 @@
 package campaign
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -41,35 +40,31 @@ func (h *CareHandler) Register(r gin.IRouter) {
 // CareRuleView is a care rule as the API shows it: the parameters of its
 // kind only.
 type CareRuleView struct {
-	ID              uint64          `json:"id"`
-	Name            string          `json:"name"`
-	Kind            string          `json:"kind"`
-	Enabled         bool            `json:"enabled"`
-	Channel         string          `json:"channel"`
-	TemplateID      string          `json:"template_id,omitempty"`
-	Message         json.RawMessage `json:"message"`
-	Gift            json.RawMessage `json:"gift"`
-	SendMinute      *int            `json:"send_minute,omitempty"`
-	SendTime        string          `json:"send_time,omitempty"` // send_minute as local HH:MM
-	DaysBefore      *int            `json:"days_before,omitempty"`
-	DaysAfter       *int            `json:"days_after,omitempty"`
-	WithinDays      *int            `json:"within_days,omitempty"`
-	CareDateKind    string          `json:"care_date_kind,omitempty"`
-	Label           *string         `json:"label,omitempty"`
-	IncludeLeadTier *bool           `json:"include_lead_tier,omitempty"`
-	ActiveSince     time.Time       `json:"active_since"`
-	CreatedAt       time.Time       `json:"created_at"`
-	UpdatedAt       time.Time       `json:"updated_at"`
+	ID              uint64    `json:"id"`
+	Name            string    `json:"name"`
+	Kind            CareKind  `json:"kind"`
+	Enabled         bool      `json:"enabled"`
+	Channel         Channel   `json:"channel"`
+	TemplateID      string    `json:"template_id,omitempty"`
+	Message         Message   `json:"message"`
+	Gift            *Gift     `json:"gift"`
+	SendMinute      *int      `json:"send_minute,omitempty"`
+	SendTime        string    `json:"send_time,omitempty"` // send_minute as local HH:MM
+	DaysBefore      *int      `json:"days_before,omitempty"`
+	DaysAfter       *int      `json:"days_after,omitempty"`
+	WithinDays      *int      `json:"within_days,omitempty"`
+	CareDateKind    string    `json:"care_date_kind,omitempty"`
+	Label           *string   `json:"label,omitempty"`
+	IncludeLeadTier *bool     `json:"include_lead_tier,omitempty"`
+	ActiveSince     time.Time `json:"active_since"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // CareViewOf returns the API view of a rule.
 func CareViewOf(r CareRule) CareRuleView {
 	v := CareRuleView{ID: r.ID, Name: r.Name, Kind: r.Kind, Enabled: r.Enabled, Channel: r.Channel, TemplateID: r.TemplateID,
-		Message: json.RawMessage(r.Message), Gift: json.RawMessage("null"), ActiveSince: r.ActiveSince, CreatedAt: r.CreatedAt,
-		UpdatedAt: r.UpdatedAt}
-	if r.Gift != nil {
-		v.Gift = json.RawMessage(*r.Gift)
-	}
+		Message: r.Message, Gift: r.Gift, ActiveSince: r.ActiveSince, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 	spec := careSpecs[r.Kind]
 	if spec.sendTime {
 		m := r.SendMinute

@@ -92,9 +92,9 @@ func (c *careEnv) tick() {
 
 // rule creates a template rule with keyword1 = marker, so each rule's
 // messages are told apart in the simulator.
-func (c *careEnv) rule(kind, marker string, mut ...func(*campaign.CareInput)) campaign.CareRule {
+func (c *careEnv) rule(kind campaign.CareKind, marker string, mut ...func(*campaign.CareInput)) campaign.CareRule {
 	c.t.Helper()
-	in := campaign.CareInput{Kind: &kind, Name: strPtr(marker), Channel: strPtr(campaign.ChannelTemplate), TemplateID: strPtr(template),
+	in := campaign.CareInput{Kind: &kind, Name: strPtr(marker), Channel: ptr(campaign.ChannelTemplate), TemplateID: strPtr(template),
 		Message: &campaign.Message{Fields: map[string]string{"first": "Dear {{name}}", "keyword1": marker}}}
 	for _, m := range mut {
 		m(&in)
@@ -142,8 +142,8 @@ func (c *careEnv) receivedBy() map[string]map[string]int {
 type careDelivery struct {
 	RuleID   uint64
 	MemberID uint64
-	Status   string
-	Reason   string
+	Status   campaign.DeliveryStatus
+	Reason   campaign.Reason
 	SentAt   *time.Time
 }
 

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/wechat"
@@ -42,9 +40,11 @@ type Variables interface {
 	Values(ctx context.Context, merchantID uint64, memberIDs []uint64, names []string) (map[uint64]map[string]string, error)
 }
 
-// Gifts grants a campaign's gift; points satisfies it. A repeat with the
-// same key has no further effect.
+// Gifts grants a campaign's gift; cmd/loyalty wires points behind it.
 type Gifts interface {
+	// Grant gives the member the gift; a repeat with the same key has no
+	// further effect. An error of kind apperr.ErrNotFound (the reward or
+	// the member is gone) will not go away by trying again.
 	Grant(ctx context.Context, merchantID, memberID uint64, g Gift, key, reason string) error
 }
 
@@ -73,6 +73,9 @@ type EngineOptions struct {
 	SliceTime     time.Duration // how long a round sends one campaign before the others get a turn (default 10s)
 	Owner         string        // names this instance in leases (default host:pid:random)
 	MerchantCache time.Duration // how long merchant clocks are trusted (default 1 minute)
+	GiftRetryBase time.Duration // first wait after a gift could not be granted (default 1m; doubled up to 6h)
+	GiftAttempts  int           // attempts at a gift before giving up (default 12: about a day)
+	GiftBatch     int           // due gifts retried per round, shared fairly by merchants (default 100)
 }
 
 func (o *EngineOptions) defaults() {
@@ -88,6 +91,8 @@ func (o *EngineOptions) defaults() {
 	def(&o.AutoPauseMin, 50)
 	def(&o.AutoPausePct, 50)
 	def(&o.PlanChunks, 5)
+	def(&o.GiftAttempts, 12)
+	def(&o.GiftBatch, 100)
 	dur := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
@@ -100,6 +105,7 @@ func (o *EngineOptions) defaults() {
 	dur(&o.RetryBase, 5*time.Second)
 	dur(&o.MerchantCache, time.Minute)
 	dur(&o.SliceTime, 10*time.Second)
+	dur(&o.GiftRetryBase, time.Minute)
 	if o.DailyQuota <= 0 {
 		o.DailyQuota = 100000
 	}
@@ -117,6 +123,7 @@ func (o *EngineOptions) defaults() {
 type Engine struct {
 	db        *gorm.DB
 	mysql     bool
+	rows      deliveryRows
 	wx        WeChat
 	audiences Audiences
 	merchants Merchants
@@ -134,6 +141,16 @@ type Engine struct {
 	tally map[[2]uint64][2]int // (campaign, step) -> sends attempted and failed here
 	// quotaRows are the (merchant/day) quota rows known to exist.
 	quotaRows map[string]bool
+
+	hooks testHooks
+}
+
+// testHooks are seams where a test stops the engine to force an
+// interleaving (a stall at the worst moment); all nil in production.
+type testHooks struct {
+	beforeMark func(ids []uint64)         // a send group is about to be marked sending
+	beforeCall func(id uint64)            // a row is about to be sent, its rate permit taken
+	renewed    func(taken int, err error) // a lease renewal ended
 }
 
 type merchantClock struct {
@@ -158,7 +175,8 @@ type EngineDeps struct {
 // NewEngine returns an engine.
 func NewEngine(gdb *gorm.DB, d EngineDeps, now func() time.Time, log *slog.Logger, o EngineOptions) *Engine {
 	o.defaults()
-	return &Engine{db: gdb, mysql: gdb.Dialector.Name() == db.MySQL, wx: d.WeChat, audiences: d.Audiences,
+	mysql := gdb.Dialector.Name() == db.MySQL
+	return &Engine{db: gdb, mysql: mysql, rows: deliveryRows{db: gdb, mysql: mysql}, wx: d.WeChat, audiences: d.Audiences,
 		merchants: d.Merchants, vars: d.Variables, gifts: d.Gifts, followers: d.Followers, limiter: d.Limiter,
 		now: now, log: log, o: o, sem: make(chan struct{}, o.Concurrency), clock: map[uint64]merchantClock{},
 		tally: map[[2]uint64][2]int{}, quotaRows: map[string]bool{}}
@@ -238,20 +256,6 @@ func (e *Engine) RunOnce(ctx context.Context) (int, error) {
 		errs = append(errs, err)
 	}
 	return total, errors.Join(errs...)
-}
-
-// inTx runs fn in a transaction, again when it loses a deadlock or a lock
-// wait to another instance (the statements are conditional, so a rerun is
-// safe).
-func (e *Engine) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	var err error
-	for attempt := range 5 {
-		if err = e.db.WithContext(ctx).Transaction(fn); err == nil || !db.IsTransient(err) || ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(time.Duration(attempt+1)*5*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond)
-	}
-	return err
 }
 
 func (e *Engine) reload(ctx context.Context, id uint64) (Campaign, error) {
@@ -338,55 +342,16 @@ func quietUntil(t time.Time, end int) time.Time {
 	return until
 }
 
-// sweep settles expired leases: rows claimed but never sent go back to
-// the queue; rows left "sending" (WeChat may have them) become unknown and
-// are never resent automatically.
+// sweep settles expired leases (deliveryRows.sweep).
 func (e *Engine) sweep(ctx context.Context) error {
-	now := e.now()
-	// idx_deliveries_lease (status, lease_until).
-	if err := e.db.WithContext(ctx).Model(&Delivery{}).Where("status = ? AND lease_until < ?", DeliveryClaimed, now).
-		Updates(map[string]any{"status": DeliveryPending, "sent_at": nil, "lease_owner": nil, "lease_until": nil, "updated_at": now}).Error; err != nil {
-		return fmt.Errorf("campaign: release claims: %w", err)
+	released, lost, err := e.rows.sweep(ctx, e.now())
+	if lost > 0 {
+		e.log.WarnContext(ctx, "campaign: sends of a lost worker left unknown (never resent on their own)", "rows", lost)
 	}
-	if err := e.db.WithContext(ctx).Model(&Delivery{}).Where("status = ? AND lease_until < ?", DeliverySending, now).
-		Updates(map[string]any{"status": DeliveryUnknown, "reason": "worker_lost", "lease_owner": nil, "lease_until": nil,
-			"updated_at": now}).Error; err != nil {
-		return fmt.Errorf("campaign: orphaned sends: %w", err)
+	if released > 0 {
+		e.log.InfoContext(ctx, "campaign: claims of a lost worker back in the queue", "rows", released)
 	}
-	return nil
-}
-
-// claim leases up to n due rows of the campaign to this instance. On
-// MySQL the candidate rows are locked with SKIP LOCKED, so instances
-// claiming at once take different rows; on SQLite the write lock
-// serialises claims. Either way the UPDATE is conditional on the row still
-// being pending, so no row is leased twice.
-func (e *Engine) claim(ctx context.Context, c Campaign, owner string, n int) ([]Delivery, error) {
-	now := e.now()
-	var rows []Delivery
-	err := e.inTx(ctx, func(tx *gorm.DB) error {
-		rows = rows[:0]
-		q := tx.Model(&Delivery{}).Select("id").
-			Where("campaign_id = ? AND step = ? AND status = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
-				c.ID, c.Step, DeliveryPending, now).Order("id").Limit(n)
-		if e.mysql {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
-		}
-		var ids []uint64
-		if err := q.Find(&ids).Error; err != nil {
-			return fmt.Errorf("campaign %d: claim: %w", c.ID, err)
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		if err := tx.Model(&Delivery{}).Where("id IN ? AND status = ?", ids, DeliveryPending).
-			Updates(map[string]any{"status": DeliveryClaimed, "lease_owner": owner, "lease_until": now.Add(e.o.Lease),
-				"updated_at": now}).Error; err != nil {
-			return fmt.Errorf("campaign %d: claim: %w", c.ID, err)
-		}
-		return tx.Where("id IN ? AND lease_owner = ?", ids, owner).Order("id").Find(&rows).Error
-	})
-	return rows, err
+	return err
 }
 
 // quotaLeft returns how many more messages the account may send today on
@@ -422,155 +387,3 @@ func (e *Engine) exhausted(ctx context.Context, merchantID uint64, day string) (
 	}
 	return n > 0, nil
 }
-
-// sendSlice sends the campaign for up to SliceTime: it claims a batch,
-// checks it and sends it group by group, and claims the next batch while
-// the previous one's sends are still in flight, so the account's rate is
-// kept up whatever WeChat's latency. Results are recorded as they come, a
-// few at a time, so an instance that dies leaves unrecorded (and so
-// unknown) only what it had in flight or just finished: at most
-// Concurrency + sendGroup + 2×recordChunk rows. It does nothing in
-// the merchant's quiet hours (capped campaigns) or when the account's
-// quota is spent, and returns how many rows it handled.
-func (e *Engine) sendSlice(ctx context.Context, c Campaign) (int, error) {
-	if !c.PlanDone && c.PlanCursor == 0 {
-		return 0, nil // nothing planned yet
-	}
-	mc, err := e.merchantClock(ctx, c.MerchantID)
-	if err != nil {
-		return 0, err
-	}
-	lane := LaneMarketing
-	if c.Kind == KindService {
-		lane = LaneService
-	}
-	owner := fmt.Sprintf("%s/%d", e.o.Owner, rand.Uint32())
-	// A small buffer: sends wait for the recorder rather than run ahead of
-	// it, so what a crash leaves unrecorded stays small (see record).
-	results := make(chan result, recordChunk)
-	run := &sending{out: results}
-	recorded := make(chan error, 1)
-	holding := newHeld()
-	go func() { recorded <- e.recordStream(ctx, c, mc, results, holding) }()
-	stopRenew := e.renewLease(ctx, owner, holding)
-	var mu sync.Mutex
-	handled := 0
-	var errs []error
-	fail := func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}
-	// The producer claims and checks the next batch while the current one
-	// is being sent: the limiter holds no tokens in reserve, so a pause to
-	// claim would be rate lost.
-	batches := make(chan []Delivery, 1)
-	go func() {
-		defer close(batches)
-		deadline := time.Now().Add(e.o.SliceTime)
-		local := e.now().In(mc.loc)
-		// The quota left, counted down here as rows are claimed: the ledger
-		// in the database lags the sends in flight.
-		left, err := e.quotaLeft(ctx, c.MerchantID, local.Format(time.DateOnly), lane)
-		if err != nil {
-			fail(err)
-			return
-		}
-		for first := true; ctx.Err() == nil && (first || time.Now().Before(deadline)); first = false {
-			cur, err := e.reload(ctx, c.ID)
-			if err != nil || cur.Status != StatusRunning || cur.Step != c.Step {
-				if err != nil {
-					fail(err)
-				}
-				return
-			}
-			local = e.now().In(mc.loc)
-			if run.halt.Load() || c.Capped() && InQuietHours(local, mc.quietStart, mc.quietEnd) || left <= 0 {
-				return
-			}
-			if exhausted, err := e.exhausted(ctx, c.MerchantID, local.Format(time.DateOnly)); err != nil || exhausted {
-				if err != nil {
-					fail(err)
-				}
-				return
-			}
-			rows, err := e.claim(ctx, c, owner, int(min(int64(e.o.Batch), left)))
-			if err != nil || len(rows) == 0 {
-				if err != nil {
-					fail(err)
-				}
-				return
-			}
-			mu.Lock()
-			handled += len(rows)
-			mu.Unlock()
-			left -= int64(len(rows))
-			holding.add(rows)
-			ready, err := e.prepare(ctx, c, rows)
-			if err != nil {
-				fail(err) // the claims expire and the rows return to the queue
-				return
-			}
-			select {
-			case batches <- ready:
-			case <-ctx.Done():
-				for _, r := range ready {
-					results <- result{row: r}
-				}
-				return
-			}
-		}
-	}()
-	more := true
-	for ready := range batches {
-		if more {
-			more = e.sendAll(ctx, c, mc, lane, ready, run)
-			continue
-		}
-		for _, r := range ready {
-			results <- result{row: r} // never marked: back to the queue
-		}
-	}
-	run.inFlight.Wait()
-	close(results)
-	if err := <-recorded; err != nil {
-		errs = append(errs, err)
-	}
-	stopRenew()
-	return handled, errors.Join(errs...)
-}
-
-// recordStream writes results as they arrive, recordChunk at a time or
-// every 50 ms.
-func (e *Engine) recordStream(ctx context.Context, c Campaign, mc merchantClock, results <-chan result, h *held) error {
-	var errs []error
-	var chunk []result
-	flush := func() {
-		if len(chunk) > 0 {
-			if err := e.record(ctx, c, mc, chunk); err != nil {
-				errs = append(errs, err)
-			}
-			h.remove(chunk)
-			chunk = chunk[:0]
-		}
-	}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case r, ok := <-results:
-			if !ok {
-				flush()
-				return errors.Join(errs...)
-			}
-			if chunk = append(chunk, r); len(chunk) >= recordChunk {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		}
-	}
-}
-
-// recordChunk is how many results are written together.
-const recordChunk = 32

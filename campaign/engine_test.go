@@ -87,7 +87,13 @@ func (e *env) killable(o campaign.EngineOptions) (*campaign.Engine, func()) {
 func runCampaign(t *testing.T, e *env, n int, kill bool) {
 	e.seed(n, "x"+randHex(3))
 	c := e.campaign(e.segment())
-	o := campaign.EngineOptions{Batch: 200, Concurrency: 32, Lease: 2 * time.Second}
+	// A lease long enough that live instances keep theirs on a loaded
+	// machine; when one is killed, short, so the others sweep its rows
+	// within the test.
+	o := campaign.EngineOptions{Batch: 200, Concurrency: 32, Lease: 10 * time.Second}
+	if kill {
+		o.Lease = 2 * time.Second
+	}
 	engines := []*campaign.Engine{e.engine(o, nil), e.engine(o, nil), e.engine(o, nil)}
 	var killFn func(cancel func())
 	if kill {

@@ -142,7 +142,7 @@ func newEnvAt(t *testing.T, gdb *gorm.DB, now func() time.Time) *env {
 	// its scripted faults).
 	t.Cleanup(func() {
 		gdb.Model(&campaign.Campaign{}).Where("merchant_id = ? AND status IN ?", e.merchantID,
-			[]string{campaign.StatusDraft, campaign.StatusScheduled, campaign.StatusRunning, campaign.StatusPaused}).
+			[]campaign.Status{campaign.StatusDraft, campaign.StatusScheduled, campaign.StatusRunning, campaign.StatusPaused}).
 			Update("status", campaign.StatusCancelled)
 		gdb.Model(&campaign.CareRule{}).Where("merchant_id = ?", e.merchantID).Update("enabled", false)
 	})
@@ -151,6 +151,11 @@ func newEnvAt(t *testing.T, gdb *gorm.DB, now func() time.Time) *env {
 
 // engine builds one instance of the engine (one "process").
 func (e *env) engine(o campaign.EngineOptions, lim campaign.Limiter) *campaign.Engine {
+	return e.engineWith(o, lim, e.gifts, quiet)
+}
+
+// engineWith builds an engine with its own gifts and logger.
+func (e *env) engineWith(o campaign.EngineOptions, lim campaign.Limiter, gifts campaign.Gifts, log *slog.Logger) *campaign.Engine {
 	if lim == nil {
 		lim = campaign.NewLocalLimiter(campaign.RateSplit{PerSecond: 100000, ServicePct: 2})
 	}
@@ -158,7 +163,7 @@ func (e *env) engine(o campaign.EngineOptions, lim campaign.Limiter) *campaign.E
 		o.Poll = 5 * time.Millisecond
 	}
 	return campaign.NewEngine(e.db, campaign.EngineDeps{WeChat: e.accounts, Audiences: e.segments, Merchants: merchants,
-		Variables: names{e.members}, Gifts: e.gifts, Followers: e.members, Limiter: lim}, e.now, quiet, o)
+		Variables: names{e.members}, Gifts: gifts, Followers: e.members, Limiter: lim}, e.now, log, o)
 }
 
 // seed creates n following members with official-account openids, known to
@@ -205,10 +210,12 @@ func (e *env) segment() uint64 {
 
 func strPtr(s string) *string { return &s }
 
+func ptr[T any](v T) *T { return &v }
+
 // campaign creates and schedules a template campaign to the segment.
 func (e *env) campaign(segmentID uint64, mutate ...func(*campaign.Input)) campaign.Campaign {
 	e.t.Helper()
-	in := campaign.Input{Name: strPtr("Autumn sale"), Channel: strPtr(campaign.ChannelTemplate), TemplateID: strPtr(template),
+	in := campaign.Input{Name: strPtr("Autumn sale"), Channel: ptr(campaign.ChannelTemplate), TemplateID: strPtr(template),
 		Message: &campaign.Message{Fields: map[string]string{"first": "Hello {{name}}", "keyword1": "50% off"}},
 		Target:  &campaign.Target{SegmentID: segmentID}, Schedule: &campaign.ScheduleInput{Kind: campaign.ScheduleNow}}
 	for _, m := range mutate {
@@ -226,23 +233,26 @@ func (e *env) campaign(segmentID uint64, mutate ...func(*campaign.Input)) campai
 }
 
 // statuses counts the campaign's rows by status.
-func (e *env) statuses(campaignID uint64) map[string]int {
+func (e *env) statuses(campaignID uint64) map[campaign.DeliveryStatus]int {
 	var rows []struct {
-		Status string
+		Status campaign.DeliveryStatus
 		N      int
 	}
 	e.db.Table("campaign_deliveries").Select("status, COUNT(*) AS n").Where("campaign_id = ?", campaignID).Group("status").Find(&rows)
-	out := map[string]int{}
+	out := map[campaign.DeliveryStatus]int{}
 	for _, r := range rows {
 		out[r.Status] = r.N
 	}
 	return out
 }
 
-func (e *env) status(campaignID uint64) string {
-	var s string
+func (e *env) status(campaignID uint64) campaign.Status {
+	var s []campaign.Status
 	e.db.Table("campaigns").Where("id = ?", campaignID).Pluck("status", &s)
-	return s
+	if len(s) != 1 {
+		e.t.Fatalf("campaign %d: %d rows", campaignID, len(s))
+	}
+	return s[0]
 }
 
 // received counts the template messages each openid of the account got.
@@ -279,6 +289,15 @@ type giftLog struct {
 	mu   sync.Mutex
 	keys map[string]int
 	fail int // fail this many grants first
+}
+
+// Check accepts points and rewards below 1,000,000; larger reward ids are
+// another merchant's.
+func (g *giftLog) Check(_ context.Context, _ uint64, gift campaign.Gift) error {
+	if gift.RewardID >= 1_000_000 {
+		return fmt.Errorf("reward %d: %w", gift.RewardID, apperr.ErrNotFound)
+	}
+	return nil
 }
 
 func (g *giftLog) Grant(_ context.Context, _, _ uint64, _ campaign.Gift, key, _ string) error {

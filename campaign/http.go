@@ -1,7 +1,6 @@
 package campaign
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -81,36 +80,33 @@ func (h *Handler) RegisterMember(r gin.IRouter, requireMember gin.HandlerFunc, c
 
 // View is a campaign as the API shows it.
 type View struct {
-	ID              uint64          `json:"id"`
-	Name            string          `json:"name"`
-	Kind            string          `json:"kind"`
-	Status          string          `json:"status"`
-	Channel         string          `json:"channel"`
-	TemplateID      string          `json:"template_id,omitempty"`
-	Message         json.RawMessage `json:"message"`
-	Target          json.RawMessage `json:"target"`
-	Gift            json.RawMessage `json:"gift"`
-	HoldoutPct      int             `json:"holdout_pct"`
-	Schedule        ScheduleInput   `json:"schedule"`
-	NextRunAt       *time.Time      `json:"next_run_at"`
-	AttributionDays int             `json:"attribution_days"`
-	Step            int             `json:"step"`
-	PauseReason     string          `json:"pause_reason,omitempty"`
-	CreatedAt       time.Time       `json:"created_at"`
-	UpdatedAt       time.Time       `json:"updated_at"`
-	CompletedAt     *time.Time      `json:"completed_at"`
+	ID              uint64        `json:"id"`
+	Name            string        `json:"name"`
+	Kind            Kind          `json:"kind"`
+	Status          Status        `json:"status"`
+	Channel         Channel       `json:"channel"`
+	TemplateID      string        `json:"template_id,omitempty"`
+	Message         Message       `json:"message"`
+	Target          Target        `json:"target"`
+	Gift            *Gift         `json:"gift"`
+	HoldoutPct      int           `json:"holdout_pct"`
+	Schedule        ScheduleInput `json:"schedule"`
+	NextRunAt       *time.Time    `json:"next_run_at"`
+	AttributionDays int           `json:"attribution_days"`
+	Step            int           `json:"step"`
+	PauseReason     string        `json:"pause_reason,omitempty"`
+	CreatedAt       time.Time     `json:"created_at"`
+	UpdatedAt       time.Time     `json:"updated_at"`
+	CompletedAt     *time.Time    `json:"completed_at"`
 }
 
 // ViewOf returns the API view of a campaign.
 func ViewOf(c Campaign) View {
 	v := View{ID: c.ID, Name: c.Name, Kind: c.Kind, Status: c.Status, Channel: c.Channel, TemplateID: c.TemplateID,
-		Message: json.RawMessage(c.Message), Target: json.RawMessage(c.Target), Gift: json.RawMessage("null"),
+		Message: c.Message, Target: c.Target, Gift: c.Gift,
 		HoldoutPct: c.HoldoutPct, Schedule: ScheduleInput{Kind: c.ScheduleKind, SendAt: c.SendAt, Cron: c.Cron},
 		NextRunAt: c.NextRunAt, AttributionDays: c.AttributionDays, Step: c.Step, PauseReason: c.PauseReason,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, CompletedAt: c.CompletedAt}
-	if c.Gift != nil {
-		v.Gift = json.RawMessage(*c.Gift)
-	}
 	return v
 }
 
@@ -145,8 +141,8 @@ func (h *Handler) list(c *gin.Context) {
 		return
 	}
 	v := &apperr.Validation{}
-	status := q.Get("status")
-	if status != "" && !slices.Contains([]string{StatusDraft, StatusScheduled, StatusRunning, StatusPaused, StatusCompleted, StatusCancelled}, status) {
+	status := Status(q.Get("status"))
+	if status != "" && !slices.Contains(Statuses, status) {
 		v.Add("status", "must be draft, scheduled, running, paused, completed or cancelled")
 	}
 	before, limit := positive(q, "before", v), limitOf(q, v)
@@ -237,7 +233,7 @@ func (h *Handler) resend(c *gin.Context) {
 		return
 	}
 	var req struct {
-		Statuses []string `json:"statuses"`
+		Statuses []DeliveryStatus `json:"statuses"`
 	}
 	if err := httpx.BindJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
@@ -278,17 +274,22 @@ func (h *Handler) progress(c *gin.Context) {
 }
 
 type deliveryView struct {
-	ID         uint64     `json:"id"`
-	MemberID   uint64     `json:"member_id"`
-	Step       int        `json:"step"`
-	Status     string     `json:"status"`
-	Reason     string     `json:"reason,omitempty"`
-	ErrCode    int        `json:"errcode,omitempty"`
-	Attempts   int        `json:"attempts"`
-	MsgID      *int64     `json:"msg_id"`
-	SentAt     *time.Time `json:"sent_at"`
-	FinishedAt *time.Time `json:"finished_at"`
-	GiftGiven  bool       `json:"gift_granted"`
+	ID         uint64         `json:"id"`
+	MemberID   uint64         `json:"member_id"`
+	Step       int            `json:"step"`
+	Status     DeliveryStatus `json:"status"`
+	Reason     Reason         `json:"reason,omitempty"`
+	ErrCode    int            `json:"errcode,omitempty"`
+	Attempts   int            `json:"attempts"`
+	MsgID      *int64         `json:"msg_id"`
+	SentAt     *time.Time     `json:"sent_at"`
+	FinishedAt *time.Time     `json:"finished_at"`
+	GiftGiven  bool           `json:"gift_granted"`
+	// The gift, when the campaign has one: none, due (with its next
+	// attempt), granted, or gave_up (with the last error).
+	GiftState  string     `json:"gift_state"`
+	GiftNextAt *time.Time `json:"gift_next_at,omitempty"`
+	GiftError  string     `json:"gift_error,omitempty"`
 }
 
 func (h *Handler) deliveries(c *gin.Context) {
@@ -302,13 +303,12 @@ func (h *Handler) deliveries(c *gin.Context) {
 		return
 	}
 	v := &apperr.Validation{}
-	f := DeliveryFilter{Step: int(positive(q, "step", v)), Status: q.Get("status"), Reason: q.Get("reason"),
+	f := DeliveryFilter{Step: int(positive(q, "step", v)), Status: DeliveryStatus(q.Get("status")), Reason: Reason(q.Get("reason")),
 		MemberID: positive(q, "member_id", v), Before: positive(q, "before", v), Limit: limitOf(q, v)}
-	if f.Status != "" && !slices.Contains([]string{DeliveryPending, DeliveryHoldout, DeliverySkipped, DeliveryClaimed, DeliverySending,
-		DeliverySent, DeliveryDelivered, DeliveryFailed, DeliveryUnknown}, f.Status) {
+	if f.Status != "" && !slices.Contains(DeliveryStatuses, f.Status) {
 		v.Add("status", "is not a delivery status")
 	}
-	if len(f.Reason) > 32 {
+	if f.Reason != "" && !slices.Contains(Reasons, f.Reason) {
 		v.Add("reason", "is not a reason")
 	}
 	if err := v.Err(); err != nil {
@@ -323,7 +323,8 @@ func (h *Handler) deliveries(c *gin.Context) {
 	out := make([]deliveryView, len(rows))
 	for i, d := range rows {
 		out[i] = deliveryView{ID: d.ID, MemberID: d.MemberID, Step: d.Step, Status: d.Status, Reason: d.Reason, ErrCode: d.ErrCode,
-			Attempts: d.Attempts, MsgID: d.MsgID, SentAt: d.SentAt, FinishedAt: d.FinishedAt, GiftGiven: d.GiftState == giftGranted}
+			Attempts: d.Attempts, MsgID: d.MsgID, SentAt: d.SentAt, FinishedAt: d.FinishedAt, GiftGiven: d.GiftState == GiftGranted,
+			GiftState: d.GiftState.String(), GiftNextAt: d.GiftNextAt, GiftError: d.GiftError}
 	}
 	var next *uint64
 	if len(rows) == f.Limit {

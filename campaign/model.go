@@ -1,42 +1,62 @@
 package campaign
 
 import (
+	"database/sql/driver"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
-// Campaign kinds. Marketing and care sends are frequency-capped and held
-// in quiet hours; service messages (points notices) are neither, and have
-// a rate lane marketing cannot take.
+// Kind is what a campaign is for. Marketing and care sends are
+// frequency-capped and held in quiet hours; service messages (points
+// notices) are neither, and have a rate lane marketing cannot take.
+type Kind string
+
+// Campaign kinds.
 const (
-	KindMarketing = "marketing"
-	KindCare      = "care"
-	KindService   = "service"
+	KindMarketing Kind = "marketing"
+	KindCare      Kind = "care"
+	KindService   Kind = "service"
 )
 
-// Campaign statuses: draft → scheduled → running ⇄ paused → completed, or
-// cancelled from any but completed.
+// Status is where a campaign stands: draft → scheduled → running ⇄ paused
+// → completed, or cancelled from any but completed.
+type Status string
+
+// Campaign statuses.
 const (
-	StatusDraft     = "draft"
-	StatusScheduled = "scheduled"
-	StatusRunning   = "running"
-	StatusPaused    = "paused"
-	StatusCompleted = "completed"
-	StatusCancelled = "cancelled"
+	StatusDraft     Status = "draft"
+	StatusScheduled Status = "scheduled"
+	StatusRunning   Status = "running"
+	StatusPaused    Status = "paused"
+	StatusCompleted Status = "completed"
+	StatusCancelled Status = "cancelled"
 )
+
+// Statuses lists the campaign statuses.
+var Statuses = []Status{StatusDraft, StatusScheduled, StatusRunning, StatusPaused, StatusCompleted, StatusCancelled}
+
+// Channel is the kind of WeChat message a campaign sends.
+type Channel string
 
 // Channels.
 const (
-	ChannelTemplate        = "template"         // official-account template message
-	ChannelMPSubscribe     = "mp_subscribe"     // mini-program subscribe message (needs a grant)
-	ChannelCustomerService = "customer_service" // text inside the 48-hour window
+	ChannelTemplate        Channel = "template"         // official-account template message
+	ChannelMPSubscribe     Channel = "mp_subscribe"     // mini-program subscribe message (needs a grant)
+	ChannelCustomerService Channel = "customer_service" // text inside the 48-hour window
 )
+
+// Channels lists the channels.
+var Channels = []Channel{ChannelTemplate, ChannelMPSubscribe, ChannelCustomerService}
+
+// ScheduleKind says when a campaign sends.
+type ScheduleKind string
 
 // Schedules.
 const (
-	ScheduleNow  = "now"
-	ScheduleAt   = "at"
-	ScheduleCron = "cron"
+	ScheduleNow  ScheduleKind = "now"
+	ScheduleAt   ScheduleKind = "at"
+	ScheduleCron ScheduleKind = "cron"
 )
 
 // Campaign is a campaigns row.
@@ -44,22 +64,22 @@ type Campaign struct {
 	ID              uint64 `gorm:"primaryKey"`
 	MerchantID      uint64
 	Name            string
-	Kind            string
-	Status          string
-	Channel         string
+	Kind            Kind
+	Status          Status
+	Channel         Channel
 	TemplateID      string
-	Message         string  // JSON Message
-	Target          string  // JSON Target
-	Gift            *string // JSON Gift
+	Message         Message // a JSON column
+	Target          Target  // a JSON column
+	Gift            *Gift   // a JSON column; nil: no gift
 	HoldoutPct      int
-	ScheduleKind    string
+	ScheduleKind    ScheduleKind
 	SendAt          *time.Time
 	Cron            string
 	NextRunAt       *time.Time
 	AttributionDays int
 	Step            int
 	StepStartedAt   *time.Time
-	AudienceRule    *string
+	AudienceRule    *string // the step's frozen rule (JSON, the segment rule language)
 	PlanMaxMember   uint64
 	PlanCursor      uint64
 	PlanDone        bool
@@ -105,66 +125,54 @@ type Gift struct {
 	RewardID uint64 `json:"reward_id,omitempty"`
 }
 
-// Delivery statuses.
-const (
-	DeliveryPending   = "pending"
-	DeliveryHoldout   = "holdout"
-	DeliverySkipped   = "skipped"
-	DeliveryClaimed   = "claimed"
-	DeliverySending   = "sending"
-	DeliverySent      = "sent"
-	DeliveryDelivered = "delivered"
-	DeliveryFailed    = "failed"
-	DeliveryUnknown   = "unknown"
-)
+// Message, Target and Gift are stored as JSON text. They read and write
+// themselves (database/sql's Valuer and Scanner), so a struct, a map of
+// columns or a raw statement all store the same text, and a column that
+// does not hold their JSON is an error, never a silently empty value.
 
-// Skip and failure reasons.
-const (
-	ReasonNoOpenID      = "no_openid"
-	ReasonNotFollowing  = "not_following"
-	ReasonNoConsent     = "no_consent"
-	ReasonFrequencyCap  = "frequency_cap"
-	ReasonNoGrant       = "no_subscription"
-	ReasonOutsideWindow = "outside_window"
-	ReasonInvalidOpenID = "invalid_openid"
-	ReasonBadTemplate   = "invalid_template"
-	ReasonTransient     = "wechat_unavailable"
-	ReasonRejected      = "wechat_rejected"
-	ReasonUserBlock     = "user_block"
-	ReasonSystem        = "system_failed"
-	ReasonNoAccount     = "no_account"
-)
+// Value implements driver.Valuer.
+func (m Message) Value() (driver.Value, error) { return jsonValue(m) }
 
-// Gift states of a delivery.
-const (
-	giftNone    = 0
-	giftDue     = 1
-	giftGranted = 2
-)
+// Scan implements sql.Scanner.
+func (m *Message) Scan(src any) error { *m = Message{}; return scanJSON(m, src) }
 
-// Delivery is a campaign_deliveries row.
-type Delivery struct {
-	ID            uint64 `gorm:"primaryKey"`
-	MerchantID    uint64
-	CampaignID    uint64
-	Step          int
-	MemberID      uint64
-	OpenID        string `gorm:"column:openid"`
-	Capped        bool
-	Status        string
-	Reason        string
-	ErrCode       int `gorm:"column:errcode"`
-	Attempts      int
-	NextAttemptAt *time.Time
-	LeaseOwner    *string
-	LeaseUntil    *time.Time
-	MsgID         *int64
-	SentAt        *time.Time
-	FinishedAt    *time.Time
-	GiftState     int
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+// Value implements driver.Valuer.
+func (t Target) Value() (driver.Value, error) { return jsonValue(t) }
+
+// Scan implements sql.Scanner.
+func (t *Target) Scan(src any) error { *t = Target{}; return scanJSON(t, src) }
+
+// Value implements driver.Valuer.
+func (g Gift) Value() (driver.Value, error) { return jsonValue(g) }
+
+// Scan implements sql.Scanner.
+func (g *Gift) Scan(src any) error { *g = Gift{}; return scanJSON(g, src) }
+
+func jsonValue(v any) (driver.Value, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("campaign: store %T: %w", v, err)
+	}
+	return string(b), nil
 }
 
-// TableName implements gorm's tabler.
-func (Delivery) TableName() string { return "campaign_deliveries" }
+func scanJSON(dst any, src any) error {
+	var b []byte
+	switch s := src.(type) {
+	case nil:
+		return nil
+	case []byte:
+		b = s
+	case string:
+		b = []byte(s)
+	default:
+		return fmt.Errorf("campaign: read %T: unexpected column type %T", dst, src)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		return fmt.Errorf("campaign: read %T: %w", dst, err)
+	}
+	return nil
+}

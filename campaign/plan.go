@@ -7,10 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
-
-	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/member"
 )
 
@@ -56,40 +52,6 @@ func audienceRule(ctx context.Context, aud Audiences, merchantID uint64, t Targe
 // range), so its cost is bounded however sparse the audience is.
 const PlanChunk = 20000
 
-// startStep begins the campaign's next run: the audience rule is frozen
-// with the time, members are bounded by the highest id now, planning
-// starts from the beginning. It is a conditional update on the step, so
-// two instances starting it at once start it once.
-func (e *Engine) startStep(ctx context.Context, c Campaign) error {
-	var t Target
-	if err := json.Unmarshal([]byte(c.Target), &t); err != nil {
-		return fmt.Errorf("campaign %d: target: %w", c.ID, err)
-	}
-	rule, err := audienceRule(ctx, e.audiences, c.MerchantID, t)
-	if err != nil {
-		return e.pause(ctx, c, "target: "+err.Error())
-	}
-	var maxID uint64
-	if err := e.db.WithContext(ctx).Table("members").Where("merchant_id = ?", c.MerchantID).
-		Select("COALESCE(MAX(id), 0)").Scan(&maxID).Error; err != nil {
-		return fmt.Errorf("campaign %d: audience bound: %w", c.ID, err)
-	}
-	now := e.now()
-	ruleText := string(rule)
-	res := e.db.WithContext(ctx).Model(&Campaign{}).
-		Where("id = ? AND step = ? AND status IN ?", c.ID, c.Step, []string{StatusScheduled, StatusRunning}).
-		Updates(map[string]any{"status": StatusRunning, "step": c.Step + 1, "step_started_at": now,
-			"audience_rule": ruleText, "plan_max_member": maxID, "plan_cursor": 0, "plan_done": false,
-			"next_run_at": nil, "updated_at": now})
-	if res.Error != nil {
-		return fmt.Errorf("campaign %d: start step: %w", c.ID, res.Error)
-	}
-	if res.RowsAffected == 1 {
-		e.log.InfoContext(ctx, "campaign: step started", "merchant_id", c.MerchantID, "campaign_id", c.ID, "step", c.Step+1)
-	}
-	return nil
-}
-
 // planChunk plans the next id range of a running step: INSERT ... SELECT
 // of the matching members into deliveries, holdout and skip reasons
 // decided in the statement. The unique (campaign, step, member) key makes
@@ -108,8 +70,8 @@ func (e *Engine) planChunk(ctx context.Context, c Campaign) (bool, error) {
 	if err != nil {
 		return false, e.pause(ctx, c, "audience: "+err.Error())
 	}
-	stmt, args := e.planStatement(c, aud, from, to)
-	if err := e.db.WithContext(ctx).Exec(stmt, args...).Error; err != nil {
+	sel, args := e.planSelect(c, aud, from, to)
+	if _, err := e.rows.plan(ctx, e.db, sel, args...); err != nil {
 		return false, fmt.Errorf("campaign %d: plan %d-%d: %w", c.ID, from, to, err)
 	}
 	res := e.db.WithContext(ctx).Model(&Campaign{}).
@@ -130,24 +92,18 @@ func (e *Engine) finishPlanning(ctx context.Context, c Campaign) error {
 		Updates(map[string]any{"plan_done": true, "updated_at": e.now()}).Error
 }
 
-// planStatement builds the INSERT ... SELECT of one id range. The SELECT
-// walks members by primary key within the merchant ((merchant_id, id)
-// prefix of the member indexes) and applies the frozen audience; under READ
+// planSelect builds the SELECT of one id range's deliveries. It walks
+// members by primary key within the merchant ((merchant_id, id) prefix of
+// the member indexes) and applies the frozen audience; under READ
 // COMMITTED it reads a snapshot and locks no member.
-func (e *Engine) planStatement(c Campaign, aud member.Audience, from, to uint64) (string, []any) {
+func (e *Engine) planSelect(c Campaign, aud member.Audience, from, to uint64) (string, []any) {
 	openid, status, reason := skipExprs(c)
 	now := e.now()
-	q := "INSERT INTO campaign_deliveries (merchant_id, campaign_id, step, member_id, openid, capped, status, reason, created_at, updated_at) " +
-		"SELECT m.merchant_id, ?, ?, m.id, COALESCE(" + openid + ", ''), ?, " + status + ", " + reason + ", ?, ? " +
+	q := "SELECT m.merchant_id, ?, ?, m.id, COALESCE(" + openid + ", ''), ?, " + status + ", " + reason + ", ?, ? " +
 		"FROM members m WHERE " + aud.Where + " AND m.id > ? AND m.id <= ?"
 	args := append([]any{c.ID, c.Step, c.Capped()}, now, now)
 	args = append(args, aud.Args...)
 	args = append(args, from, to)
-	if e.mysql {
-		q += " ON DUPLICATE KEY UPDATE campaign_deliveries.id = campaign_deliveries.id"
-	} else {
-		q += " ON CONFLICT (campaign_id, step, member_id) DO NOTHING"
-	}
 	return q, args
 }
 
@@ -165,44 +121,22 @@ func skipExprs(c Campaign) (openid, status, reason string) {
 	case ChannelCustomerService:
 		consent = ""
 	}
+	lit := func(s string) string { return "'" + s + "'" }
+	skipped := lit(string(DeliverySkipped))
 	// Holdout: a fixed hash of member and campaign, so the same members
 	// are held out on every run and the split is uniform.
 	holdout := fmt.Sprintf("((m.id * 2654435761 + %d) %% 100) < %d", c.ID%1000003, c.HoldoutPct)
-	status = "CASE WHEN " + holdout + " THEN 'holdout' WHEN " + openid + " IS NULL THEN 'skipped'"
-	reason = "CASE WHEN " + holdout + " THEN '' WHEN " + openid + " IS NULL THEN '" + ReasonNoOpenID + "'"
+	status = "CASE WHEN " + holdout + " THEN " + lit(string(DeliveryHoldout)) + " WHEN " + openid + " IS NULL THEN " + skipped
+	reason = "CASE WHEN " + holdout + " THEN '' WHEN " + openid + " IS NULL THEN " + lit(string(ReasonNoOpenID))
 	if c.Channel != ChannelMPSubscribe {
-		status += " WHEN m.follow_status <> 'following' THEN 'skipped'"
-		reason += " WHEN m.follow_status <> 'following' THEN '" + ReasonNotFollowing + "'"
+		status += " WHEN m.follow_status <> 'following' THEN " + skipped
+		reason += " WHEN m.follow_status <> 'following' THEN " + lit(string(ReasonNotFollowing))
 	}
 	if consent != "" {
 		revoked := " WHEN EXISTS (SELECT 1 FROM member_consents mc WHERE mc.merchant_id = m.merchant_id AND mc.member_id = m.id" +
 			" AND mc.channel = '" + consent + "' AND mc.granted = 0)"
-		status += revoked + " THEN 'skipped'"
-		reason += revoked + " THEN '" + ReasonNoConsent + "'"
+		status += revoked + " THEN " + skipped
+		reason += revoked + " THEN " + lit(string(ReasonNoConsent))
 	}
-	return openid, status + " ELSE 'pending' END", reason + " ELSE '' END"
-}
-
-// pause stops a campaign with a reason an operator can act on.
-func (e *Engine) pause(ctx context.Context, c Campaign, reason string) error {
-	reason = clip(reason, 255)
-	e.log.WarnContext(ctx, "campaign: paused", "merchant_id", c.MerchantID, "campaign_id", c.ID, "reason", reason)
-	return e.db.WithContext(ctx).Model(&Campaign{}).Where("id = ? AND status = ?", c.ID, StatusRunning).
-		Updates(map[string]any{"status": StatusPaused, "pause_reason": reason, "updated_at": e.now()}).Error
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && (s[n]&0xC0) == 0x80 {
-		n--
-	}
-	return s[:n]
-}
-
-// lockCampaign reads the campaign for update inside tx.
-func lockCampaign(ctx context.Context, tx *gorm.DB, merchantID, id uint64) (Campaign, error) {
-	return db.TakeOne[Campaign](tx.WithContext(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).
-		Where("merchant_id = ? AND id = ?", merchantID, id), errNotFound, "campaign %d", id)
+	return openid, status + " ELSE " + lit(string(DeliveryPending)) + " END", reason + " ELSE '' END"
 }

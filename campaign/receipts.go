@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/inbox"
 )
@@ -54,13 +55,14 @@ func (r Receipt) Outcome() string {
 
 // Receipts stores template receipts.
 type Receipts struct {
-	db  *gorm.DB
-	now func() time.Time
+	db   *gorm.DB
+	rows deliveryRows
+	now  func() time.Time
 }
 
 // NewReceipts returns the receipt store.
 func NewReceipts(gdb *gorm.DB, now func() time.Time) *Receipts {
-	return &Receipts{db: gdb, now: now}
+	return &Receipts{db: gdb, rows: deliveryRows{db: gdb, mysql: gdb.Dialector.Name() == db.MySQL}, now: now}
 }
 
 // RegisterHandlers makes the dispatcher send TEMPLATESENDJOBFINISH here.
@@ -81,7 +83,7 @@ func (r *Receipts) onFinish(ctx context.Context, ev inbox.Stored, apply inbox.Ap
 		}
 		// The row whose send returned this msgid; one that is not stored
 		// yet picks the receipt up when it is (markSent).
-		return applyReceipt(ctx, tx, rc)
+		return r.rows.applyReceipt(ctx, tx, rc)
 	})
 }
 

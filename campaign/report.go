@@ -2,7 +2,6 @@ package campaign
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -15,18 +14,18 @@ import (
 
 // Progress is where a campaign's current step stands.
 type Progress struct {
-	Campaign  Campaign         `json:"-"`
-	Step      int              `json:"step"`
-	Planned   int64            `json:"planned"`
-	Planning  bool             `json:"planning"` // still planning: counts grow
-	ByStatus  map[string]int64 `json:"by_status"`
-	Skipped   map[string]int64 `json:"skipped_by_reason"`
-	Failed    map[string]int64 `json:"failed_by_reason"`
-	Holdout   int64            `json:"holdout"`
-	Remaining int64            `json:"remaining"`       // pending, claimed or sending
-	RatePerS  float64          `json:"rate_per_second"` // sends in the last minute
-	ETA       *time.Time       `json:"eta,omitempty"`   // at the last minute's rate
-	PausedFor string           `json:"pause_reason,omitempty"`
+	Campaign  Campaign                 `json:"-"`
+	Step      int                      `json:"step"`
+	Planned   int64                    `json:"planned"`
+	Planning  bool                     `json:"planning"` // still planning: counts grow
+	ByStatus  map[DeliveryStatus]int64 `json:"by_status"`
+	Skipped   map[Reason]int64         `json:"skipped_by_reason"`
+	Failed    map[Reason]int64         `json:"failed_by_reason"`
+	Holdout   int64                    `json:"holdout"`
+	Remaining int64                    `json:"remaining"`       // pending, claimed or sending
+	RatePerS  float64                  `json:"rate_per_second"` // sends in the last minute
+	ETA       *time.Time               `json:"eta,omitempty"`   // at the last minute's rate
+	PausedFor string                   `json:"pause_reason,omitempty"`
 }
 
 // Progress counts the current step's rows by status and reason (one
@@ -36,11 +35,11 @@ func (s *Campaigns) Progress(ctx context.Context, merchantID, id uint64) (Progre
 	if err != nil {
 		return Progress{}, err
 	}
-	p := Progress{Campaign: c, Step: c.Step, Planning: c.Step > 0 && !c.PlanDone, ByStatus: map[string]int64{},
-		Skipped: map[string]int64{}, Failed: map[string]int64{}, PausedFor: c.PauseReason}
+	p := Progress{Campaign: c, Step: c.Step, Planning: c.Step > 0 && !c.PlanDone, ByStatus: map[DeliveryStatus]int64{},
+		Skipped: map[Reason]int64{}, Failed: map[Reason]int64{}, PausedFor: c.PauseReason}
 	var rows []struct {
-		Status string
-		Reason string
+		Status DeliveryStatus
+		Reason Reason
 		N      int64
 	}
 	if err := s.db.WithContext(ctx).Model(&Delivery{}).Select("status, reason, COUNT(*) AS n").
@@ -65,7 +64,7 @@ func (s *Campaigns) Progress(ctx context.Context, merchantID, id uint64) (Progre
 	now := s.now()
 	if err := s.db.WithContext(ctx).Model(&Delivery{}).
 		Where("campaign_id = ? AND step = ? AND status IN ? AND sent_at > ?", c.ID, c.Step,
-			[]string{DeliverySent, DeliveryDelivered}, now.Add(-time.Minute)).Count(&recent).Error; err != nil {
+			[]DeliveryStatus{DeliverySent, DeliveryDelivered}, now.Add(-time.Minute)).Count(&recent).Error; err != nil {
 		return Progress{}, fmt.Errorf("campaign %d: rate: %w", id, err)
 	}
 	p.RatePerS = float64(recent) / 60
@@ -81,7 +80,7 @@ type DryRun struct {
 	Targeted int64            `json:"targeted"` // members the audience selects
 	WouldGet int64            `json:"would_get"`
 	Holdout  int64            `json:"holdout"`
-	Skipped  map[string]int64 `json:"skipped_by_reason"`
+	Skipped  map[Reason]int64 `json:"skipped_by_reason"`
 	Sample   []uint64         `json:"sample_member_ids"` // some members who would get it
 }
 
@@ -94,9 +93,7 @@ func (s *Campaigns) DryRun(ctx context.Context, merchantID, id uint64) (DryRun, 
 	if err != nil {
 		return DryRun{}, err
 	}
-	var t Target
-	_ = json.Unmarshal([]byte(c.Target), &t)
-	rule, err := audienceRule(ctx, s.audiences, merchantID, t)
+	rule, err := audienceRule(ctx, s.audiences, merchantID, c.Target)
 	if err != nil {
 		return DryRun{}, apperr.New(apperr.ErrUnprocessable, "the target cannot be evaluated: %v", err)
 	}
@@ -111,9 +108,10 @@ func (s *Campaigns) DryRun(ctx context.Context, merchantID, id uint64) (DryRun, 
 	if c.Capped() {
 		// Members at the frequency cap now.
 		capped = fmt.Sprintf("CASE WHEN (SELECT COUNT(*) FROM campaign_deliveries cd WHERE cd.merchant_id = m.merchant_id"+
-			" AND cd.member_id = m.id AND cd.capped = 1 AND cd.sent_at > ? AND cd.status IN ('sending','sent','delivered','unknown')) >= %d"+
+			" AND cd.member_id = m.id AND cd.capped = 1 AND cd.sent_at > ? AND cd.status IN ?) >= %d"+
 			" THEN 1 ELSE 0 END", s.engine.o.FrequencyCap)
-		args = append(args, now.Add(-s.engine.o.CapWindow))
+		args = append(args, now.Add(-s.engine.o.CapWindow),
+			[]DeliveryStatus{DeliverySending, DeliverySent, DeliveryDelivered, DeliveryUnknown})
 	}
 	if c.Channel == ChannelCustomerService {
 		outside = "CASE WHEN m.last_interaction_at IS NULL OR m.last_interaction_at <= ? THEN 1 ELSE 0 END"
@@ -131,8 +129,8 @@ func (s *Campaigns) DryRun(ctx context.Context, merchantID, id uint64) (DryRun, 
 		outside + " AS outside, " + noGrant + " AS no_grant FROM members m WHERE " + aud.Where +
 		") d GROUP BY d.status, d.reason, d.capped_now, d.outside, d.no_grant"
 	var groups []struct {
-		Status    string
-		Reason    string
+		Status    DeliveryStatus
+		Reason    Reason
 		CappedNow int
 		Outside   int
 		NoGrant   int
@@ -142,7 +140,7 @@ func (s *Campaigns) DryRun(ctx context.Context, merchantID, id uint64) (DryRun, 
 	if err := s.db.WithContext(ctx).Raw(q, args...).Scan(&groups).Error; err != nil {
 		return DryRun{}, fmt.Errorf("campaign %d: dry run: %w", id, err)
 	}
-	out := DryRun{Skipped: map[string]int64{}, Sample: []uint64{}}
+	out := DryRun{Skipped: map[Reason]int64{}, Sample: []uint64{}}
 	for _, g := range groups {
 		out.Targeted += g.N
 		switch {
@@ -169,8 +167,8 @@ func (s *Campaigns) DryRun(ctx context.Context, merchantID, id uint64) (DryRun, 
 // DeliveryFilter selects deliveries of a campaign.
 type DeliveryFilter struct {
 	Step     int // 0: the current step
-	Status   string
-	Reason   string
+	Status   DeliveryStatus
+	Reason   Reason
 	MemberID uint64
 	Before   uint64
 	Limit    int
@@ -209,7 +207,7 @@ func (s *Campaigns) Deliveries(ctx context.Context, merchantID, id uint64, f Del
 // Resend starts a new step for the current step's rows in the given
 // statuses (failed, unknown): an operator's explicit choice, since an
 // unknown row may have reached the member.
-func (s *Campaigns) Resend(ctx context.Context, merchantID, id uint64, statuses []string) (Campaign, int64, error) {
+func (s *Campaigns) Resend(ctx context.Context, merchantID, id uint64, statuses []DeliveryStatus) (Campaign, int64, error) {
 	for _, st := range statuses {
 		if st != DeliveryFailed && st != DeliveryUnknown {
 			return Campaign{}, 0, apperr.Invalid("statuses", "may hold failed and unknown")
@@ -229,15 +227,19 @@ func (s *Campaigns) Resend(ctx context.Context, merchantID, id uint64, statuses 
 			return apperr.New(apperr.ErrConflict, "a %s campaign cannot resend; wait until it completes or pause it", c.Status)
 		}
 		now := s.now()
-		res := tx.Exec("INSERT INTO campaign_deliveries (merchant_id, campaign_id, step, member_id, openid, capped, status, reason, created_at, updated_at) "+
-			"SELECT merchant_id, campaign_id, ?, member_id, openid, capped, 'pending', '', ?, ? FROM campaign_deliveries "+
-			"WHERE campaign_id = ? AND step = ? AND status IN ?", c.Step+1, now, now, c.ID, c.Step, statuses)
-		if res.Error != nil {
-			return fmt.Errorf("campaign %d: resend: %w", id, res.Error)
+		// The rows of the new step copy those of the old one being resent
+		// (idx_deliveries_claim (campaign_id, status, id)).
+		if n, err = s.engine.rows.plan(ctx, tx, "SELECT d.merchant_id, d.campaign_id, ?, d.member_id, d.openid, d.capped, ?, '', ?, ? "+
+			"FROM campaign_deliveries d WHERE d.campaign_id = ? AND d.step = ? AND d.status IN ?",
+			c.Step+1, DeliveryPending, now, now, c.ID, c.Step, statuses); err != nil {
+			return fmt.Errorf("campaign %d: resend: %w", id, err)
 		}
-		n = res.RowsAffected
 		if n == 0 {
-			return apperr.New(apperr.ErrUnprocessable, "no deliveries in %s to resend", strings.Join(statuses, " or "))
+			names := make([]string, len(statuses))
+			for i, st := range statuses {
+				names[i] = string(st)
+			}
+			return apperr.New(apperr.ErrUnprocessable, "no deliveries in %s to resend", strings.Join(names, " or "))
 		}
 		if err := tx.Model(&Campaign{}).Where("id = ?", id).Updates(map[string]any{"status": StatusRunning, "step": c.Step + 1,
 			"step_started_at": now, "plan_done": true, "plan_cursor": c.PlanMaxMember, "pause_reason": "", "completed_at": nil,
@@ -294,7 +296,7 @@ func (s *Campaigns) Report(ctx context.Context, merchantID, id uint64, step int)
 	if c.StepStartedAt != nil {
 		started = *c.StepStartedAt
 	}
-	group := func(statuses []string, fromSent bool) (GroupResult, error) {
+	group := func(statuses []DeliveryStatus, fromSent bool) (GroupResult, error) {
 		var g GroupResult
 		if err := s.db.WithContext(ctx).Model(&Delivery{}).Where("campaign_id = ? AND step = ? AND status IN ?", c.ID, step, statuses).
 			Count(&g.Members).Error; err != nil {
@@ -326,10 +328,10 @@ func (s *Campaigns) Report(ctx context.Context, merchantID, id uint64, step int)
 		}
 		return g, nil
 	}
-	if r.Targeted, err = group([]string{DeliverySent, DeliveryDelivered}, true); err != nil {
+	if r.Targeted, err = group([]DeliveryStatus{DeliverySent, DeliveryDelivered}, true); err != nil {
 		return Report{}, fmt.Errorf("campaign %d: report: %w", id, err)
 	}
-	if r.Holdout, err = group([]string{DeliveryHoldout}, false); err != nil {
+	if r.Holdout, err = group([]DeliveryStatus{DeliveryHoldout}, false); err != nil {
 		return Report{}, fmt.Errorf("campaign %d: report: %w", id, err)
 	}
 	if r.Holdout.Members > 0 && r.Targeted.Members > 0 {
@@ -345,60 +347,4 @@ func addSeconds(mysql bool, col string, n int64) string {
 		return fmt.Sprintf("DATE_ADD(%s, INTERVAL %d SECOND)", col, n)
 	}
 	return fmt.Sprintf("datetime(%s, '+%d seconds')", col, n)
-}
-
-// Grants records a member's subscribe-message grants.
-type Grants struct {
-	db  *gorm.DB
-	now func() time.Time
-}
-
-// NewGrants returns the grant store.
-func NewGrants(gdb *gorm.DB, now func() time.Time) *Grants { return &Grants{db: gdb, now: now} }
-
-// Add records that the member accepted one more message of each template
-// (wx.requestSubscribeMessage answered "accept").
-func (g *Grants) Add(ctx context.Context, merchantID, memberID uint64, templateIDs []string) (map[string]int, error) {
-	v := &apperr.Validation{}
-	if len(templateIDs) == 0 || len(templateIDs) > 20 {
-		v.Add("template_ids", "must name 1 to 20 templates")
-	}
-	for i, id := range templateIDs {
-		if id == "" || len(id) > 128 || strings.ContainsAny(id, " \t\r\n") {
-			v.Add(fmt.Sprintf("template_ids[%d]", i), "is not a template id")
-		}
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	out := map[string]int{}
-	err := g.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		now := g.now()
-		for _, id := range templateIDs {
-			res := tx.Exec("UPDATE member_subscription_grants SET remaining = remaining + 1, updated_at = ? "+
-				"WHERE merchant_id = ? AND member_id = ? AND template_id = ?", now, merchantID, memberID, id)
-			if res.Error != nil {
-				return fmt.Errorf("campaign: grant: %w", res.Error)
-			}
-			if res.RowsAffected == 0 {
-				if err := tx.Exec("INSERT INTO member_subscription_grants (merchant_id, member_id, template_id, remaining, updated_at) VALUES (?, ?, ?, 1, ?)",
-					merchantID, memberID, id, now).Error; err != nil {
-					return fmt.Errorf("campaign: grant: %w", err)
-				}
-			}
-		}
-		var rows []struct {
-			TemplateID string
-			Remaining  int
-		}
-		if err := tx.Table("member_subscription_grants").Select("template_id, remaining").
-			Where("merchant_id = ? AND member_id = ? AND template_id IN ?", merchantID, memberID, templateIDs).Find(&rows).Error; err != nil {
-			return err
-		}
-		for _, r := range rows {
-			out[r.TemplateID] = r.Remaining
-		}
-		return nil
-	})
-	return out, err
 }

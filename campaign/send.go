@@ -1,8 +1,14 @@
 package campaign
 
+// Sending: a slice of a campaign's time on this instance. It claims rows
+// (a lease), checks them, marks a group sending, takes a rate permit per
+// row and calls WeChat, and hands each result to the recorder (record.go).
+// Every write to a row goes through the state machine (deliveries.go), and
+// a row is called only if markSending moved it under this slice's lease
+// and the lease is still live (lease.go).
+
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,9 +22,171 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
-	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/wechat"
 )
+
+// sendGroup is how many sends are marked at once: at most this many rows
+// (plus those in flight) end unknown when a worker dies, and the marking
+// costs two statements per group (four for mini-program subscribe
+// messages, which spend grants).
+const sendGroup = 32
+
+// recordChunk is how many results are written together.
+const recordChunk = 32
+
+// result is the outcome of one row of a slice.
+type result struct {
+	row       Delivery
+	marked    bool // moved to sending by this slice (attempts counted, a grant spent)
+	attempted bool // WeChat was called
+	msgID     int64
+	err       error
+}
+
+// sending is what the sends of one slice share: where results go, the
+// calls in flight, the lease, and the halt raised by an answer that stops
+// the whole account or campaign (quota spent, template gone, account
+// refused) or by the lease being lost.
+type sending struct {
+	out      chan<- result
+	inFlight sync.WaitGroup
+	lease    *lease
+	halt     atomic.Bool
+}
+
+func (s *sending) halted() bool { return s.halt.Load() || s.lease.lost.Load() }
+
+// sendSlice sends the campaign for up to SliceTime: it claims a batch,
+// checks it and sends it group by group, and claims the next batch while
+// the previous one's sends are still in flight, so the account's rate is
+// kept up whatever WeChat's latency. Results are recorded as they come, a
+// few at a time, so an instance that dies leaves unrecorded (and so
+// unknown) only what it had in flight or just finished: at most
+// Concurrency + sendGroup + 2×recordChunk rows. It does nothing in the
+// merchant's quiet hours (capped campaigns) or when the account's quota is
+// spent, and returns how many rows it handled.
+func (e *Engine) sendSlice(ctx context.Context, c Campaign) (int, error) {
+	if !c.PlanDone && c.PlanCursor == 0 {
+		return 0, nil // nothing planned yet
+	}
+	mc, err := e.merchantClock(ctx, c.MerchantID)
+	if err != nil {
+		return 0, err
+	}
+	lane := LaneMarketing
+	if c.Kind == KindService {
+		lane = LaneService
+	}
+	// A small buffer: sends wait for the recorder rather than run ahead of
+	// it, so what a crash leaves unrecorded stays small.
+	results := make(chan result, recordChunk)
+	run := &sending{out: results, lease: newLease(fmt.Sprintf("%s/%d", e.o.Owner, rand.Uint32()), e.o.Lease)}
+	recorded := make(chan error, 1)
+	go func() { recorded <- e.recordStream(ctx, c, mc, results, run.lease) }()
+	var mu sync.Mutex
+	handled := 0
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	stopRenewing := e.keepAlive(ctx, run.lease, func(why string, err error) {
+		e.log.WarnContext(ctx, "campaign: "+why+"; this instance stops sending the slice", "merchant_id", c.MerchantID,
+			"campaign_id", c.ID, "owner", run.lease.owner, "error", err)
+	})
+	// The producer claims and checks the next batch while the current one
+	// is being sent: the limiter holds no tokens in reserve, so a pause to
+	// claim would be rate lost.
+	batches := make(chan []Delivery, 1)
+	go func() {
+		defer close(batches)
+		deadline := time.Now().Add(e.o.SliceTime)
+		local := e.now().In(mc.loc)
+		// The quota left, counted down here as rows are claimed: the ledger
+		// in the database lags the sends in flight.
+		left, err := e.quotaLeft(ctx, c.MerchantID, local.Format(time.DateOnly), lane)
+		if err != nil {
+			fail(err)
+			return
+		}
+		for first := true; ctx.Err() == nil && (first || time.Now().Before(deadline)); first = false {
+			cur, err := e.reload(ctx, c.ID)
+			if err != nil || cur.Status != StatusRunning || cur.Step != c.Step {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
+			local = e.now().In(mc.loc)
+			if run.halted() || c.Capped() && InQuietHours(local, mc.quietStart, mc.quietEnd) || left <= 0 {
+				return
+			}
+			if exhausted, err := e.exhausted(ctx, c.MerchantID, local.Format(time.DateOnly)); err != nil || exhausted {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
+			now := e.now()
+			until := now.Add(e.o.Lease)
+			rows, err := e.rows.claim(ctx, c, run.lease.owner, int(min(int64(e.o.Batch), left)), now, until)
+			if err != nil || len(rows) == 0 {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
+			run.lease.hold(idsOf(rows), until)
+			mu.Lock()
+			handled += len(rows)
+			mu.Unlock()
+			left -= int64(len(rows))
+			ready, err := e.prepare(ctx, c, run.lease, rows)
+			if err != nil {
+				fail(err)
+				// What prepare did not settle goes back to the queue.
+				for _, r := range ready {
+					results <- result{row: r}
+				}
+				return
+			}
+			select {
+			case batches <- ready:
+			case <-ctx.Done():
+				for _, r := range ready {
+					results <- result{row: r}
+				}
+				return
+			}
+		}
+	}()
+	more := true
+	for ready := range batches {
+		if more {
+			more = e.sendAll(ctx, c, mc, lane, ready, run)
+			continue
+		}
+		for _, r := range ready {
+			results <- result{row: r} // never marked: back to the queue
+		}
+	}
+	run.inFlight.Wait()
+	close(results)
+	if err := <-recorded; err != nil {
+		errs = append(errs, err)
+	}
+	stopRenewing()
+	return handled, errors.Join(errs...)
+}
+
+func idsOf(rows []Delivery) []uint64 {
+	ids := make([]uint64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	return ids
+}
 
 // prepare runs the checks that depend on the moment of sending, in one
 // transaction:
@@ -29,26 +197,30 @@ import (
 //     campaigns cannot both slip past the cap;
 //   - the 48-hour customer-service window.
 //
-// Rows that fail a check are skipped with the reason; the others stay
-// claimed, ready for markSending.
-func (e *Engine) prepare(ctx context.Context, c Campaign, rows []Delivery) ([]Delivery, error) {
+// Rows that fail a check are skipped with the reason. It returns the rows
+// ready for markSending: those that passed and are still this slice's. On
+// an error it returns the rows it did not settle (still claimed).
+func (e *Engine) prepare(ctx context.Context, c Campaign, l *lease, rows []Delivery) ([]Delivery, error) {
 	if !c.Capped() && c.Channel != ChannelCustomerService {
 		return rows, nil
 	}
 	now := e.now()
-	owner := *rows[0].LeaseOwner
-	ids := make([]uint64, len(rows))
+	members := make([]uint64, len(rows))
 	for i, r := range rows {
-		ids[i] = r.MemberID
+		members[i] = r.MemberID
 	}
+	ids := idsOf(rows)
+	until := now.Add(e.o.Lease)
+	l.begin(ids)
 	var ready []Delivery
-	err := e.inTx(ctx, func(tx *gorm.DB) error {
-		ready = ready[:0]
+	lost := false
+	err := retryTx(ctx, e.db, func(tx *gorm.DB) error {
+		ready, lost = ready[:0], false
 		var ms []struct {
 			ID                uint64
 			LastInteractionAt *time.Time
 		}
-		q := tx.Table("members").Select("id, last_interaction_at").Where("merchant_id = ? AND id IN ?", c.MerchantID, ids).Order("id")
+		q := tx.Table("members").Select("id, last_interaction_at").Where("merchant_id = ? AND id IN ?", c.MerchantID, members).Order("id")
 		if c.Capped() && e.mysql {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
 		}
@@ -68,8 +240,8 @@ func (e *Engine) prepare(ctx context.Context, c Campaign, rows []Delivery) ([]De
 			// idx_deliveries_member (merchant_id, member_id, sent_at); a
 			// claimed row with a sent_at is a reservation of another batch.
 			if err := tx.Model(&Delivery{}).Select("member_id, COUNT(*) AS n").
-				Where("merchant_id = ? AND member_id IN ? AND capped = ? AND sent_at > ? AND status IN ?", c.MerchantID, ids, true,
-					now.Add(-e.o.CapWindow), []string{DeliveryClaimed, DeliverySending, DeliverySent, DeliveryDelivered, DeliveryUnknown}).
+				Where("merchant_id = ? AND member_id IN ? AND capped = ? AND sent_at > ? AND status IN ?", c.MerchantID, members, true,
+					now.Add(-e.o.CapWindow), []DeliveryStatus{DeliveryClaimed, DeliverySending, DeliverySent, DeliveryDelivered, DeliveryUnknown}).
 				Group("member_id").Find(&counts).Error; err != nil {
 				return fmt.Errorf("campaign %d: frequency cap: %w", c.ID, err)
 			}
@@ -77,7 +249,8 @@ func (e *Engine) prepare(ctx context.Context, c Campaign, rows []Delivery) ([]De
 				recent[cnt.MemberID] = cnt.N
 			}
 		}
-		skip := map[string][]uint64{}
+		skip := map[Reason][]uint64{}
+		var pass []Delivery
 		for _, r := range rows {
 			switch {
 			case c.Capped() && recent[r.MemberID] >= e.o.FrequencyCap:
@@ -87,79 +260,119 @@ func (e *Engine) prepare(ctx context.Context, c Campaign, rows []Delivery) ([]De
 				skip[ReasonOutsideWindow] = append(skip[ReasonOutsideWindow], r.ID)
 			default:
 				recent[r.MemberID]++
+				pass = append(pass, r)
+			}
+		}
+		for why, rowIDs := range skip {
+			moved, err := e.rows.skip(ctx, tx, rowIDs, l.owner, why, now)
+			if err != nil {
+				return fmt.Errorf("campaign %d: skip: %w", c.ID, err)
+			}
+			lost = lost || len(moved) < len(rowIDs)
+		}
+		if !c.Capped() {
+			ready = pass
+			return nil
+		}
+		reserved, err := e.rows.reserve(ctx, tx, idsOf(pass), l.owner, now, until)
+		if err != nil {
+			return fmt.Errorf("campaign %d: reserve: %w", c.ID, err)
+		}
+		lost = lost || len(reserved) < len(pass)
+		for _, r := range pass {
+			if slices.Contains(reserved, r.ID) {
 				ready = append(ready, r)
 			}
 		}
-		for reason, rowIDs := range skip {
-			if err := tx.Model(&Delivery{}).Where("id IN ? AND lease_owner = ?", rowIDs, owner).
-				Updates(map[string]any{"status": DeliverySkipped, "reason": reason, "lease_owner": nil, "lease_until": nil,
-					"finished_at": now, "updated_at": now}).Error; err != nil {
-				return fmt.Errorf("campaign %d: skip: %w", c.ID, err)
-			}
-		}
-		if !c.Capped() || len(ready) == 0 {
-			return nil
-		}
-		readyIDs := make([]uint64, len(ready))
-		for i, r := range ready {
-			readyIDs[i] = r.ID
-		}
-		return tx.Model(&Delivery{}).Where("id IN ? AND status = ? AND lease_owner = ?", readyIDs, DeliveryClaimed, owner).
-			Updates(map[string]any{"sent_at": now, "updated_at": now}).Error
+		return nil
 	})
 	if err != nil {
-		return nil, err
+		l.end(ids, ids, time.Time{}) // rolled back: still claimed, as they were
+		return rows, err
+	}
+	if c.Capped() {
+		l.end(ids, idsOf(ready), until)
+	} else {
+		l.end(ids, idsOf(ready), time.Time{})
+	}
+	if lost {
+		l.lose()
+		e.log.WarnContext(ctx, "campaign: rows of the lease were taken by another instance; this instance stops sending the slice",
+			"merchant_id", c.MerchantID, "campaign_id", c.ID, "owner", l.owner)
 	}
 	return ready, nil
 }
 
-// markSending is the write-ahead mark of a group about to be sent: from
-// here WeChat may have the message, and a lost worker leaves the row
-// unknown, never pending. A mini-program subscription grant is spent here
-// (given back if the send does not happen); a row without one is skipped.
-// It returns the rows marked.
-func (e *Engine) markSending(ctx context.Context, c Campaign, group []Delivery) ([]Delivery, error) {
+// markSending marks a group about to be sent (deliveryRows.markSending).
+// A mini-program subscription grant is spent here (given back if the send
+// does not happen); a row without one is skipped. It returns the rows
+// marked, and loses the lease when a row of the group was not this
+// slice's any more.
+func (e *Engine) markSending(ctx context.Context, c Campaign, l *lease, group []Delivery) ([]Delivery, error) {
 	now := e.now()
-	owner := *group[0].LeaseOwner
+	until := now.Add(e.o.Lease)
+	ids := idsOf(group)
+	l.begin(ids)
 	var marked []Delivery
-	err := e.inTx(ctx, func(tx *gorm.DB) error {
-		marked = marked[:0]
-		var noGrant []uint64
-		if c.Channel != ChannelMPSubscribe {
-			marked = append(marked, group...)
-		} else {
+	lost := false
+	err := retryTx(ctx, e.db, func(tx *gorm.DB) error {
+		marked, lost = marked[:0], false
+		want := group
+		if c.Channel == ChannelMPSubscribe {
 			granted, err := spendGrants(ctx, tx, c, group, now)
 			if err != nil {
 				return err
 			}
+			var noGrant []uint64
+			want = nil
 			for _, r := range group {
 				if _, ok := granted[r.MemberID]; ok {
-					marked = append(marked, r)
+					want = append(want, r)
 				} else {
 					noGrant = append(noGrant, r.ID)
 				}
 			}
-		}
-		if len(noGrant) > 0 {
-			if err := tx.Model(&Delivery{}).Where("id IN ? AND lease_owner = ?", noGrant, owner).
-				Updates(map[string]any{"status": DeliverySkipped, "reason": ReasonNoGrant, "sent_at": nil, "lease_owner": nil,
-					"lease_until": nil, "finished_at": now, "updated_at": now}).Error; err != nil {
+			skipped, err := e.rows.skip(ctx, tx, noGrant, l.owner, ReasonNoGrant, now)
+			if err != nil {
 				return fmt.Errorf("campaign %d: skip: %w", c.ID, err)
 			}
+			lost = len(skipped) < len(noGrant)
 		}
-		if len(marked) == 0 {
-			return nil
+		moved, err := e.rows.markSending(ctx, tx, idsOf(want), l.owner, now, until)
+		if err != nil {
+			return fmt.Errorf("campaign %d: mark sending: %w", c.ID, err)
 		}
-		ids := make([]uint64, len(marked))
-		for i, r := range marked {
-			ids[i] = r.ID
+		lost = lost || len(moved) < len(want)
+		for _, r := range want {
+			if slices.Contains(moved, r.ID) {
+				r.Status = DeliverySending
+				marked = append(marked, r)
+			}
 		}
-		return tx.Model(&Delivery{}).Where("id IN ? AND status = ? AND lease_owner = ?", ids, DeliveryClaimed, owner).
-			Updates(map[string]any{"status": DeliverySending, "sent_at": now, "attempts": gorm.Expr("attempts + 1"),
-				"updated_at": now}).Error
+		if lost && c.Channel == ChannelMPSubscribe {
+			// Grants were spent for rows that did not move: roll back and
+			// mark nothing; the lease is lost anyway.
+			return errLeaseLost
+		}
+		return nil
 	})
-	return marked, err
+	if errors.Is(err, errLeaseLost) {
+		marked, err = nil, nil
+	}
+	if err != nil {
+		l.end(ids, ids, time.Time{}) // rolled back: still claimed, as they were
+		return nil, err
+	}
+	l.end(ids, idsOf(marked), until)
+	if lost {
+		l.lose()
+		e.log.WarnContext(ctx, "campaign: rows of the lease were taken by another instance; this instance stops sending the slice",
+			"merchant_id", c.MerchantID, "campaign_id", c.ID, "owner", l.owner)
+	}
+	return marked, nil
 }
+
+var errLeaseLost = errors.New("campaign: lease lost")
 
 // spendGrants spends one subscription grant of the campaign's template for
 // each member of the group who has one left, in two statements whatever
@@ -191,82 +404,17 @@ func spendGrants(ctx context.Context, tx *gorm.DB, c Campaign, group []Delivery,
 	return granted, nil
 }
 
-// sendGroup is how many sends are marked at once: at most this many rows
-// (plus those in flight) end unknown when a worker dies, and the marking
-// costs one statement per group (three for mini-program subscribe
-// messages, which spend grants).
-const sendGroup = 32
-
-// result is the outcome of one send.
-type result struct {
-	row       Delivery
-	marked    bool // marked sending (attempts counted, a grant spent)
-	attempted bool // WeChat was called
-	msgID     int64
-	err       error
-}
-
-// placeholder finds member variables in message texts.
-var placeholder = regexp.MustCompile(`\{\{\s*([a-z_]+)\s*\}\}`)
-
-// variablesOf lists the member variables a message uses.
-func variablesOf(m Message) []string {
-	var names []string
-	add := func(s string) {
-		for _, sub := range placeholder.FindAllStringSubmatch(s, -1) {
-			if !containsStr(names, sub[1]) {
-				names = append(names, sub[1])
-			}
-		}
-	}
-	for _, v := range m.Fields {
-		add(v)
-	}
-	add(m.Text)
-	add(m.URL)
-	add(m.Page)
-	return names
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// render fills a text's variables.
-func render(s string, vals map[string]string) string {
-	if !strings.Contains(s, "{{") {
-		return s
-	}
-	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
-		name := placeholder.FindStringSubmatch(m)[1]
-		return vals[name]
-	})
-}
-
-// sending is what the sends of one slice share: where results go, the
-// calls still in flight, and the halt raised by an answer that stops the
-// whole account or campaign (quota spent, template gone, account refused).
-type sending struct {
-	out      chan<- result
-	inFlight sync.WaitGroup
-	halt     atomic.Bool
-}
-
 // sendAll sends the rows through the account's limiter, at most
 // Concurrency at a time across the instance (waiting for the limiter
 // included), handing every row's result to s.out as soon as it is known
 // (rows it never sends included). Rows are marked sending a group at a
 // time just before they take a slot, so the rows WeChat may have and
 // nobody has recorded yet are only those holding a slot or just done. Once
-// an answer halts the slice, no further call is made: rows not yet called
-// go back to the queue untouched. It returns when every row is either
-// handed over or in flight (counted in s.inFlight), false when it stopped
-// early (ctx, a database error, a halt).
+// the slice halts (an answer that stops the account or campaign, or the
+// lease lost), no further call is made: rows not yet called go back to the
+// queue. It returns when every row is either handed over or in flight
+// (counted in s.inFlight), false when it stopped early (ctx, a database
+// error, a halt).
 func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane Lane, rows []Delivery, s *sending) bool {
 	out := s.out
 	handed := make([]bool, len(rows))
@@ -280,34 +428,45 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 	if len(rows) == 0 {
 		return true
 	}
-	var msg Message
-	_ = json.Unmarshal([]byte(c.Message), &msg)
+	msg := c.Message
 	vals := map[uint64]map[string]string{}
 	if names := variablesOf(msg); len(names) > 0 && e.vars != nil {
-		ids := make([]uint64, len(rows))
+		members := make([]uint64, len(rows))
 		for i, r := range rows {
-			ids[i] = r.MemberID
+			members[i] = r.MemberID
 		}
 		var err error
-		if vals, err = e.vars.Values(ctx, c.MerchantID, ids, names); err != nil {
+		if vals, err = e.vars.Values(ctx, c.MerchantID, members, names); err != nil {
 			e.log.WarnContext(ctx, "campaign: member variables", "campaign_id", c.ID, "error", err)
 			return false
 		}
 	}
 	for start := 0; start < len(rows); start += sendGroup {
-		if s.halt.Load() {
+		if s.halted() {
 			return false
 		}
 		group := rows[start:min(start+sendGroup, len(rows))]
-		marked, err := e.markSending(ctx, c, group)
+		if e.hooks.beforeMark != nil {
+			e.hooks.beforeMark(idsOf(group))
+		}
+		marked, err := e.markSending(ctx, c, s.lease, group)
 		if err != nil {
 			e.log.WarnContext(ctx, "campaign: mark sending", "campaign_id", c.ID, "error", err)
 			return false
 		}
+		isMarked := make(map[uint64]bool, len(marked))
+		for _, m := range marked {
+			isMarked[m.ID] = true
+		}
 		for j, r := range group {
 			i := start + j
-			if !slices.ContainsFunc(marked, func(m Delivery) bool { return m.ID == r.ID }) {
-				handed[i] = true // skipped while marking (no grant): already written
+			if !isMarked[r.ID] {
+				// Skipped while marking (no grant), or not this slice's any
+				// more: back to the queue if it is still claimed here (the
+				// recorder's write is guarded, so a row that is not is left
+				// alone).
+				handed[i] = true
+				out <- result{row: r}
 				continue
 			}
 			select {
@@ -315,7 +474,7 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 			case <-ctx.Done():
 				// Marked but never called: the results say so.
 				for k := j; k < len(group); k++ {
-					if !handed[start+k] && slices.ContainsFunc(marked, func(m Delivery) bool { return m.ID == group[k].ID }) {
+					if isMarked[group[k].ID] {
 						handed[start+k] = true
 						out <- result{row: group[k], marked: true}
 					}
@@ -327,9 +486,16 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 			go func() {
 				defer s.inFlight.Done()
 				defer func() { <-e.sem }()
-				// The limiter paces the call itself; a stop or a halt while
-				// waiting means it was never made.
-				if err := e.limiter.Wait(ctx, mc.appID, lane); err != nil || s.halt.Load() {
+				// The limiter paces the call itself; a stop, a halt or a
+				// lease run out while waiting means it is never made.
+				if err := e.limiter.Wait(ctx, mc.appID, lane); err != nil {
+					out <- result{row: r, marked: true}
+					return
+				}
+				if e.hooks.beforeCall != nil {
+					e.hooks.beforeCall(r.ID)
+				}
+				if s.halted() || !s.lease.valid(r.ID, e.now()) {
 					out <- result{row: r, marked: true}
 					return
 				}
@@ -372,476 +538,35 @@ func (e *Engine) send(ctx context.Context, c Campaign, msg Message, r Delivery, 
 	}
 }
 
-// held is the set of rows a slice has claimed and not yet recorded.
-type held struct {
-	mu  sync.Mutex
-	ids map[uint64]struct{}
-}
+// placeholder finds member variables in message texts.
+var placeholder = regexp.MustCompile(`\{\{\s*([a-z_]+)\s*\}\}`)
 
-func newHeld() *held { return &held{ids: map[uint64]struct{}{}} }
-
-func (h *held) add(rows []Delivery) {
-	h.mu.Lock()
-	for _, r := range rows {
-		h.ids[r.ID] = struct{}{}
-	}
-	h.mu.Unlock()
-}
-
-func (h *held) remove(rs []result) {
-	h.mu.Lock()
-	for _, r := range rs {
-		delete(h.ids, r.row.ID)
-	}
-	h.mu.Unlock()
-}
-
-func (h *held) list() []uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]uint64, 0, len(h.ids))
-	for id := range h.ids {
-		out = append(out, id)
-	}
-	return out
-}
-
-// renewLease keeps the leases of the rows a slice holds alive while it
-// works (by primary key: the rows are known); the returned func stops it.
-func (e *Engine) renewLease(ctx context.Context, owner string, h *held) func() {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(e.o.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				ids := h.list()
-				for start := 0; start < len(ids); start += 1000 {
-					_ = e.db.WithContext(ctx).Model(&Delivery{}).
-						Where("id IN ? AND lease_owner = ? AND status IN ?", ids[start:min(start+1000, len(ids))], owner,
-							[]string{DeliveryClaimed, DeliverySending}).
-						Update("lease_until", e.now().Add(e.o.Lease)).Error
-				}
+// variablesOf lists the member variables a message uses.
+func variablesOf(m Message) []string {
+	var names []string
+	add := func(s string) {
+		for _, sub := range placeholder.FindAllStringSubmatch(s, -1) {
+			if !slices.Contains(names, sub[1]) {
+				names = append(names, sub[1])
 			}
 		}
-	}()
-	return func() { close(done) }
+	}
+	for _, v := range m.Fields {
+		add(v)
+	}
+	add(m.Text)
+	add(m.URL)
+	add(m.Page)
+	return names
 }
 
-// outcome is what a result does to its row; results with equal outcomes
-// are written by one statement.
-type outcome struct {
-	status, reason string
-	errcode        int
-	retryAt        time.Time // pending: back in the queue at this time
-	giveBackGrant  bool      // a spent subscription grant is returned
-	notSent        bool      // WeChat did not take it: the attempt does not count
-}
-
-// stop says what a result means beyond its row.
-type stop int
-
-const (
-	stopNone     stop = iota
-	stopQuota         // the account's daily quota is spent (45009)
-	stopTemplate      // the template does not exist (40037): the campaign cannot work
-	stopAccount       // the account may not send at all (48001, unknown merchant)
-)
-
-// classify maps a send's result to the row's next state.
-func (e *Engine) classify(r result, now time.Time) (outcome, stop) {
-	code := wechat.ErrCode(r.err)
-	// notSent returns the row to the queue as if WeChat had not been asked.
-	notSent := func(s stop) (outcome, stop) {
-		return outcome{status: DeliveryPending, errcode: code, retryAt: now, giveBackGrant: true, notSent: true}, s
+// render fills a text's variables.
+func render(s string, vals map[string]string) string {
+	if !strings.Contains(s, "{{") {
+		return s
 	}
-	switch {
-	case !r.marked:
-		// Still only claimed: back to the queue as it was.
-		return outcome{status: DeliveryPending, retryAt: now}, stopNone
-	case !r.attempted:
-		return notSent(stopNone)
-	case r.err == nil:
-		return outcome{status: DeliverySent}, stopNone
-	case errors.Is(r.err, wechat.ErrQuotaExhausted):
-		return notSent(stopQuota)
-	case errors.Is(r.err, wechat.ErrRateLimited), errors.Is(r.err, wechat.ErrTransient), errors.Is(r.err, wechat.ErrTokenInvalid):
-		if r.row.Attempts+1 >= e.o.MaxAttempts {
-			return outcome{status: DeliveryFailed, reason: ReasonTransient, errcode: code}, stopNone
-		}
-		backoff := e.o.RetryBase << min(r.row.Attempts, 6)
-		backoff += time.Duration(rand.Int64N(int64(backoff)/2 + 1)) // jitter: retries do not arrive together
-		return outcome{status: DeliveryPending, reason: ReasonTransient, errcode: code, retryAt: now.Add(backoff).Truncate(time.Second),
-			giveBackGrant: true}, stopNone
-	case errors.Is(r.err, wechat.ErrNotFollower):
-		return outcome{status: DeliverySkipped, reason: ReasonNotFollowing, errcode: code}, stopNone
-	case errors.Is(r.err, wechat.ErrNoSubscription):
-		return outcome{status: DeliverySkipped, reason: ReasonNoGrant, errcode: code}, stopNone
-	case errors.Is(r.err, wechat.ErrOutOfWindow):
-		return outcome{status: DeliverySkipped, reason: ReasonOutsideWindow, errcode: code}, stopNone
-	case errors.Is(r.err, wechat.ErrInvalidTemplate):
-		return outcome{status: DeliveryFailed, reason: ReasonBadTemplate, errcode: code}, stopTemplate
-	case errors.Is(r.err, wechat.ErrInvalidOpenID):
-		return outcome{status: DeliveryFailed, reason: ReasonInvalidOpenID, errcode: code}, stopNone
-	case errors.Is(r.err, wechat.ErrUnauthorized), errors.Is(r.err, apperr.ErrNotFound):
-		return notSent(stopAccount)
-	}
-	return outcome{status: DeliveryFailed, reason: ReasonRejected, errcode: code}, stopNone
-}
-
-func wechatWords(err error) string {
-	if code := wechat.ErrCode(err); code != 0 {
-		return fmt.Sprintf("%s (errcode %d)", wechat.Describe(code), code)
-	}
-	return err.Error()
-}
-
-// record writes the results: sent rows with their msgid, retries back to
-// the queue with their next time, failures and skips with the reason, the
-// day's quota, and gifts due. Every update is conditional on this
-// instance's lease, so a row another instance took over is not touched.
-func (e *Engine) record(ctx context.Context, c Campaign, mc merchantClock, results []result) error {
-	if len(results) == 0 {
-		return nil
-	}
-	now := e.now()
-	owner := *results[0].row.LeaseOwner
-	var gift *Gift
-	if c.Gift != nil {
-		var g Gift
-		if json.Unmarshal([]byte(*c.Gift), &g) == nil && (g.Points > 0 || g.RewardID > 0) {
-			gift = &g
-		}
-	}
-	var sent []result
-	groups := map[outcome][]uint64{}
-	var grantsBack, unfollowed []uint64
-	var stopped stop
-	var stopErr error
-	for _, r := range results {
-		o, st := e.classify(r, now)
-		if st != stopNone && stopped == stopNone {
-			stopped, stopErr = st, r.err
-		}
-		if o.status == DeliverySent {
-			sent = append(sent, r)
-			continue
-		}
-		if o.giveBackGrant && c.Channel == ChannelMPSubscribe {
-			grantsBack = append(grantsBack, r.row.MemberID)
-		}
-		if o.reason == ReasonNotFollowing {
-			unfollowed = append(unfollowed, r.row.MemberID)
-		}
-		groups[o] = append(groups[o], r.row.ID)
-	}
-	exhausted := stopped == stopQuota
-	local := now.In(mc.loc)
-	day := local.Format(time.DateOnly)
-	if len(sent) > 0 || exhausted {
-		if err := e.ensureQuotaRow(ctx, c.MerchantID, day); err != nil {
-			return err
-		}
-	}
-	err := e.inTx(ctx, func(tx *gorm.DB) error {
-		if len(sent) > 0 {
-			if err := e.markSent(ctx, tx, owner, sent, gift != nil, now); err != nil {
-				return err
-			}
-		}
-		for o, ids := range groups {
-			upd := map[string]any{"status": o.status, "reason": o.reason, "errcode": o.errcode, "lease_owner": nil,
-				"lease_until": nil, "updated_at": now}
-			if o.status == DeliveryPending {
-				upd["next_attempt_at"] = o.retryAt
-				upd["sent_at"] = nil // not sent: it must not count toward the frequency cap
-				if o.notSent {
-					upd["attempts"] = gorm.Expr("CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END")
-				}
-			}
-			if o.status == DeliveryFailed || o.status == DeliverySkipped {
-				upd["finished_at"] = now
-				if o.status == DeliverySkipped {
-					upd["sent_at"] = nil
-				}
-			}
-			if err := tx.Model(&Delivery{}).Where("id IN ? AND lease_owner = ? AND status IN ?", ids, owner,
-				[]string{DeliveryClaimed, DeliverySending}).Updates(upd).Error; err != nil {
-				return fmt.Errorf("campaign %d: record: %w", c.ID, err)
-			}
-		}
-		// One row per member in a campaign step, so one statement gives
-		// each of them back the grant its send took.
-		if len(grantsBack) > 0 {
-			if err := tx.Exec("UPDATE member_subscription_grants SET remaining = remaining + 1, updated_at = ? "+
-				"WHERE merchant_id = ? AND member_id IN ? AND template_id = ?", now, c.MerchantID, grantsBack, c.TemplateID).Error; err != nil {
-				return fmt.Errorf("campaign %d: give back grants: %w", c.ID, err)
-			}
-		}
-		// Last: the day's quota row is shared by every instance sending for
-		// the account, so its lock is held as briefly as possible.
-		if len(sent) > 0 || exhausted {
-			upd := map[string]any{"used": gorm.Expr("used + ?", len(sent))}
-			if exhausted {
-				upd["exhausted_until"] = time.Date(local.Year(), local.Month(), local.Day()+1, 0, 0, 0, 0, mc.loc).UTC()
-			}
-			if err := tx.Table("wechat_send_quota").Where("merchant_id = ? AND day = ?", c.MerchantID, day).
-				Updates(upd).Error; err != nil {
-				return fmt.Errorf("campaign %d: quota: %w", c.ID, err)
-			}
-		}
-		return nil
+	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		name := placeholder.FindStringSubmatch(m)[1]
+		return vals[name]
 	})
-	if err != nil {
-		return err
-	}
-	if exhausted {
-		e.log.WarnContext(ctx, "campaign: daily quota exhausted; sends resume after local midnight",
-			"merchant_id", c.MerchantID, "campaign_id", c.ID, "errcode", 45009)
-	}
-	for _, id := range unfollowed {
-		if e.followers != nil {
-			if err := e.followers.MarkUnfollowed(ctx, c.MerchantID, id); err != nil {
-				e.log.WarnContext(ctx, "campaign: mark unfollowed", "member_id", id, "error", err)
-			}
-		}
-	}
-	switch stopped {
-	case stopTemplate:
-		return e.pause(ctx, c, fmt.Sprintf("WeChat says template %q does not exist on the account (errcode 40037)", c.TemplateID))
-	case stopAccount:
-		return e.pause(ctx, c, "WeChat refused the account: "+wechatWords(stopErr))
-	}
-	if gift != nil {
-		for _, r := range sent {
-			e.grantGift(ctx, c, r.row, *gift)
-		}
-	}
-	attempted, failed := 0, 0
-	for _, r := range results {
-		if r.attempted {
-			attempted++
-		}
-	}
-	for o, ids := range groups {
-		if o.status == DeliveryFailed {
-			failed += len(ids)
-		}
-	}
-	return e.autoPause(ctx, c, attempted, failed)
-}
-
-// ensureQuotaRow creates the account's quota row of the day, once; the
-// sends then only update it (concurrent upserts of one row deadlock on
-// MySQL).
-func (e *Engine) ensureQuotaRow(ctx context.Context, merchantID uint64, day string) error {
-	key := fmt.Sprintf("%d/%s", merchantID, day)
-	e.mu.Lock()
-	known := e.quotaRows[key]
-	e.mu.Unlock()
-	if known {
-		return nil
-	}
-	q := "INSERT INTO wechat_send_quota (merchant_id, day, used) VALUES (?, ?, 0) ON CONFLICT (merchant_id, day) DO NOTHING"
-	if e.mysql {
-		q = "INSERT INTO wechat_send_quota (merchant_id, day, used) VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE used = used"
-	}
-	if err := e.db.WithContext(ctx).Exec(q, merchantID, day).Error; err != nil {
-		return fmt.Errorf("campaign: quota row: %w", err)
-	}
-	e.mu.Lock()
-	e.quotaRows[key] = true
-	e.mu.Unlock()
-	return nil
-}
-
-// markSent writes sent rows with their msgids in one statement, and applies
-// receipts that arrived before the msgid was stored.
-func (e *Engine) markSent(ctx context.Context, tx *gorm.DB, owner string, sent []result, gift bool, now time.Time) error {
-	var b strings.Builder
-	args := make([]any, 0, 2*len(sent)+len(sent)+4)
-	b.WriteString("UPDATE campaign_deliveries SET status = ?, reason = '', errcode = 0, lease_owner = NULL, lease_until = NULL, updated_at = ?, gift_state = ?, msg_id = CASE id")
-	state := giftNone
-	if gift {
-		state = giftDue
-	}
-	args = append(args, DeliverySent, now, state)
-	for _, r := range sent {
-		b.WriteString(" WHEN ? THEN ?")
-		var msgID any
-		if r.msgID != 0 {
-			msgID = r.msgID
-		}
-		args = append(args, r.row.ID, msgID)
-	}
-	b.WriteString(" END WHERE lease_owner = ? AND status = ? AND id IN (")
-	args = append(args, owner, DeliverySending)
-	for i, r := range sent {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("?")
-		args = append(args, r.row.ID)
-	}
-	b.WriteString(")")
-	if err := tx.WithContext(ctx).Exec(b.String(), args...).Error; err != nil {
-		return fmt.Errorf("campaign: mark sent: %w", err)
-	}
-	var msgIDs []int64
-	for _, r := range sent {
-		if r.msgID != 0 {
-			msgIDs = append(msgIDs, r.msgID)
-		}
-	}
-	if len(msgIDs) == 0 {
-		return nil
-	}
-	var early []Receipt
-	if err := tx.WithContext(ctx).Where("merchant_id = ? AND msg_id IN ?", sent[0].row.MerchantID, msgIDs).Find(&early).Error; err != nil {
-		return fmt.Errorf("campaign: receipts: %w", err)
-	}
-	for _, rc := range early {
-		if err := applyReceipt(ctx, tx, rc); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// applyReceipt moves the sent row of a receipt's msgid to delivered or
-// failed.
-func applyReceipt(ctx context.Context, tx *gorm.DB, rc Receipt) error {
-	status, reason := DeliveryDelivered, ""
-	switch rc.Outcome() {
-	case OutcomeBlocked:
-		status, reason = DeliveryFailed, ReasonUserBlock
-	case OutcomeFailed:
-		status, reason = DeliveryFailed, ReasonSystem
-	}
-	// idx_deliveries_msg (merchant_id, msg_id).
-	return tx.WithContext(ctx).Model(&Delivery{}).
-		Where("merchant_id = ? AND msg_id = ? AND status = ?", rc.MerchantID, rc.MsgID, DeliverySent).
-		Updates(map[string]any{"status": status, "reason": reason, "finished_at": rc.OccurredAt, "updated_at": rc.ReceivedAt}).Error
-}
-
-// autoPause stops a campaign most of whose sends fail: something is wrong
-// with it (a template's fields, the openids) that more sends will not fix.
-// Each instance judges by the sends it made itself (a fair sample; no count
-// over the whole campaign per batch).
-func (e *Engine) autoPause(ctx context.Context, c Campaign, attempted, failed int) error {
-	key := [2]uint64{c.ID, uint64(c.Step)}
-	e.mu.Lock()
-	t := e.tally[key]
-	t[0] += attempted
-	t[1] += failed
-	e.tally[key] = t
-	e.mu.Unlock()
-	if t[0] >= e.o.AutoPauseMin && t[1]*100 >= e.o.AutoPausePct*t[0] {
-		return e.pause(ctx, c, fmt.Sprintf("%d of %d sends failed (auto-pause at %d%%): check the template and the audience",
-			t[1], t[0], e.o.AutoPausePct))
-	}
-	return nil
-}
-
-// grantGift gives a delivered member the campaign's gift. The key makes a
-// repeat (a retry, another instance) harmless.
-func (e *Engine) grantGift(ctx context.Context, c Campaign, d Delivery, g Gift) {
-	if e.gifts == nil {
-		return
-	}
-	key := fmt.Sprintf("campaign:%d:%d:%d", c.ID, d.Step, d.MemberID)
-	if err := e.gifts.Grant(ctx, c.MerchantID, d.MemberID, g, key, "campaign "+c.Name); err != nil {
-		e.log.WarnContext(ctx, "campaign: gift not granted yet", "campaign_id", c.ID, "member_id", d.MemberID, "error", err)
-		return
-	}
-	_ = e.db.WithContext(ctx).Model(&Delivery{}).Where("id = ? AND gift_state = ?", d.ID, giftDue).
-		Update("gift_state", giftGranted).Error
-}
-
-// grantDueGifts retries gifts that could not be granted when their message
-// was sent.
-func (e *Engine) grantDueGifts(ctx context.Context) error {
-	var due []Delivery
-	// idx_deliveries_gift (gift_state, id): due gifts are few.
-	if err := e.db.WithContext(ctx).Where("gift_state = ? AND updated_at < ?", giftDue, e.now().Add(-time.Minute)).
-		Order("id").Limit(100).Find(&due).Error; err != nil {
-		return fmt.Errorf("campaign: due gifts: %w", err)
-	}
-	camps := map[uint64]*Campaign{}
-	for _, d := range due {
-		c := camps[d.CampaignID]
-		if c == nil {
-			cc, err := e.reload(ctx, d.CampaignID)
-			if err != nil {
-				return err
-			}
-			c = &cc
-			camps[d.CampaignID] = c
-		}
-		var g Gift
-		if c.Gift != nil && json.Unmarshal([]byte(*c.Gift), &g) == nil {
-			e.grantGift(ctx, *c, d, g)
-		}
-	}
-	return nil
-}
-
-// maybeComplete finishes a step when it is planned and nothing is left to
-// send: a recurring campaign waits for its next run, any other completes.
-// The campaign row is locked while the open rows are counted, so rows
-// added meanwhile (care automations add to a running day's campaign under
-// the same lock) are either counted or added after the decision, to a
-// campaign they then reopen.
-func (e *Engine) maybeComplete(ctx context.Context, c Campaign) error {
-	var next *time.Time
-	if c.ScheduleKind == ScheduleCron {
-		mc, err := e.merchantClock(ctx, c.MerchantID)
-		if err != nil {
-			return err
-		}
-		t, err := nextCron(c.Cron, e.now(), mc.loc)
-		if err != nil {
-			return e.pause(ctx, c, err.Error())
-		}
-		next = &t
-	}
-	done := false
-	err := e.inTx(ctx, func(tx *gorm.DB) error {
-		cur, err := lockCampaign(ctx, tx, c.MerchantID, c.ID)
-		if err != nil || cur.Status != StatusRunning || !cur.PlanDone {
-			return err
-		}
-		var open []uint64
-		// idx_deliveries_claim (campaign_id, status, id): an existence
-		// probe that stops at the first open row (a COUNT would count a
-		// million pending rows every round).
-		if err := tx.Model(&Delivery{}).Select("id").
-			Where("campaign_id = ? AND status IN ? AND step = ?", cur.ID, []string{DeliveryPending, DeliveryClaimed, DeliverySending}, cur.Step).
-			Limit(1).Find(&open).Error; err != nil {
-			return fmt.Errorf("campaign %d: completion: %w", cur.ID, err)
-		}
-		if len(open) > 0 {
-			return nil
-		}
-		now := e.now()
-		upd := map[string]any{"status": StatusCompleted, "completed_at": now, "updated_at": now}
-		if next != nil {
-			upd = map[string]any{"status": StatusScheduled, "next_run_at": *next, "updated_at": now}
-		}
-		if err := tx.Model(&Campaign{}).Where("id = ?", cur.ID).Updates(upd).Error; err != nil {
-			return fmt.Errorf("campaign %d: complete: %w", cur.ID, err)
-		}
-		done = true
-		return nil
-	})
-	if err == nil && done {
-		e.log.InfoContext(ctx, "campaign: step finished", "merchant_id", c.MerchantID, "campaign_id", c.ID, "step", c.Step,
-			"recurring", next != nil)
-	}
-	return err
 }

@@ -200,7 +200,7 @@ func main() {
 		cpuSend.Seconds(), sendFor.Seconds(), 100*cpuSend.Seconds()/sendFor.Seconds(), vmHWM()/1024)
 }
 
-func ptr(s string) *string { return &s }
+func ptr[T any](v T) *T { return &v }
 
 // directory is the one merchant of the benchmark.
 type directory struct{}

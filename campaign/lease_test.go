@@ -1,0 +1,162 @@
+package campaign_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/internal/dbtest"
+)
+
+// stall is a hook that stops the engine the first time it is reached and
+// holds every later arrival too, until resume.
+type stall struct {
+	once    sync.Once
+	reached chan struct{}
+	resume  chan struct{}
+}
+
+func newStall() *stall { return &stall{reached: make(chan struct{}), resume: make(chan struct{})} }
+
+func (s *stall) hold() {
+	s.once.Do(func() { close(s.reached) })
+	<-s.resume
+}
+
+// runAsync runs one engine round in the background; the returned func
+// waits for it.
+func runAsync(t *testing.T, eng *campaign.Engine) func() {
+	done := make(chan error, 1)
+	go func() {
+		_, err := eng.RunOnce(context.Background())
+		done <- err
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			t.Logf("stalled instance's round: %v", err)
+		}
+	}
+}
+
+// The interleaving that sent members two messages: instance A claims rows
+// and stalls (a GC pause, a slow database) until its lease expires;
+// instance B's sweep returns the rows to the queue, B claims and sends
+// them; then A continues to mark them sending. A must send nothing:
+// every member gets exactly one message.
+func TestStalledWorkerSendsNothingAfterItsClaimWasTaken(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(10, "stall"+randHex(3))
+		c := e.campaign(e.segment())
+		// A's slice is one batch, so nothing of A runs while it stalls.
+		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A", SliceTime: time.Nanosecond}, nil)
+		b := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "B"}, nil)
+		st := newStall()
+		campaign.SetHooks(a, campaign.Hooks{BeforeMark: func([]uint64) { st.hold() }})
+		wait := runAsync(t, a)
+		<-st.reached
+		if got := e.statuses(c.ID); got[campaign.DeliveryClaimed] != 10 {
+			t.Fatalf("A holds %v, want 10 claimed", got)
+		}
+		e.clock.Add(2 * time.Minute) // A's lease has expired
+		e.drain(b)
+		if got := len(e.received()); got != 10 {
+			t.Fatalf("B sent to %d members, want 10: %v", got, e.statuses(c.ID))
+		}
+		close(st.resume)
+		wait()
+		e.drain(a)
+		for openid, n := range e.received() {
+			if n != 1 {
+				t.Errorf("%s received %d messages", openid, n)
+			}
+		}
+		if got := e.statuses(c.ID); got[campaign.DeliverySent] != 10 {
+			t.Errorf("statuses %v, want 10 sent", got)
+		}
+	})
+}
+
+// The same stall one step later: A has marked its rows sending and is
+// about to call WeChat when it stalls past its lease. B's sweep leaves the
+// rows unknown (WeChat may have them) and sends nothing; A, resuming,
+// finds its lease run out and calls nothing. Nobody gets a message twice,
+// and the rows say unknown, not sent.
+func TestStalledWorkerCallsNothingAfterItsLeaseRanOut(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(10, "late"+randHex(3))
+		c := e.campaign(e.segment())
+		// A's slice is one batch, so nothing of A runs while it stalls.
+		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A", SliceTime: time.Nanosecond}, nil)
+		b := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "B"}, nil)
+		st := newStall()
+		campaign.SetHooks(a, campaign.Hooks{BeforeCall: func(uint64) { st.hold() }})
+		wait := runAsync(t, a)
+		<-st.reached
+		if got := e.statuses(c.ID); got[campaign.DeliverySending] != 10 {
+			t.Fatalf("A holds %v, want 10 sending", got)
+		}
+		e.clock.Add(2 * time.Minute)
+		e.drain(b)
+		close(st.resume)
+		wait()
+		e.drain(a)
+		e.drain(b)
+		if got := e.received(); len(got) != 0 {
+			t.Errorf("messages sent after the lease ran out: %v", got)
+		}
+		if got := e.statuses(c.ID); got[campaign.DeliveryUnknown] != 10 {
+			t.Errorf("statuses %v, want the 10 rows unknown", got)
+		}
+	})
+}
+
+// A lease renewal that finds the slice's rows taken (here: another owner
+// written on them, as a sweep and a new claim would) stops the slice
+// before its next WeChat call, even with time left on the local clock.
+func TestRenewalThatFindsRowsTakenStopsSending(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(10, "renew"+randHex(3))
+		c := e.campaign(e.segment())
+		// A short lease: renewals every 100 ms of real time, while the
+		// fake clock stands still.
+		a := e.engine(campaign.EngineOptions{Lease: 300 * time.Millisecond, Owner: "A", Concurrency: 1, SliceTime: time.Nanosecond}, nil)
+		st := newStall()
+		taken := make(chan int, 100)
+		campaign.SetHooks(a, campaign.Hooks{
+			BeforeCall: func(uint64) { st.hold() },
+			Renewed: func(n int, err error) {
+				if err != nil {
+					t.Errorf("renewal: %v", err)
+				}
+				taken <- n
+			},
+		})
+		wait := runAsync(t, a)
+		<-st.reached
+		if err := gdb.Table("campaign_deliveries").Where("campaign_id = ? AND status IN ?", c.ID,
+			[]campaign.DeliveryStatus{campaign.DeliveryClaimed, campaign.DeliverySending}).
+			Update("lease_owner", "thief").Error; err != nil {
+			t.Fatal(err)
+		}
+		for found := false; !found; {
+			select {
+			case n := <-taken:
+				found = n > 0
+			case <-time.After(time.Minute):
+				t.Fatal("no renewal noticed the rows were taken")
+			}
+		}
+		close(st.resume)
+		wait()
+		if got := e.received(); len(got) != 0 {
+			t.Errorf("A sent after losing its lease: %v", got)
+		}
+	})
+}
