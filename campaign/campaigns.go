@@ -195,7 +195,7 @@ func (s *Campaigns) validate(ctx context.Context, c *Campaign) error {
 	return v.Err()
 }
 
-// checkGift checks a gift: points or a reward.
+// checkGift checks a gift: points or one of the merchant's rewards.
 func (s *Campaigns) checkGift(ctx context.Context, merchantID uint64, g Gift, v *apperr.Validation) error {
 	switch {
 	case g.Points != 0 && g.RewardID != 0:
@@ -204,6 +204,13 @@ func (s *Campaigns) checkGift(ctx context.Context, merchantID uint64, g Gift, v 
 		v.Add("gift.points", "must be 1 to 100000")
 	case g.Points == 0 && g.RewardID == 0:
 		v.Add("gift", "must give points or a reward_id")
+	case g.RewardID != 0 && s.engine.gifts != nil:
+		err := s.engine.gifts.Check(ctx, merchantID, g)
+		if errors.Is(err, apperr.ErrNotFound) {
+			v.Add("gift.reward_id", fmt.Sprintf("reward %d is not one of this merchant's rewards", g.RewardID))
+		} else if err != nil {
+			return err
+		}
 	}
 	return nil
 }

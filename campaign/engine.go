@@ -46,6 +46,9 @@ type Gifts interface {
 	// further effect. An error of kind apperr.ErrNotFound (the reward or
 	// the member is gone) will not go away by trying again.
 	Grant(ctx context.Context, merchantID, memberID uint64, g Gift, key, reason string) error
+	// Check reports whether the merchant can give the gift: its reward
+	// must be one of the merchant's (apperr.ErrNotFound otherwise).
+	Check(ctx context.Context, merchantID uint64, g Gift) error
 }
 
 // Followers learns from WeChat that a member does not follow any more

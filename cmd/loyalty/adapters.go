@@ -102,3 +102,13 @@ func (g campaignGifts) Grant(ctx context.Context, merchantID, memberID uint64, g
 	}
 	return nil
 }
+
+// Check refuses a reward that is not one of the merchant's (or deleted):
+// GetReward is scoped to the merchant.
+func (g campaignGifts) Check(ctx context.Context, merchantID uint64, gift campaign.Gift) error {
+	if gift.RewardID == 0 {
+		return nil
+	}
+	_, err := g.points.GetReward(ctx, merchantID, gift.RewardID)
+	return err
+}
