@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/admin"
@@ -25,6 +26,12 @@ func TestMain(m *testing.M) {
 	code := dbtest.Main(m)
 	stop()
 	os.Exit(code)
+}
+
+// testPasswords hashes at bcrypt's lowest cost: the tests log in hundreds
+// of times, and the default cost makes them crawl under -race.
+func testPasswords() *admin.Passwords {
+	return admin.NewPasswords(admin.PasswordOptions{Cost: bcrypt.MinCost})
 }
 
 func newClock() *clock { return fakeclock.New(time.Now().UTC().Truncate(time.Millisecond)) }
@@ -46,7 +53,7 @@ func unique(prefix string) string {
 func TestStaffLoginAndSessions(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
 		c := newClock()
-		s := admin.NewStaffs(gdb, c.Now)
+		s := admin.NewStaffs(gdb, c.Now, testPasswords())
 		ctx := context.Background()
 		mid := dbtest.NewMerchantID()
 		name := unique("owner")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/admin"
@@ -64,6 +65,7 @@ type apiEnv struct {
 	engine    *gin.Engine
 	merchants *admin.Merchants
 	staffs    *admin.Staffs
+	passwords *admin.Passwords
 	merchant  admin.Merchant
 	creds     wechat.Credentials
 	changed   []uint64
@@ -73,7 +75,9 @@ func newAPIEnv(t *testing.T, gdb *gorm.DB) *apiEnv {
 	t.Helper()
 	e := &apiEnv{t: t, db: gdb, clock: newClock()}
 	e.merchants = admin.NewMerchants(gdb, keys(t), e.clock.Now, func(id uint64) { e.changed = append(e.changed, id) })
-	e.staffs = admin.NewStaffs(gdb, e.clock.Now)
+	// Two bcrypt slots, and requests wait for one as long as a test needs.
+	e.passwords = admin.NewPasswords(admin.PasswordOptions{Cost: bcrypt.MinCost, Concurrency: 2, MaxWait: time.Minute})
+	e.staffs = admin.NewStaffs(gdb, e.clock.Now, e.passwords)
 	e.creds = admin.NewSandboxCredentials()
 	sim.AddOfficialAccount(wechattest.App{AppID: e.creds.AppID, Secret: e.creds.AppSecret})
 	sim.AddMiniProgram(wechattest.App{AppID: e.creds.MPAppID, Secret: e.creds.MPAppSecret})
@@ -252,6 +256,162 @@ func TestLoginThrottle(t *testing.T) {
 			if r := e.do("POST", "/login", "", body, ip); r.code != http.StatusBadRequest {
 				t.Errorf("%s: %d", body, r.code)
 			}
+		}
+	})
+}
+
+// fillPasswordSlots takes every bcrypt slot of the env; the returned
+// function gives them back.
+func (e *apiEnv) fillPasswordSlots() func() {
+	e.t.Helper()
+	var releases []func()
+	for range 2 {
+		r, err := e.passwords.Acquire(context.Background())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		releases = append(releases, r)
+	}
+	return func() {
+		for _, r := range releases {
+			r()
+		}
+	}
+}
+
+// waitUntil polls cond (a state the test is waiting for, not a time).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 2000 {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("gave up waiting for %s", what)
+}
+
+// The attack of the security review: a burst of parallel wrong guesses
+// with the right password among them. Every attempt is counted before its
+// password is checked, so at most Free+1 passwords are checked before the
+// lock, the rest get 429 without a check, and the right password, checked
+// in the middle of the burst, does not wipe the guesses' count.
+func TestLoginThrottleParallelGuesses(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newAPIEnv(t, gdb)
+		name := unique("till")
+		if _, err := e.staffs.Create(context.Background(), e.merchant.ID, name, "right-password", admin.RoleViewer); err != nil {
+			t.Fatal(err)
+		}
+		ip := fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), 1+rand.IntN(254))
+		const guesses = 49
+		type result struct {
+			right bool
+			code  int
+		}
+		results := make(chan result, guesses+1)
+		login := func(pass string) {
+			r := e.do("POST", "/login", "", map[string]string{"username": name, "password": pass}, ip)
+			results <- result{pass == "right-password", r.code}
+		}
+		// The bcrypt slots are taken, so every attempt that gets past the
+		// throttle waits at the password check: the burst is truly parallel
+		// there. The right password comes first, and is still unchecked
+		// when the guesses arrive.
+		release := e.fillPasswordSlots()
+		go login("right-password")
+		waitUntil(t, "the right password to wait for its check", func() bool { return e.passwords.Waiting() == 1 })
+		var answered []result
+		for range guesses {
+			go login("wrong-password")
+		}
+		waitUntil(t, "every guess to be answered or waiting", func() bool {
+			for {
+				select {
+				case r := <-results:
+					answered = append(answered, r)
+					continue
+				default:
+				}
+				return len(answered)+e.passwords.Waiting() == guesses+1
+			}
+		})
+		release()
+		for len(answered) < guesses+1 {
+			answered = append(answered, <-results)
+		}
+		checked, wrong, locked := 0, 0, 0
+		for _, r := range answered {
+			switch {
+			case r.right && r.code == http.StatusOK:
+				checked++
+			case !r.right && r.code == http.StatusUnauthorized:
+				checked++
+				wrong++
+			case r.code == http.StatusTooManyRequests:
+				locked++
+			default:
+				t.Errorf("right=%v: %d", r.right, r.code)
+			}
+		}
+		if max := admin.UserThrottle.Free + 1; checked > max || checked+locked != guesses+1 {
+			t.Fatalf("%d passwords checked (%d wrong), %d refused: want at most %d checked, the rest refused",
+				checked, wrong, locked, max)
+		}
+		// The right password was checked (it came first) and did not reset
+		// the guesses' count: the username is still locked, and the count
+		// holds every wrong guess.
+		var failures int
+		gdb.Table("login_throttle").Where("throttle_key = ?", "user:"+name).Pluck("failures", &failures)
+		if failures != wrong {
+			t.Fatalf("%d failures stored after %d wrong guesses", failures, wrong)
+		}
+		if r := e.do("POST", "/login", "", map[string]string{"username": name, "password": "right-password"}, ip); r.code != http.StatusTooManyRequests {
+			t.Fatalf("after the burst: %d, want 429", r.code)
+		}
+	})
+}
+
+// A stolen session must not turn /me/password into a free oracle for the
+// account's password: wrong current passwords count like failed logins,
+// on the same username counter, and lock both.
+func TestPasswordChangeIsThrottled(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newAPIEnv(t, gdb)
+		id, token := e.staff(admin.RoleMarketer)
+		name := e.usernameOf(id)
+		ip := fmt.Sprintf("10.%d.%d.%d", rand.IntN(256), rand.IntN(256), 1+rand.IntN(254))
+		change := func(current string) response {
+			return e.do("POST", "/me/password", token, map[string]string{"current_password": current, "new_password": "password-9"}, ip)
+		}
+		// Bad input is not a guess: it counts nothing.
+		for range admin.UserThrottle.Free + 3 {
+			if r := e.do("POST", "/me/password", token, map[string]string{"current_password": "x", "new_password": "short"}, ip); r.code != 400 || r.errorField(t, "new_password") == "" {
+				t.Fatalf("bad new password: %d %s", r.code, r.body)
+			}
+		}
+		for i := range admin.UserThrottle.Free + 1 {
+			if r := change(fmt.Sprintf("guess-%d", i)); r.code != 400 || r.errorField(t, "current_password") == "" {
+				t.Fatalf("guess %d: %d %s", i, r.code, r.body)
+			}
+		}
+		r := change("password-1")
+		if r.code != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+			t.Fatalf("after %d wrong current passwords: %d %s, want 429", admin.UserThrottle.Free+1, r.code, r.body)
+		}
+		// The login of that username is locked too, from anywhere.
+		if r := e.do("POST", "/login", "", map[string]string{"username": name, "password": "password-1"}, "192.0.2.99"); r.code != http.StatusTooManyRequests {
+			t.Fatalf("login during the lock: %d", r.code)
+		}
+		// Once the lock is over the right password works, and resets.
+		e.clock.Add(2 * time.Second)
+		if r := change("password-1"); r.code != http.StatusNoContent {
+			t.Fatalf("right current password after the lock: %d %s", r.code, r.body)
+		}
+		var failures int
+		gdb.Table("login_throttle").Where("throttle_key = ?", "user:"+name).Pluck("failures", &failures)
+		if failures != 0 {
+			t.Fatalf("%d failures left after a successful change", failures)
 		}
 	})
 }

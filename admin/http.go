@@ -148,33 +148,50 @@ func (a *API) login(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	userKey, ipKey := "user:"+normalizeUsername(req.Username), "ip:"+c.ClientIP()
-	if err := a.Throttle.Check(ctx, userKey, ipKey); err != nil {
-		httpx.Fail(c, err)
-		return
-	}
-	token, expires, err := a.Staffs.Login(ctx, req.Username, req.Password)
-	if errors.Is(err, ErrBadLogin) {
-		// Count the failure even if the client gives up now.
-		fctx := context.WithoutCancel(ctx)
-		for _, k := range []struct {
-			key string
-			p   ThrottlePolicy
-		}{{userKey, UserThrottle}, {ipKey, IPThrottle}} {
-			if terr := a.Throttle.Fail(fctx, k.key, k.p); terr != nil {
-				httpx.Logger(c).ErrorContext(ctx, "login throttle not updated", "error", terr)
-			}
-		}
-	}
+	var token string
+	var expires time.Time
+	err := a.throttled(c, req.Username, func(ctx context.Context) (bool, error) {
+		var err error
+		token, expires, err = a.Staffs.Login(ctx, req.Username, req.Password)
+		return errors.Is(err, ErrBadLogin), err
+	})
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	if err := a.Throttle.Reset(ctx, userKey); err != nil {
-		httpx.Logger(c).ErrorContext(ctx, "login throttle not reset", "error", err)
-	}
 	c.JSON(http.StatusOK, loginResponse{Token: token, ExpiresAt: expires})
+}
+
+// throttled runs a password check of username under the login throttle:
+// the attempt is counted against the username and the client address
+// before check runs, so parallel guesses cannot outrun the lock. check
+// reports whether the password was wrong, and its error; any other error
+// means the password was never judged (busy, bad input, database trouble)
+// and the attempt is uncounted.
+func (a *API) throttled(c *gin.Context, username string, check func(ctx context.Context) (wrong bool, err error)) error {
+	ctx := c.Request.Context()
+	att, err := a.Throttle.Reserve(ctx,
+		ThrottleKey{Key: "user:" + normalizeUsername(username), Policy: UserThrottle},
+		ThrottleKey{Key: "ip:" + c.ClientIP(), Policy: IPThrottle})
+	if err != nil {
+		return err
+	}
+	wrong, err := check(ctx)
+	// Record the outcome even if the client gives up now.
+	fctx := context.WithoutCancel(ctx)
+	var terr error
+	switch {
+	case wrong:
+		terr = att.Failed(fctx)
+	case err != nil:
+		terr = att.Cancel(fctx)
+	default:
+		terr = att.Succeeded(fctx)
+	}
+	if terr != nil {
+		httpx.Logger(c).ErrorContext(ctx, "login throttle not updated", "error", terr)
+	}
+	return err
 }
 
 func (a *API) logout(c *gin.Context) {
@@ -219,7 +236,14 @@ func (a *API) changePassword(c *gin.Context) {
 		return
 	}
 	token, _ := bearer(c)
-	if err := a.Staffs.ChangePassword(c.Request.Context(), authz.MustFrom(c), token, req.CurrentPassword, req.NewPassword); err != nil {
+	p := authz.MustFrom(c)
+	// The current password is guessed like a login's (a stolen session
+	// must not become a free password oracle): same throttle, same keys.
+	err := a.throttled(c, p.Name, func(ctx context.Context) (bool, error) {
+		err := a.Staffs.ChangePassword(ctx, p, token, req.CurrentPassword, req.NewPassword)
+		return errors.Is(err, ErrWrongPassword), err
+	})
+	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}

@@ -81,15 +81,28 @@ const tokenPrefix = "lss_"
 type Staffs struct {
 	db  *gorm.DB
 	now func() time.Time
+	pw  *Passwords
 	// dummyHash is compared against when the username does not exist, so a
 	// failed login takes as long whether or not the account exists.
 	dummyHash []byte
 }
 
-// NewStaffs returns the staff store.
-func NewStaffs(gdb *gorm.DB, now func() time.Time) *Staffs {
-	h, _ := bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.DefaultCost)
-	return &Staffs{db: gdb, now: now, dummyHash: h}
+// NewStaffs returns the staff store; pw hashes and checks passwords (nil:
+// NewPasswords with the production settings).
+func NewStaffs(gdb *gorm.DB, now func() time.Time, pw *Passwords) *Staffs {
+	if pw == nil {
+		pw = NewPasswords(PasswordOptions{})
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("not a real password"), pw.cost)
+	return &Staffs{db: gdb, now: now, pw: pw, dummyHash: h}
+}
+
+// Passwords returns the bounded bcrypt worker the store uses.
+func (s *Staffs) Passwords() *Passwords { return s.pw }
+
+// with returns the store on another handle (a transaction).
+func (s *Staffs) with(tx *gorm.DB) *Staffs {
+	return &Staffs{db: tx, now: s.now, pw: s.pw, dummyHash: s.dummyHash}
 }
 
 // Create adds a staff account. Usernames are case-insensitive and unique
@@ -109,9 +122,9 @@ func (s *Staffs) Create(ctx context.Context, merchantID uint64, username, passwo
 	if err := v.Err(); err != nil {
 		return Staff{}, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := s.pw.Hash(ctx, password)
 	if err != nil {
-		return Staff{}, fmt.Errorf("admin: hash password: %w", err)
+		return Staff{}, err
 	}
 	now := s.now()
 	st := Staff{MerchantID: merchantID, Username: username, PasswordHash: string(hash), Role: role,
@@ -134,14 +147,18 @@ func (s *Staffs) Login(ctx context.Context, username, password string) (token st
 	username = normalizeUsername(username)
 	var st Staff
 	err = s.db.WithContext(ctx).Where("username = ?", username).Take(&st).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		return "", time.Time{}, ErrBadLogin
-	}
-	if err != nil {
+	hash := []byte(st.PasswordHash)
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		hash = s.dummyHash
+	case err != nil:
 		return "", time.Time{}, fmt.Errorf("admin: login: %w", err)
 	}
-	if bcrypt.CompareHashAndPassword([]byte(st.PasswordHash), []byte(password)) != nil || st.DisabledAt != nil {
+	ok, err := s.pw.Matches(ctx, hash, password)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if !ok || st.ID == 0 || st.DisabledAt != nil {
 		return "", time.Time{}, ErrBadLogin
 	}
 	raw := make([]byte, 32)
@@ -220,9 +237,9 @@ func (s *Staffs) SetPassword(ctx context.Context, merchantID uint64, username, p
 	if len(password) < minPassword || len(password) > maxPassword {
 		return apperr.Invalid("password", fmt.Sprintf("must be %d to %d bytes long", minPassword, maxPassword))
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := s.pw.Hash(ctx, password)
 	if err != nil {
-		return fmt.Errorf("admin: hash password: %w", err)
+		return err
 	}
 	username = normalizeUsername(username)
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -283,7 +300,7 @@ func (s *Staffs) CreateBy(ctx context.Context, actor authz.Principal, in StaffIn
 	var st Staff
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		st, err = (&Staffs{db: tx, now: s.now, dummyHash: s.dummyHash}).Create(ctx, actor.MerchantID, in.Username, in.Password, in.Role)
+		st, err = s.with(tx).Create(ctx, actor.MerchantID, in.Username, in.Password, in.Role)
 		if err != nil {
 			return err
 		}
@@ -325,8 +342,8 @@ func (s *Staffs) UpdateBy(ctx context.Context, actor authz.Principal, id uint64,
 	var hash []byte
 	if u.Password != nil {
 		var err error
-		if hash, err = bcrypt.GenerateFromPassword([]byte(*u.Password), bcrypt.DefaultCost); err != nil {
-			return Staff{}, fmt.Errorf("admin: hash password: %w", err)
+		if hash, err = s.pw.Hash(ctx, *u.Password); err != nil {
+			return Staff{}, err
 		}
 	}
 	var st Staff
@@ -384,6 +401,10 @@ func (s *Staffs) UpdateBy(ctx context.Context, actor authz.Principal, id uint64,
 	return st, err
 }
 
+// ErrWrongPassword is the answer to a password change whose current
+// password is wrong (the caller counts it as a failed login).
+var ErrWrongPassword error = apperr.Invalid("current_password", "is not your current password")
+
 // ChangePassword changes the caller's own password after checking the
 // current one, and ends the caller's other sessions (the one in use,
 // currentToken, stays).
@@ -401,23 +422,34 @@ func (s *Staffs) ChangePassword(ctx context.Context, p authz.Principal, currentT
 	if err := v.Err(); err != nil {
 		return err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(next), bcrypt.DefaultCost)
+	var st Staff
+	if err := s.db.WithContext(ctx).Where("merchant_id = ? AND id = ?", p.MerchantID, p.StaffID).Take(&st).Error; err != nil {
+		return fmt.Errorf("admin: change password: %w", err)
+	}
+	// bcrypt runs outside the transaction: a row lock is not held for the
+	// length of two hashes.
+	ok, err := s.pw.Matches(ctx, []byte(st.PasswordHash), current)
 	if err != nil {
-		return fmt.Errorf("admin: hash password: %w", err)
+		return err
+	}
+	if !ok {
+		return ErrWrongPassword
+	}
+	hash, err := s.pw.Hash(ctx, next)
+	if err != nil {
+		return err
 	}
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var st Staff
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("merchant_id = ? AND id = ?", p.MerchantID, p.StaffID).
-			Take(&st).Error; err != nil {
-			return fmt.Errorf("admin: change password: %w", err)
-		}
-		if bcrypt.CompareHashAndPassword([]byte(st.PasswordHash), []byte(current)) != nil {
-			return apperr.Invalid("current_password", "is not your current password")
-		}
 		now := s.now()
-		if err := tx.Model(&Staff{}).Where("id = ?", st.ID).
-			Updates(map[string]any{"password_hash": string(hash), "updated_at": now}).Error; err != nil {
-			return fmt.Errorf("admin: change password: %w", err)
+		// The hash checked above must still be the stored one: two changes
+		// racing with the same current password do not both win.
+		res := tx.Model(&Staff{}).Where("id = ? AND password_hash = ?", st.ID, st.PasswordHash).
+			Updates(map[string]any{"password_hash": string(hash), "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("admin: change password: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return apperr.New(apperr.ErrConflict, "your password was changed meanwhile; sign in again")
 		}
 		if err := tx.Model(&session{}).Where("merchant_id = ? AND staff_id = ? AND revoked_at IS NULL AND token_hash <> ?",
 			p.MerchantID, p.StaffID, hashToken(currentToken)).Update("revoked_at", now).Error; err != nil {

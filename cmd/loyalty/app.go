@@ -69,10 +69,24 @@ type App struct {
 // the DATETIME(3) columns, so a value reads back exactly as written.
 func clock() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
+// appOptions are settings only tests change; configuration cannot reach
+// them.
+type appOptions struct {
+	// passwords tunes bcrypt: tests lower its cost, never production.
+	passwords admin.PasswordOptions
+}
+
+// appOption changes an appOptions.
+type appOption func(*appOptions)
+
 // newApp opens storage, applies migrations and builds every component. addr
 // is the address the HTTP listener is bound to (the sandbox simulator is
 // reached through it); banner receives sandbox mode's how-to text.
-func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.Addr, banner io.Writer) (*App, error) {
+func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.Addr, banner io.Writer, opts ...appOption) (*App, error) {
+	var o appOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	a := &App{cfg: cfg, log: log, now: clock, metrics: metrics.New(), bannerOut: banner}
 	ok := false
 	defer func() {
@@ -125,7 +139,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 	}
 	a.merchants = admin.NewMerchants(a.db, a.keys, a.now, func(id uint64) { a.accounts.Invalidate(id) })
 	a.accounts = wechat.NewAccounts(a.merchants, endpoint, tokens, a.metrics, time.Minute)
-	a.staffs = admin.NewStaffs(a.db, a.now)
+	a.staffs = admin.NewStaffs(a.db, a.now, admin.NewPasswords(o.passwords))
 	auditLog := audit.NewRecorder(a.db, a.now)
 
 	// Callbacks: stored by the inbox writer, applied by the dispatcher.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wxloyalty/loyalty/admin"
 	"github.com/wxloyalty/loyalty/configs"
@@ -46,6 +47,14 @@ type testApp struct {
 
 func startApp(t *testing.T, mutate ...func(*configs.Config)) *testApp {
 	t.Helper()
+	return startAppWith(t, admin.PasswordOptions{}, mutate...)
+}
+
+// startAppWith is startApp with bcrypt tuned by pw; its cost is always the
+// lowest, so the many logins of the tests stay fast under -race.
+func startAppWith(t *testing.T, pw admin.PasswordOptions, mutate ...func(*configs.Config)) *testApp {
+	t.Helper()
+	pw.Cost = bcrypt.MinCost
 	_, dsn := dbtest.OpenMySQLEmpty(t)
 	cfg := configs.Default()
 	cfg.DataDir = t.TempDir()
@@ -62,7 +71,8 @@ func startApp(t *testing.T, mutate ...func(*configs.Config)) *testApp {
 	}
 	cfg.HTTP.PublicURL = "http://" + ln.Addr().String()
 	banner := &bytes.Buffer{}
-	app, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler), ln.Addr(), banner)
+	app, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler), ln.Addr(), banner,
+		func(o *appOptions) { o.passwords = pw })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func TestMerchantCreate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			staffs := admin.NewStaffs(gdb, clock)
+			staffs := admin.NewStaffs(gdb, clock, nil)
 			if _, _, err := staffs.Login(context.Background(), "boss", "correct horse"); err != nil {
 				t.Fatalf("owner login: %v", err)
 			}

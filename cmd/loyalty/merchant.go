@@ -82,7 +82,7 @@ func createMerchant(ctx context.Context, cfg configs.Config, log *slog.Logger, a
 		out["merchant_id"], out["name"] = m.ID, m.Name
 		out["callback_url"] = fmt.Sprintf("%s/wechat/%d/callback", cfg.HTTP.PublicURL, m.ID)
 		if owner != "" {
-			st, err := admin.NewStaffs(tx, clock).Create(ctx, m.ID, owner, ownerPassword, admin.RoleOwner)
+			st, err := admin.NewStaffs(tx, clock, nil).Create(ctx, m.ID, owner, ownerPassword, admin.RoleOwner)
 			if err != nil {
 				return err
 			}
