@@ -524,6 +524,156 @@ func TestRolesAndStaffManagement(t *testing.T) {
 	})
 }
 
+// Two owners demoting each other at the same moment: the second change
+// finds its actor no longer an owner and is refused, so the merchant
+// always keeps an owner. (Before, each change locked only its target and
+// trusted the role read at authentication: both won and left no owner.)
+func TestOwnersDemotingEachOtherKeepAnOwner(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		for round := range 8 {
+			e := newAPIEnv(t, gdb)
+			aID, a := e.staff(admin.RoleOwner)
+			bID, b := e.staff(admin.RoleOwner)
+			start := make(chan struct{})
+			codes := make(chan int, 2)
+			demote := func(token string, id uint64) {
+				<-start
+				codes <- e.do("PATCH", fmt.Sprintf("/staff/%d", id), token, map[string]any{"role": "admin"}).code
+			}
+			go demote(a, bID)
+			go demote(b, aID)
+			close(start)
+			c1, c2 := <-codes, <-codes
+			var owners int64
+			gdb.Table("staff").Where("merchant_id = ? AND role = 'owner' AND disabled_at IS NULL", e.merchant.ID).Count(&owners)
+			if owners != 1 || (c1 == 200) == (c2 == 200) {
+				t.Fatalf("round %d: answers %d and %d, %d owners left; want one change refused and one owner", round, c1, c2, owners)
+			}
+			for _, c := range []int{c1, c2} {
+				if c != 200 && c != http.StatusForbidden {
+					t.Fatalf("round %d: answer %d", round, c)
+				}
+			}
+		}
+		// And never the last owner, however it is asked: an owner cannot
+		// demote or disable itself, and an admin cannot touch owners.
+		e := newAPIEnv(t, gdb)
+		ownerID, owner := e.staff(admin.RoleOwner)
+		_, adm := e.staff(admin.RoleAdmin)
+		for _, body := range []map[string]any{{"role": "admin"}, {"disabled": true}} {
+			if r := e.do("PATCH", fmt.Sprintf("/staff/%d", ownerID), owner, body); r.code != http.StatusForbidden {
+				t.Fatalf("last owner changes itself %v: %d", body, r.code)
+			}
+			if r := e.do("PATCH", fmt.Sprintf("/staff/%d", ownerID), adm, body); r.code != http.StatusForbidden {
+				t.Fatalf("admin changes the last owner %v: %d", body, r.code)
+			}
+		}
+	})
+}
+
+// A staff change takes effect on the very next request, for the account's
+// sessions and for the API keys it owns: a demotion cuts a key's scopes to
+// the new role, a disable makes the key answer 401 until the account is
+// enabled again or an owner moves the key to another account (audited).
+func TestStaffChangesReachSessionsAndKeysAtOnce(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newAPIEnv(t, gdb)
+		ownerID, owner := e.staff(admin.RoleOwner)
+		admID, adm := e.staff(admin.RoleAdmin)
+		_, other := e.staff(admin.RoleAdmin)
+		viewerID, _ := e.staff(admin.RoleViewer)
+		var key struct {
+			ID           uint64
+			Key          string
+			OwnerStaffID uint64 `json:"owner_staff_id"`
+		}
+		r := e.do("POST", "/api-keys", adm, map[string]any{"name": "shop", "scopes": []string{"audit:read", "channels:write"}})
+		r.json(t, &key)
+		if r.code != 201 || key.OwnerStaffID != admID {
+			t.Fatalf("create key: %d %s", r.code, r.body)
+		}
+		perms := func(token string) (int, string) {
+			var me struct{ Permissions []string }
+			r := e.do("GET", "/me", token, nil)
+			if r.code == 200 {
+				r.json(t, &me)
+			}
+			return r.code, strings.Join(me.Permissions, ",")
+		}
+		if code, p := perms(key.Key); code != 200 || p != "channels:write,audit:read" {
+			t.Fatalf("fresh key: %d %q", code, p)
+		}
+		// Demoted to marketer: the session at once has the marketer's
+		// permissions, and the key loses audit:read.
+		if r := e.do("PATCH", fmt.Sprintf("/staff/%d", admID), owner, map[string]any{"role": "marketer"}); r.code != 200 {
+			t.Fatalf("demote: %d %s", r.code, r.body)
+		}
+		if r := e.do("GET", "/staff", adm, nil); r.code != http.StatusForbidden {
+			t.Fatalf("demoted session lists staff: %d", r.code)
+		}
+		if code, p := perms(key.Key); code != 200 || p != "channels:write" {
+			t.Fatalf("key of a demoted owner: %d %q, want channels:write only", code, p)
+		}
+		if r := e.do("GET", "/audit", key.Key, nil); r.code != http.StatusForbidden {
+			t.Fatalf("key reads the audit log after its owner lost audit:read: %d", r.code)
+		}
+		// Disabled: session and key answer 401 on the next request; the
+		// key list says why.
+		if r := e.do("PATCH", fmt.Sprintf("/staff/%d", admID), owner, map[string]any{"disabled": true}); r.code != 200 {
+			t.Fatalf("disable: %d %s", r.code, r.body)
+		}
+		if r := e.do("GET", "/me", adm, nil); r.code != http.StatusUnauthorized {
+			t.Fatalf("session of a disabled account: %d", r.code)
+		}
+		if r := e.do("GET", "/me", key.Key, nil); r.code != http.StatusUnauthorized {
+			t.Fatalf("key of a disabled account: %d, want 401", r.code)
+		}
+		var list struct {
+			APIKeys []struct {
+				ID          uint64
+				OwnerActive *bool `json:"owner_active"`
+			} `json:"api_keys"`
+		}
+		e.do("GET", "/api-keys", owner, nil).json(t, &list)
+		if len(list.APIKeys) != 1 || list.APIKeys[0].OwnerActive == nil || *list.APIKeys[0].OwnerActive {
+			t.Fatalf("key list: %+v", list)
+		}
+		// Moving the key: owners only, to an enabled account of the
+		// merchant holding every scope of the key; bad input changes
+		// nothing.
+		path := fmt.Sprintf("/api-keys/%d/owner", key.ID)
+		if r := e.do("PUT", path, other, map[string]any{"staff_id": ownerID}); r.code != http.StatusForbidden {
+			t.Fatalf("an admin moves a key: %d", r.code)
+		}
+		foreign, _ := newAPIEnv(t, gdb).staff(admin.RoleOwner)
+		for _, body := range []any{map[string]any{"staff_id": viewerID}, map[string]any{"staff_id": admID},
+			map[string]any{"staff_id": foreign}, map[string]any{}, `{"staff_id":"x"}`} {
+			if r := e.do("PUT", path, owner, body); r.code != 400 {
+				t.Errorf("move to %v: %d %s", body, r.code, r.body)
+			}
+		}
+		if r := e.do("PUT", "/api-keys/999999999/owner", owner, map[string]any{"staff_id": ownerID}); r.code != 404 {
+			t.Fatalf("unknown key: %d", r.code)
+		}
+		if r := e.do("GET", "/me", key.Key, nil); r.code != http.StatusUnauthorized {
+			t.Fatalf("a refused move revived the key: %d", r.code)
+		}
+		r = e.do("PUT", path, owner, map[string]any{"staff_id": ownerID})
+		r.json(t, &key)
+		if r.code != 200 || key.OwnerStaffID != ownerID {
+			t.Fatalf("move: %d %s", r.code, r.body)
+		}
+		if code, p := perms(key.Key); code != 200 || p != "channels:write,audit:read" {
+			t.Fatalf("moved key: %d %q", code, p)
+		}
+		var after []string
+		gdb.Table("audit_log").Where("merchant_id = ? AND action = 'api_key.reown'", e.merchant.ID).Pluck("after_json", &after)
+		if len(after) != 1 || !strings.Contains(after[0], fmt.Sprintf(`"owner_staff_id":%d`, ownerID)) {
+			t.Fatalf("audit of the move: %v", after)
+		}
+	})
+}
+
 func (e *apiEnv) usernameOf(id uint64) string {
 	var name string
 	e.db.Table("staff").Where("id = ?", id).Pluck("username", &name)

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/audit"
@@ -21,7 +22,9 @@ import (
 
 // APIKey is a server-to-server credential of a merchant (a POS or shop
 // system). The key itself is shown once, at creation; only its SHA-256 is
-// stored.
+// stored. A key acts for the staff account that owns it (its creator,
+// unless an owner moved it): it works only while that account is enabled,
+// and never does more than the account's current role allows.
 type APIKey struct {
 	ID         uint64 `gorm:"primaryKey"`
 	MerchantID uint64
@@ -29,7 +32,7 @@ type APIKey struct {
 	Prefix     string // the key's first characters, to tell keys apart in lists
 	KeyHash    string
 	Scopes     string // comma-separated authz.Perm values
-	CreatedBy  uint64 // staff id
+	CreatedBy  uint64 // the owning staff account: the creator, or whom an owner moved the key to
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
@@ -142,11 +145,22 @@ func (s *APIKeys) Create(ctx context.Context, p authz.Principal, in APIKeyInput)
 	return k, secret, nil
 }
 
+// ListedKey is a key with whether its owning account is enabled (a key
+// whose owner is disabled does not work).
+type ListedKey struct {
+	APIKey
+	OwnerActive bool
+}
+
 // List returns the merchant's keys, newest first (revoked ones included,
 // so the history is visible).
-func (s *APIKeys) List(ctx context.Context, merchantID uint64) ([]APIKey, error) {
-	var out []APIKey
-	if err := s.db.WithContext(ctx).Where("merchant_id = ?", merchantID).Order("id DESC").Find(&out).Error; err != nil {
+func (s *APIKeys) List(ctx context.Context, merchantID uint64) ([]ListedKey, error) {
+	var out []ListedKey
+	// idx_api_keys_merchant, the owners by primary key.
+	if err := s.db.WithContext(ctx).Table("api_keys AS k").
+		Select("k.*, CASE WHEN st.disabled_at IS NULL THEN 1 ELSE 0 END AS owner_active").
+		Joins("JOIN staff AS st ON st.id = k.created_by").
+		Where("k.merchant_id = ?", merchantID).Order("k.id DESC").Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("admin: list api keys: %w", err)
 	}
 	return out, nil
@@ -180,22 +194,32 @@ func (s *APIKeys) Revoke(ctx context.Context, merchantID, id uint64) (APIKey, er
 }
 
 // Authenticate returns the principal of an API key. Expired, revoked and
-// unknown keys all get ErrBadToken.
+// unknown keys all get ErrBadToken, and so does a key whose owning staff
+// account is disabled. The key's scopes are cut to what the owner's role
+// allows now: a demoted owner's keys lose the rest on the next request.
 func (s *APIKeys) Authenticate(ctx context.Context, secret string) (authz.Principal, error) {
 	if !strings.HasPrefix(secret, apiKeyPrefix) || len(secret) > 128 {
 		return authz.Principal{}, ErrBadToken
 	}
-	var k APIKey
+	var row struct {
+		APIKey
+		OwnerRole Role
+	}
 	now := s.now()
-	// uk_api_keys_hash: one index probe.
-	err := s.db.WithContext(ctx).Where("key_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
-		hashToken(secret), now).Take(&k).Error
+	// uk_api_keys_hash, then the owner by primary key: two index probes in
+	// one statement, so the owner's state is read on every request without
+	// a cache that could lag behind a disable.
+	err := s.db.WithContext(ctx).Table("api_keys AS k").Select("k.*, st.role AS owner_role").
+		Joins("JOIN staff AS st ON st.id = k.created_by AND st.merchant_id = k.merchant_id AND st.disabled_at IS NULL").
+		Where("k.key_hash = ? AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)", hashToken(secret), now).
+		Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return authz.Principal{}, ErrBadToken
 	}
 	if err != nil {
 		return authz.Principal{}, fmt.Errorf("admin: authenticate api key: %w", err)
 	}
+	k := row.APIKey
 	// Last use is kept to the minute: one write per key per minute, not per
 	// request.
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
@@ -203,5 +227,77 @@ func (s *APIKeys) Authenticate(ctx context.Context, secret string) (authz.Princi
 			return authz.Principal{}, fmt.Errorf("admin: api key last use: %w", err)
 		}
 	}
-	return authz.Principal{MerchantID: k.MerchantID, APIKeyID: k.ID, Name: k.Name, Scopes: k.ScopeList()}, nil
+	owner := authz.Principal{StaffID: k.CreatedBy, Role: row.OwnerRole}
+	scopes := slices.DeleteFunc(k.ScopeList(), func(p authz.Perm) bool { return !owner.Can(p) })
+	return authz.Principal{MerchantID: k.MerchantID, APIKeyID: k.ID, Name: k.Name, Scopes: scopes}, nil
+}
+
+// Reown moves a key of the merchant to another enabled staff account
+// (say, before its creator leaves and is disabled). Only an owner may, as
+// the stored role says at that moment; the new owner must hold every scope
+// of the key. Audited as api_key.reown.
+func (s *APIKeys) Reown(ctx context.Context, actor authz.Principal, id, staffID uint64) (APIKey, error) {
+	if staffID == 0 {
+		return APIKey{}, apperr.Invalid("staff_id", "is required")
+	}
+	var k APIKey
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var staff []Staff
+		// Primary key, both rows locked: neither account changes under us.
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("merchant_id = ? AND id IN ?", actor.MerchantID,
+			[]uint64{actor.StaffID, staffID}).Order("id").Find(&staff).Error; err != nil {
+			return fmt.Errorf("admin: reown api key: %w", err)
+		}
+		var me, to *Staff
+		for i := range staff {
+			if staff[i].ID == actor.StaffID {
+				me = &staff[i]
+			}
+			if staff[i].ID == staffID {
+				to = &staff[i]
+			}
+		}
+		if me == nil || me.DisabledAt != nil || me.Role != RoleOwner {
+			return apperr.New(apperr.ErrForbidden, "only an owner can move an API key to another staff account")
+		}
+		if err := tx.Where("merchant_id = ? AND id = ?", actor.MerchantID, id).Take(&k).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return errKeyNotFound
+			}
+			return fmt.Errorf("admin: reown api key: %w", err)
+		}
+		v := &apperr.Validation{}
+		switch {
+		case to == nil:
+			v.Add("staff_id", "is not a staff account of this merchant")
+		case to.DisabledAt != nil:
+			v.Add("staff_id", "is a disabled account")
+		default:
+			owner := authz.Principal{StaffID: to.ID, Role: to.Role}
+			for _, sc := range k.ScopeList() {
+				if !owner.Can(sc) {
+					v.Add("staff_id", fmt.Sprintf("the account does not hold the key's scope %q", sc))
+				}
+			}
+		}
+		if k.RevokedAt != nil {
+			v.Add("api_key_id", "is revoked")
+		}
+		if err := v.Err(); err != nil {
+			return err
+		}
+		before := k.CreatedBy
+		if before == staffID {
+			return nil
+		}
+		k.CreatedBy = staffID
+		if err := tx.Model(&APIKey{}).Where("merchant_id = ? AND id = ?", actor.MerchantID, id).
+			Update("created_by", staffID).Error; err != nil {
+			return fmt.Errorf("admin: reown api key: %w", err)
+		}
+		return audit.Record(ctx, tx, actor.MerchantID, audit.Entry{Action: "api_key.reown", TargetType: "api_key",
+			TargetIDs: []uint64{id}, Before: map[string]any{"owner_staff_id": before},
+			After: map[string]any{"owner_staff_id": staffID}}, s.now())
+	})
+	return k, err
 }

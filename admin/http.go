@@ -88,6 +88,7 @@ func (a *API) RegisterPublic(r gin.IRouter) {
 //	GET    /api-keys                  apikeys:manage
 //	POST   /api-keys                  apikeys:manage (the key is shown once)
 //	DELETE /api-keys/:api_key_id      apikeys:manage
+//	PUT    /api-keys/:api_key_id/owner  owners only: move a key to another staff account
 //	GET    /audit                     audit:read
 //	GET    /settings                  settings:read
 //	PATCH  /settings                  settings:manage
@@ -104,6 +105,7 @@ func (a *API) Register(r gin.IRouter) {
 	r.GET("/api-keys", authz.Require(authz.APIKeysManage), a.listKeys)
 	r.POST("/api-keys", authz.Require(authz.APIKeysManage), staffOnly, a.createKey)
 	r.DELETE("/api-keys/:api_key_id", authz.Require(authz.APIKeysManage), a.revokeKey)
+	r.PUT("/api-keys/:api_key_id/owner", authz.Require(authz.APIKeysManage), staffOnly, a.reownKey)
 	r.GET("/audit", authz.Require(authz.AuditRead), a.listAudit)
 	r.GET("/settings", authz.Require(authz.SettingsRead), a.settings)
 	r.PATCH("/settings", authz.Require(authz.SettingsManage), a.updateSettings)
@@ -322,13 +324,17 @@ type keyView struct {
 	LastUsedAt *time.Time   `json:"last_used_at"`
 	RevokedAt  *time.Time   `json:"revoked_at"`
 	CreatedAt  time.Time    `json:"created_at"`
+	// OwnerStaffID is the staff account the key acts for; it works only
+	// while that account is enabled (OwnerActive, in lists).
+	OwnerStaffID uint64 `json:"owner_staff_id"`
+	OwnerActive  *bool  `json:"owner_active,omitempty"`
 	// Key is the secret, present only in the answer to its creation.
 	Key string `json:"key,omitempty"`
 }
 
 func viewOfKey(k APIKey) keyView {
 	return keyView{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.ScopeList(), ExpiresAt: k.ExpiresAt,
-		LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt, CreatedAt: k.CreatedAt}
+		LastUsedAt: k.LastUsedAt, RevokedAt: k.RevokedAt, CreatedAt: k.CreatedAt, OwnerStaffID: k.CreatedBy}
 }
 
 func (a *API) listKeys(c *gin.Context) {
@@ -339,7 +345,8 @@ func (a *API) listKeys(c *gin.Context) {
 	}
 	out := make([]keyView, len(keys))
 	for i, k := range keys {
-		out[i] = viewOfKey(k)
+		out[i] = viewOfKey(k.APIKey)
+		out[i].OwnerActive = &keys[i].OwnerActive
 	}
 	c.JSON(http.StatusOK, gin.H{"api_keys": out})
 }
@@ -366,6 +373,28 @@ func (a *API) revokeKey(c *gin.Context) {
 		return
 	}
 	k, err := a.Keys.Revoke(c.Request.Context(), authz.MustFrom(c).MerchantID, id)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewOfKey(k))
+}
+
+type reownRequest struct {
+	StaffID uint64 `json:"staff_id"`
+}
+
+func (a *API) reownKey(c *gin.Context) {
+	id, ok := httpx.PathID(c, "api_key_id", errKeyNotFound)
+	if !ok {
+		return
+	}
+	var req reownRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	k, err := a.Keys.Reown(c.Request.Context(), authz.MustFrom(c), id, req.StaffID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return

@@ -299,7 +299,17 @@ func (s *Staffs) CreateBy(ctx context.Context, actor authz.Principal, in StaffIn
 	}
 	var st Staff
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var err error
+		rows, err := lockStaff(ctx, tx, actor.MerchantID, actor.StaffID)
+		if err != nil {
+			return err
+		}
+		me := rows[actor.StaffID]
+		if err := mayManage(me); err != nil {
+			return err
+		}
+		if in.Role == RoleOwner && me.Role != RoleOwner {
+			return errOwnersOnly
+		}
 		st, err = s.with(tx).Create(ctx, actor.MerchantID, in.Username, in.Password, in.Role)
 		if err != nil {
 			return err
@@ -348,19 +358,28 @@ func (s *Staffs) UpdateBy(ctx context.Context, actor authz.Principal, id uint64,
 	}
 	var st Staff
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("merchant_id = ? AND id = ?", actor.MerchantID, id).Take(&st).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return errStaffNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("admin: update staff: %w", err)
-		}
 		if id == actor.StaffID {
 			return apperr.New(apperr.ErrForbidden, "you cannot change your own account here; use /me/password for your password")
 		}
-		if (st.Role == RoleOwner || (u.Role != nil && *u.Role == RoleOwner)) && actor.Role != RoleOwner {
+		rows, err := lockStaff(ctx, tx, actor.MerchantID, actor.StaffID, id)
+		if err != nil {
+			return err
+		}
+		me, target := rows[actor.StaffID], rows[id]
+		if target == nil {
+			return errStaffNotFound
+		}
+		st = *target
+		// What the actor may do is what its stored row says now, not the
+		// role it had when its request was authenticated: of two owners
+		// demoting each other at once, the second finds itself no owner.
+		if err := mayManage(me); err != nil {
+			return err
+		}
+		if (st.Role == RoleOwner || (u.Role != nil && *u.Role == RoleOwner)) && me.Role != RoleOwner {
 			return errOwnersOnly
 		}
+		wasOwner := st.Role == RoleOwner && st.DisabledAt == nil
 		before := map[string]any{"role": st.Role, "disabled": st.DisabledAt != nil}
 		now := s.now()
 		changes := map[string]any{"updated_at": now}
@@ -385,6 +404,9 @@ func (s *Staffs) UpdateBy(ctx context.Context, actor authz.Principal, id uint64,
 			revoke = true
 		}
 		st.UpdatedAt = now
+		if wasOwner && (st.Role != RoleOwner || st.DisabledAt != nil) && !otherOwner(rows, id) {
+			return apperr.New(apperr.ErrConflict, "a merchant keeps at least one enabled owner; make another owner first")
+		}
 		if err := tx.Model(&Staff{}).Where("merchant_id = ? AND id = ?", actor.MerchantID, id).Updates(changes).Error; err != nil {
 			return fmt.Errorf("admin: update staff: %w", err)
 		}
@@ -404,6 +426,46 @@ func (s *Staffs) UpdateBy(ctx context.Context, actor authz.Principal, id uint64,
 // ErrWrongPassword is the answer to a password change whose current
 // password is wrong (the caller counts it as a failed login).
 var ErrWrongPassword error = apperr.Invalid("current_password", "is not your current password")
+
+// lockStaff locks, in id order, the given staff accounts of the merchant
+// and every enabled owner, and returns them by id. One lock order for
+// every staff change (idx_staff_merchant, ascending id), so two changes
+// queue instead of deadlocking, and the set of owners cannot shrink under
+// a change that checks it.
+func lockStaff(ctx context.Context, tx *gorm.DB, merchantID uint64, ids ...uint64) (map[uint64]*Staff, error) {
+	var rows []Staff
+	err := tx.WithContext(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).
+		Where("merchant_id = ? AND (id IN ? OR (role = ? AND disabled_at IS NULL))", merchantID, ids, RoleOwner).
+		Order("id").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("admin: lock staff: %w", err)
+	}
+	out := make(map[uint64]*Staff, len(rows))
+	for i := range rows {
+		out[rows[i].ID] = &rows[i]
+	}
+	return out, nil
+}
+
+// mayManage refuses an actor whose stored account can no longer manage
+// staff (disabled or demoted since its request was authenticated).
+func mayManage(me *Staff) error {
+	if me == nil || me.DisabledAt != nil || !(authz.Principal{StaffID: me.ID, Role: me.Role}).Can(authz.StaffManage) {
+		return apperr.New(apperr.ErrForbidden, "your account can no longer manage staff")
+	}
+	return nil
+}
+
+// otherOwner reports whether rows (from lockStaff) hold an enabled owner
+// other than id.
+func otherOwner(rows map[uint64]*Staff, id uint64) bool {
+	for _, r := range rows {
+		if r.ID != id && r.Role == RoleOwner && r.DisabledAt == nil {
+			return true
+		}
+	}
+	return false
+}
 
 // ChangePassword changes the caller's own password after checking the
 // current one, and ends the caller's other sessions (the one in use,

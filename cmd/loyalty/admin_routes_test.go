@@ -241,6 +241,7 @@ func TestAdminRoutesAreTenantScoped(t *testing.T) {
 		"GET /api/admin/v1/api-keys":                           {check: notB(B.apiKey)},
 		"POST /api/admin/v1/api-keys":                          {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
 		"DELETE /api/admin/v1/api-keys/{api_key_id}":           {path: fmt.Sprint(B.apiKey), check: notFound},
+		"PUT /api/admin/v1/api-keys/{api_key_id}/owner":        {path: fmt.Sprint(B.apiKey), body: map[string]any{"staff_id": A.staff}, check: notFound},
 		"GET /api/admin/v1/audit":                              {check: noneOfB},
 		"GET /api/admin/v1/settings":                           {check: noneOfB},
 		"PATCH /api/admin/v1/settings":                         {body: map[string]any{"name": "Still A"}, check: noneOfB},
@@ -386,8 +387,8 @@ func TestAdminRoutesAreTenantScoped(t *testing.T) {
 	if n := a.count("staff", "id = ? AND disabled_at IS NULL", B.staff); n != 1 {
 		t.Fatal("B's staff account was disabled")
 	}
-	if n := a.count("api_keys", "id = ? AND revoked_at IS NULL", B.apiKey); n != 1 {
-		t.Fatal("B's API key was revoked")
+	if n := a.count("api_keys", "id = ? AND revoked_at IS NULL AND created_by IN (SELECT id FROM staff WHERE merchant_id = ?)", B.apiKey, other.ID); n != 1 {
+		t.Fatal("B's API key was revoked or moved")
 	}
 	if n := a.count("tags", "id = ? AND merchant_id = ?", B.tag, other.ID); n != 1 {
 		t.Fatal("B's tag was deleted")
