@@ -49,6 +49,20 @@ type Config struct {
 	WeChat WeChat `yaml:"wechat"`
 	Log    Log    `yaml:"log"`
 	Send   Send   `yaml:"send"`
+
+	MemberLogin MemberLogin `yaml:"member_login"`
+}
+
+// MemberLogin bounds member logins (mini-program and H5). Each one spends
+// one of the merchant's WeChat code exchanges, which WeChat rations, so a
+// flood is refused (429) before WeChat is called. Shared by all instances
+// when Redis is configured, per instance otherwise.
+type MemberLogin struct {
+	// PerClientPerMinute is the most logins per client address per minute
+	// (mind carrier NAT and shop Wi-Fi: many members may share an address).
+	PerClientPerMinute int `yaml:"per_client_per_minute" env:"LOYALTY_MEMBER_LOGIN_PER_CLIENT"`
+	// PerMerchantPerMinute is the most logins per merchant per minute.
+	PerMerchantPerMinute int `yaml:"per_merchant_per_minute" env:"LOYALTY_MEMBER_LOGIN_PER_MERCHANT"`
 }
 
 // Send configures the delivery engine of campaigns.
@@ -168,6 +182,8 @@ func Default() Config {
 			Merchant: Merchant{Name: "My shop", TimeZone: "Asia/Shanghai"}},
 		Log:  Log{Level: "info", Format: "json"},
 		Send: Send{RatePerSecond: 50, ServiceSharePct: 2, Concurrency: 64, DailyQuota: 100000},
+
+		MemberLogin: MemberLogin{PerClientPerMinute: 60, PerMerchantPerMinute: 6000},
 	}
 }
 
@@ -241,6 +257,12 @@ func (c Config) Validate() error {
 	}
 	if c.Send.DailyQuota < 100 {
 		bad("Send.DailyQuota", "must be at least 100")
+	}
+	if c.MemberLogin.PerClientPerMinute < 1 || c.MemberLogin.PerClientPerMinute > 1000000 {
+		bad("MemberLogin.PerClientPerMinute", "must be 1 to 1000000")
+	}
+	if c.MemberLogin.PerMerchantPerMinute < 1 || c.MemberLogin.PerMerchantPerMinute > 1000000 {
+		bad("MemberLogin.PerMerchantPerMinute", "must be 1 to 1000000")
 	}
 	if !isHTTPURL(c.HTTP.PublicURL) {
 		bad("HTTP.PublicURL", "must be an absolute http(s) URL")

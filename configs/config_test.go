@@ -80,6 +80,8 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"sandbox with api base", "", []string{"LOYALTY_SANDBOX=on", "LOYALTY_WECHAT_API_BASE=http://x"}, "wechat.sandbox (LOYALTY_SANDBOX)"},
 		{"bad sandbox", "", []string{"LOYALTY_SANDBOX=maybe"}, "wechat.sandbox (LOYALTY_SANDBOX)"},
 		{"bad log level", "", []string{"LOYALTY_LOG_LEVEL=loud"}, "log.level (LOYALTY_LOG_LEVEL)"},
+		{"bad member login limit", "", []string{"LOYALTY_MEMBER_LOGIN_PER_CLIENT=0"}, "member_login.per_client_per_minute (LOYALTY_MEMBER_LOGIN_PER_CLIENT)"},
+		{"bad member merchant limit", "member_login:\n  per_merchant_per_minute: -5\n", nil, "member_login.per_merchant_per_minute"},
 		{"bad trusted proxy", "", []string{"LOYALTY_TRUSTED_PROXIES=10.0.0.0/8,lb.local"}, "http.trusted_proxies (LOYALTY_TRUSTED_PROXIES)"},
 		{"unknown yaml key", "http:\n  adress: x\n", nil, "field adress not found"},
 		{"wrong yaml type", "db:\n  max_open_conns: many\n", nil, "max_open_conns"},

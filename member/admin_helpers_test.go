@@ -43,7 +43,7 @@ func newAdminAPI(t *testing.T, gdb *gorm.DB, o member.AdminOptions) *adminAPI {
 	a.engine.Use(httpx.Recover())
 	group := a.engine.Group(adminPrefix, audit.NewRecorder(gdb, f.clock.Now).Track())
 	member.NewAdminHandler(f.svc, o).Register(group)
-	member.NewHandler(f.svc, a.tokens).Register(a.engine.Group("/api"))
+	member.NewHandler(f.svc, a.tokens, member.HandlerOptions{}).Register(a.engine.Group("/api"))
 	return a
 }
 

@@ -2,7 +2,10 @@ package member
 
 import (
 	"context"
+	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,17 +13,84 @@ import (
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/httpx"
+	"github.com/wxloyalty/loyalty/internal/ratelimit"
 )
 
 // Handler serves the member-facing API.
 type Handler struct {
 	svc    *Service
 	tokens *Tokens
+	o      HandlerOptions
+}
+
+// LoginLimiter takes one login for a key; ratelimit.Local and
+// ratelimit.Redis satisfy it.
+type LoginLimiter interface {
+	Allow(ctx context.Context, key string, l ratelimit.Limit) (retryAfter time.Duration, err error)
+}
+
+// LoginLimits bound member logins per minute. Each login (mini-program or
+// H5) spends one of the merchant's WeChat code exchanges (code2session or
+// the OAuth token call), which WeChat rations; a flood from one client, or
+// against one merchant, is refused here before WeChat is called.
+type LoginLimits struct {
+	PerClient   int // per client address, across merchants
+	PerMerchant int // per merchant, across clients
+}
+
+// HandlerOptions configure the member API.
+type HandlerOptions struct {
+	// Limiter counts logins; nil means an in-memory one (one instance).
+	Limiter LoginLimiter
+	// Limits; zero fields take the defaults (60 per client, 6000 per
+	// merchant, per minute).
+	Limits LoginLimits
+	// Log receives limiter failures; nil discards them.
+	Log *slog.Logger
 }
 
 // NewHandler returns the member API handler.
-func NewHandler(svc *Service, tokens *Tokens) *Handler {
-	return &Handler{svc: svc, tokens: tokens}
+func NewHandler(svc *Service, tokens *Tokens, o HandlerOptions) *Handler {
+	if o.Limiter == nil {
+		o.Limiter = ratelimit.NewLocal(svc.now)
+	}
+	if o.Limits.PerClient <= 0 {
+		o.Limits.PerClient = 60
+	}
+	if o.Limits.PerMerchant <= 0 {
+		o.Limits.PerMerchant = 6000
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{svc: svc, tokens: tokens, o: o}
+}
+
+// allowLogin takes one login of the client and then of the merchant, and
+// refuses with 429 and Retry-After when either is spent. A client refused
+// on its own limit spends nothing of the merchant's. When the limiter
+// itself fails (Redis down) the login goes through: the limit guards a
+// quota, not an account, and must not take member logins down with it.
+func (h *Handler) allowLogin(c *gin.Context, merchantID uint64) error {
+	ctx := c.Request.Context()
+	for _, k := range []struct {
+		key string
+		n   int
+	}{
+		{"member-login:client:" + c.ClientIP(), h.o.Limits.PerClient},
+		{"member-login:merchant:" + strconv.FormatUint(merchantID, 10), h.o.Limits.PerMerchant},
+	} {
+		wait, err := h.o.Limiter.Allow(ctx, k.key, ratelimit.Limit{N: k.n, Per: time.Minute})
+		if err != nil {
+			h.o.Log.ErrorContext(ctx, "member login limiter failed; letting the login through", "merchant_id", merchantID, "error", err)
+			return nil
+		}
+		if wait > 0 {
+			return &apperr.RetryAfter{Seconds: int(math.Ceil(wait.Seconds())),
+				Err: apperr.New(apperr.ErrTooManyRequests, "too many logins; try again later")}
+		}
+	}
+	return nil
 }
 
 // Register adds the member routes under r (the /api group):
@@ -113,6 +183,10 @@ func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID 
 	}
 	var req codeRequest
 	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if err := h.allowLogin(c, mid); err != nil {
 		httpx.Fail(c, err)
 		return
 	}

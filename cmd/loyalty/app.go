@@ -22,6 +22,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/metrics"
+	"github.com/wxloyalty/loyalty/internal/ratelimit"
 	"github.com/wxloyalty/loyalty/internal/secrets"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
@@ -184,7 +185,14 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 	}
 
 	tokensKey := a.keys.SigningKey("member-token")
-	a.handler = a.routes(member.NewHandler(a.members, member.NewTokens(tokensKey, a.now)), points.NewHandler(a.points),
+	var loginLimiter member.LoginLimiter = ratelimit.NewLocal(a.now)
+	if a.rdb != nil {
+		loginLimiter = ratelimit.NewRedis(a.rdb)
+	}
+	memberAPI := member.NewHandler(a.members, member.NewTokens(tokensKey, a.now), member.HandlerOptions{
+		Limiter: loginLimiter, Log: log,
+		Limits: member.LoginLimits{PerClient: cfg.MemberLogin.PerClientPerMinute, PerMerchant: cfg.MemberLogin.PerMerchantPerMinute}})
+	a.handler = a.routes(memberAPI, points.NewHandler(a.points),
 		member.NewAdminHandler(a.members, member.AdminOptions{}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
 		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now), sim)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/wxloyalty/loyalty/admin"
+	"github.com/wxloyalty/loyalty/configs"
 )
 
 // bcrypt work is bounded: with every slot taken (as by a flood of logins),
@@ -44,4 +46,90 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 	}
 	release()
 	a.login() // not locked: the refused attempts were uncounted
+}
+
+// memberLogin posts a login code to a member login route as client (an
+// address in X-Forwarded-For, believed from the loopback proxy) and
+// returns the status and Retry-After.
+func (a *testApp) memberLogin(path, code, client string) (int, string) {
+	a.t.Helper()
+	body, _ := json.Marshal(map[string]string{"code": code})
+	req, _ := http.NewRequest("POST", a.base+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", client)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
+// Every member login spends one of the merchant's WeChat code exchanges,
+// so logins are limited per client address and per merchant, and a
+// refused login (429 with Retry-After) calls WeChat not at all.
+func TestMemberLoginsAreRateLimited(t *testing.T) {
+	a := startApp(t, func(c *configs.Config) {
+		c.MemberLogin.PerClientPerMinute, c.MemberLogin.PerMerchantPerMinute = 3, 5
+		c.HTTP.TrustedProxies = []string{"127.0.0.1"}
+	})
+	token := a.login()
+	code := func(route string) string {
+		var out struct{ Code string }
+		if st := a.call("POST", "/api/admin/v1/sandbox/"+route, token, map[string]string{}, &out); st != 200 || out.Code == "" {
+			t.Fatalf("%s: %d", route, st)
+		}
+		return out.Code
+	}
+	sim := a.sandbox.Sim
+	exchanges := func() int {
+		return sim.CountRequests("/sns/jscode2session") + sim.CountRequests("/sns/oauth2/access_token")
+	}
+	mp, h5 := fmt.Sprintf("/api/mp/v1/%d/login", a.merchant), fmt.Sprintf("/api/h5/v1/%d/login", a.merchant)
+	refused := func(who, path, client string) {
+		t.Helper()
+		c := code(map[string]string{mp: "mp-login-code", h5: "oauth-code"}[path])
+		before := exchanges()
+		st, retry := a.memberLogin(path, c, client)
+		if st != http.StatusTooManyRequests || retry == "" || retry == "0" {
+			t.Fatalf("%s: %d Retry-After %q, want 429 with Retry-After", who, st, retry)
+		}
+		if n := exchanges() - before; n != 0 {
+			t.Fatalf("%s: a refused login made %d WeChat code exchanges", who, n)
+		}
+	}
+	// One client: three logins (mini-program and H5 share the budget),
+	// then refused.
+	for i, path := range []string{mp, h5, mp} {
+		if st, _ := a.memberLogin(path, code(map[string]string{mp: "mp-login-code", h5: "oauth-code"}[path]), "198.51.100.1"); st != 200 {
+			t.Fatalf("login %d: %d", i, st)
+		}
+	}
+	if n := exchanges(); n != 3 {
+		t.Fatalf("%d code exchanges for 3 logins", n)
+	}
+	refused("4th login of a client", mp, "198.51.100.1")
+	refused("4th login of a client, H5", h5, "198.51.100.1")
+	// Other clients share the merchant's five: two more, then everybody
+	// is refused at this merchant.
+	for i := range 2 {
+		if st, _ := a.memberLogin(mp, code("mp-login-code"), "198.51.100.2"); st != 200 {
+			t.Fatalf("other client, login %d: %d", i, st)
+		}
+	}
+	refused("merchant's 6th login", mp, "198.51.100.2")
+	refused("a new client at a spent merchant", h5, "198.51.100.3")
+	// Another merchant is counted apart.
+	in := adminSandboxInput("Other shop")
+	other, err := a.merchants.Create(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.sandbox.Register(context.Background(), other.ID); err != nil {
+		t.Fatal(err)
+	}
+	c := sim.LoginCode(in.Credentials.MPAppID, "o_other_shop", "")
+	if st, _ := a.memberLogin(fmt.Sprintf("/api/mp/v1/%d/login", other.ID), c, "198.51.100.3"); st != 200 {
+		t.Fatalf("login at another merchant: %d", st)
+	}
 }
