@@ -2,6 +2,7 @@ package member
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -99,13 +100,19 @@ func (h *Handler) allowLogin(c *gin.Context, merchantID uint64) error {
 //	POST  /mp/v1/:merchant_id/phone        bind phone {"code"} (member token)
 //	GET   /h5/v1/:merchant_id/oauth-url    H5 authorization URL (?redirect_uri=&state=)
 //	POST  /h5/v1/:merchant_id/login        H5 login {"code"}
+//	POST  /member/v1/:merchant_id/refresh  new access and refresh tokens {"refresh_token"}
+//	POST  /member/v1/:merchant_id/logout   end this login {"refresh_token"}
 //	GET   /member/v1/:merchant_id/profile  own profile (member token)
 //	PATCH /member/v1/:merchant_id/profile  edit own profile (member token)
+//
+// Logins are limited per client and per merchant (HandlerOptions.Limits).
 func (h *Handler) Register(r gin.IRouter) {
 	r.POST("/mp/v1/:merchant_id/login", h.mpLogin)
 	r.POST("/mp/v1/:merchant_id/phone", h.requireMember, h.bindPhone)
 	r.GET("/h5/v1/:merchant_id/oauth-url", h.oauthURL)
 	r.POST("/h5/v1/:merchant_id/login", h.oauthLogin)
+	r.POST("/member/v1/:merchant_id/refresh", h.refresh)
+	r.POST("/member/v1/:merchant_id/logout", h.logout)
 	r.GET("/member/v1/:merchant_id/profile", h.requireMember, h.profile)
 	r.PATCH("/member/v1/:merchant_id/profile", h.requireMember, h.updateProfile)
 }
@@ -162,10 +169,71 @@ type codeRequest struct {
 	Code string `json:"code"`
 }
 
+// tokensView is a fresh pair: the access token (short) and the refresh
+// token that gets the next pair (once).
+type tokensView struct {
+	Token            string    `json:"token"`
+	ExpiresAt        time.Time `json:"expires_at"`
+	RefreshToken     string    `json:"refresh_token"`
+	RefreshExpiresAt time.Time `json:"refresh_expires_at"`
+}
+
 type loginResponse struct {
-	Token     string      `json:"token"`
-	ExpiresAt time.Time   `json:"expires_at"`
-	Member    profileView `json:"member"`
+	tokensView
+	Member profileView `json:"member"`
+}
+
+// tokensFor issues an access token for the session's member.
+func (h *Handler) tokensFor(merchantID uint64, s Session) (tokensView, error) {
+	token, exp, err := h.tokens.Issue(merchantID, s.MemberID)
+	if err != nil {
+		return tokensView{}, fmt.Errorf("member: issue token: %w", err)
+	}
+	return tokensView{Token: token, ExpiresAt: exp, RefreshToken: s.RefreshToken, RefreshExpiresAt: s.RefreshExpiresAt}, nil
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (h *Handler) refresh(c *gin.Context) {
+	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
+	if !ok {
+		return
+	}
+	var req refreshRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	s, err := h.svc.Refresh(c.Request.Context(), mid, req.RefreshToken)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	out, err := h.tokensFor(mid, s)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) logout(c *gin.Context) {
+	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
+	if !ok {
+		return
+	}
+	var req refreshRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if err := h.svc.RevokeSession(c.Request.Context(), mid, req.RefreshToken); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 func (h *Handler) mpLogin(c *gin.Context) {
@@ -195,7 +263,12 @@ func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID 
 		httpx.Fail(c, err)
 		return
 	}
-	token, exp, err := h.tokens.Issue(mid, m.ID)
+	s, err := h.svc.OpenSession(c.Request.Context(), mid, m.ID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	tokens, err := h.tokensFor(mid, s)
 	if err != nil {
 		httpx.Fail(c, err)
 		return
@@ -205,7 +278,7 @@ func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID 
 		httpx.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, loginResponse{Token: token, ExpiresAt: exp, Member: viewOf(p)})
+	c.JSON(http.StatusOK, loginResponse{tokensView: tokens, Member: viewOf(p)})
 }
 
 func (h *Handler) oauthURL(c *gin.Context) {

@@ -32,7 +32,8 @@ type Erasure struct {
 // WeChat identities (official-account and mini-program openids, unionid, so
 // the person's next follow or login creates a new, unrelated member), phone,
 // name, gender, birthday, the staff remark and the last interaction time;
-// deleted: care dates, consents and tag assignments. Kept, because they no
+// deleted: care dates, consents and tag assignments; revoked: the member's
+// refresh tokens (every signed-in app signs out). Kept, because they no
 // longer relate to an identifiable person: the row and its id (so points,
 // orders and deliveries keep pointing at something and totals stay right),
 // source, follow status and times, the acquisition channel (channel_scene,
@@ -89,6 +90,11 @@ func (s *Service) Erase(ctx context.Context, merchantID, memberID uint64) (Erasu
 				return fmt.Errorf("member: erase %d: %s: %w", memberID, d.what, res.Error)
 			}
 			deleted[d.what] = res.RowsAffected
+		}
+		// Signed-in apps of the person sign out: no refresh token of theirs
+		// works again (access tokens are refused by the member check).
+		if err := revokeMemberSessions(ctx, st.db, merchantID, memberID, now); err != nil {
+			return err
 		}
 		for _, h := range s.eraseHooks {
 			if err := h(ctx, st.db, merchantID, memberID); err != nil {

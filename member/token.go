@@ -9,17 +9,22 @@ import (
 	"github.com/wxloyalty/loyalty/internal/apperr"
 )
 
-// Tokens issues and checks member tokens: HS256 JWTs bound to one merchant
-// and one member, signed with a key derived from the service secret for this
-// purpose only.
+// Tokens issues and checks member access tokens: HS256 JWTs bound to one
+// merchant and one member, signed with a key derived from the service
+// secret for this purpose only. They are short-lived (TokenTTL) and not
+// stored; a member stays signed in with a refresh token (see
+// Service.Refresh), which is stored and revocable. Every request with an
+// access token also reads the member, so an erased member's tokens stop at
+// once.
 type Tokens struct {
 	key []byte
 	ttl time.Duration
 	now func() time.Time
 }
 
-// TokenTTL is how long a member stays signed in.
-const TokenTTL = 30 * 24 * time.Hour
+// TokenTTL is how long a member access token lasts; the app then spends
+// its refresh token for a new one.
+const TokenTTL = 2 * time.Hour
 
 const (
 	tokenIssuer   = "loyalty"

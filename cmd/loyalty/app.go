@@ -279,8 +279,9 @@ func (a *App) Start() {
 	}()
 }
 
-// housekeeping deletes what has stopped mattering: ended staff sessions and
-// old failed-login counters. Any number of instances may run it.
+// housekeeping deletes what has stopped mattering: ended staff sessions,
+// old failed-login counters and expired member refresh tokens. Any number
+// of instances may run it.
 func (a *App) housekeeping(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -295,6 +296,9 @@ func (a *App) housekeeping(ctx context.Context, every time.Duration) {
 		}
 		if err := a.adminAPI.Throttle.Purge(ctx, time.Hour); err != nil && ctx.Err() == nil {
 			a.log.Warn("housekeeping: login throttle", "error", err)
+		}
+		if err := a.members.PurgeRefreshTokens(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("housekeeping: member refresh tokens", "error", err)
 		}
 	}
 }

@@ -133,3 +133,40 @@ func TestMemberLoginsAreRateLimited(t *testing.T) {
 		t.Fatalf("login at another merchant: %d", st)
 	}
 }
+
+// The member token pair through the whole service: a mini-program login
+// gives a 2-hour access token and a refresh token; the refresh token gives
+// a working pair once; logout ends the login.
+func TestMemberTokenRefreshEndToEnd(t *testing.T) {
+	a := startApp(t)
+	token := a.login()
+	var code struct{ Code string }
+	a.call("POST", "/api/admin/v1/sandbox/mp-login-code", token, map[string]string{}, &code)
+	type pair struct {
+		Token            string
+		ExpiresAt        time.Time `json:"expires_at"`
+		RefreshToken     string    `json:"refresh_token"`
+		RefreshExpiresAt time.Time `json:"refresh_expires_at"`
+	}
+	var login pair
+	if st := a.call("POST", fmt.Sprintf("/api/mp/v1/%d/login", a.merchant), "", map[string]string{"code": code.Code}, &login); st != 200 ||
+		login.RefreshToken == "" || login.ExpiresAt.After(time.Now().Add(2*time.Hour+time.Minute)) {
+		t.Fatalf("login: %d %+v", st, login)
+	}
+	refresh := fmt.Sprintf("/api/member/v1/%d/refresh", a.merchant)
+	var next pair
+	if st := a.call("POST", refresh, "", map[string]string{"refresh_token": login.RefreshToken}, &next); st != 200 || next.Token == "" {
+		t.Fatalf("refresh: %d %+v", st, next)
+	}
+	for _, path := range []string{"profile", "points"} {
+		if st := a.call("GET", fmt.Sprintf("/api/member/v1/%d/%s", a.merchant, path), next.Token, nil, nil); st != 200 {
+			t.Fatalf("%s with the refreshed token: %d", path, st)
+		}
+	}
+	if st := a.call("POST", fmt.Sprintf("/api/member/v1/%d/logout", a.merchant), "", map[string]string{"refresh_token": next.RefreshToken}, nil); st != 204 {
+		t.Fatalf("logout: %d", st)
+	}
+	if st := a.call("POST", refresh, "", map[string]string{"refresh_token": next.RefreshToken}, nil); st != http.StatusUnauthorized {
+		t.Fatalf("refresh after logout: %d", st)
+	}
+}
