@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/db"
@@ -107,12 +109,22 @@ func (s *Merchants) Create(ctx context.Context, in MerchantInput) (Merchant, err
 	m := Merchant{Name: in.Name, TimeZone: in.TimeZone, Sandbox: in.Sandbox,
 		QuietStart: DefaultQuietStart, QuietEnd: DefaultQuietEnd, BuyingCadence: member.DefaultCRMSettings.Cadence,
 		PlatinumPct: member.DefaultCRMSettings.PlatinumPct, GoldPct: member.DefaultCRMSettings.GoldPct}
-	if err := s.seal(&m, in.Credentials); err != nil {
-		return Merchant{}, err
-	}
+	setAppIDs(&m, in.Credentials)
 	now := s.now()
 	m.CreatedAt, m.UpdatedAt = now, now
-	if err := s.db.WithContext(ctx).Create(&m).Error; err != nil {
+	// The secrets are bound to the merchant's id, which exists only once
+	// the row does: insert without them, then seal and write them, in one
+	// transaction so no reader sees a merchant without its secrets.
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&m).Error; err != nil {
+			return err
+		}
+		if err := s.seal(&m, in.Credentials); err != nil {
+			return err
+		}
+		return tx.Model(&m).UpdateColumns(sealedColumns(&m, nil)).Error
+	})
+	if err != nil {
 		if db.IsDuplicate(err) {
 			return Merchant{}, apperr.New(apperr.ErrConflict, "a merchant with this AppID already exists")
 		}
@@ -226,56 +238,172 @@ func (s *Merchants) FirstSandbox(ctx context.Context) (Merchant, bool, error) {
 	return m, true, nil
 }
 
-func (s *Merchants) seal(m *Merchant, c wechat.Credentials) error {
-	var err error
-	enc := func(purpose, plain string) string {
-		if err != nil {
-			return ""
-		}
-		var out string
-		out, err = s.keys.Encrypt(purpose, plain)
-		return out
+// sealedField is one encrypted column of a merchant row.
+type sealedField struct {
+	column string
+	label  secrets.Label
+	stored *string
+}
+
+// sealedFields lists m's encrypted columns, each with the label its value
+// is bound to: the column's purpose and the merchant's id, so a value
+// copied into another column or another merchant's row does not decrypt.
+func sealedFields(m *Merchant) []sealedField {
+	owner := fmt.Sprintf("merchant/%d", m.ID)
+	return []sealedField{
+		{"oa_app_secret_enc", secrets.Label{Purpose: purposeOASecret, Owner: owner}, &m.OAAppSecretEnc},
+		{"oa_token_enc", secrets.Label{Purpose: purposeOAToken, Owner: owner}, &m.OATokenEnc},
+		{"oa_aes_key_enc", secrets.Label{Purpose: purposeOAAESKey, Owner: owner}, &m.OAAESKeyEnc},
+		{"mp_app_secret_enc", secrets.Label{Purpose: purposeMPSecret, Owner: owner}, &m.MPAppSecretEnc},
 	}
+}
+
+// sealedColumns returns m's encrypted columns named in only (all when only
+// is nil) and their values, for an UPDATE that leaves updated_at alone.
+func sealedColumns(m *Merchant, only []string) map[string]any {
+	out := map[string]any{}
+	for _, f := range sealedFields(m) {
+		if only == nil || slices.Contains(only, f.column) {
+			out[f.column] = *f.stored
+		}
+	}
+	return out
+}
+
+// plainSecrets returns c's secrets in the order of sealedFields.
+func plainSecrets(c *wechat.Credentials) []*string {
+	return []*string{&c.AppSecret, &c.Token, &c.EncodingAESKey, &c.MPAppSecret}
+}
+
+// setAppIDs copies c's (public) app ids into m.
+func setAppIDs(m *Merchant, c wechat.Credentials) {
 	m.OAAppID = c.AppID
-	m.OAAppSecretEnc = enc(purposeOASecret, c.AppSecret)
-	m.OATokenEnc = enc(purposeOAToken, c.Token)
-	m.OAAESKeyEnc = enc(purposeOAAESKey, c.EncodingAESKey)
 	m.MPAppID = nil
 	if c.MPAppID != "" {
 		id := c.MPAppID
 		m.MPAppID = &id
 	}
-	m.MPAppSecretEnc = enc(purposeMPSecret, c.MPAppSecret)
-	if err != nil {
-		return fmt.Errorf("admin: encrypt credentials: %w", err)
+}
+
+// seal writes c into m: app ids as they are, secrets encrypted under the
+// current key and bound to m.ID, which must be set.
+func (s *Merchants) seal(m *Merchant, c wechat.Credentials) error {
+	if m.ID == 0 {
+		return errors.New("admin: sealing credentials of a merchant without an id")
+	}
+	setAppIDs(m, c)
+	plain := plainSecrets(&c)
+	for i, f := range sealedFields(m) {
+		enc, err := s.keys.Encrypt(f.label, *plain[i])
+		if err != nil {
+			return fmt.Errorf("admin: encrypt credentials: %w", err)
+		}
+		*f.stored = enc
 	}
 	return nil
 }
 
+// credentials decrypts m's secrets. A value that does not open (sealed for
+// another merchant, under an unknown key, or altered) is an error naming
+// the merchant and the column.
 func (s *Merchants) credentials(m Merchant) (wechat.Credentials, error) {
-	var err error
-	dec := func(purpose, stored string) string {
-		if err != nil {
-			return ""
-		}
-		var out string
-		out, err = s.keys.Decrypt(purpose, stored)
-		return out
-	}
-	c := wechat.Credentials{
-		AppID:          m.OAAppID,
-		AppSecret:      dec(purposeOASecret, m.OAAppSecretEnc),
-		Token:          dec(purposeOAToken, m.OATokenEnc),
-		EncodingAESKey: dec(purposeOAAESKey, m.OAAESKeyEnc),
-		MPAppSecret:    dec(purposeMPSecret, m.MPAppSecretEnc),
-	}
+	c := wechat.Credentials{AppID: m.OAAppID}
 	if m.MPAppID != nil {
 		c.MPAppID = *m.MPAppID
 	}
-	if err != nil {
-		return wechat.Credentials{}, fmt.Errorf("admin: merchant %d credentials: %w", m.ID, err)
+	plain := plainSecrets(&c)
+	for i, f := range sealedFields(&m) {
+		v, err := s.keys.Decrypt(f.label, *f.stored)
+		if err != nil {
+			return wechat.Credentials{}, fmt.Errorf("admin: merchant %d credentials (%s): %w", m.ID, f.column, err)
+		}
+		*plain[i] = v
 	}
 	return c, nil
+}
+
+// RotationReport says what RotateSecrets did.
+type RotationReport struct {
+	KeyID            string   `json:"key_id"`              // the key everything is now under
+	Merchants        int      `json:"merchants"`           // merchants examined
+	MerchantsChanged int      `json:"merchants_rewritten"` // merchants with at least one value rewritten
+	SecretsRewritten int      `json:"secrets_rewritten"`   // values rewritten
+	Failed           []uint64 `json:"failed_merchants"`    // merchants whose secrets could not be decrypted
+}
+
+// RotateSecrets re-encrypts every stored secret that is not yet under the
+// current key in the current format (values of an old key, and v1 values
+// that were not bound to their merchant). Each merchant is rewritten in its
+// own transaction, with its row locked as a settings update locks it, so
+// it runs while the service serves; values already current are left alone,
+// so running it again changes nothing. A merchant whose secrets do not all
+// decrypt is left as it is and reported in Failed.
+func (s *Merchants) RotateSecrets(ctx context.Context) (RotationReport, error) {
+	rep := RotationReport{KeyID: s.keys.KeyID(), Failed: []uint64{}}
+	ids, err := s.IDs(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, id := range ids {
+		n, err := s.rotateOne(ctx, id)
+		switch {
+		case errors.Is(err, secrets.ErrDecrypt):
+			rep.Failed = append(rep.Failed, id)
+			continue
+		case errors.Is(err, apperr.ErrNotFound):
+			continue // deleted meanwhile
+		case err != nil:
+			return rep, err
+		}
+		rep.Merchants++
+		if n > 0 {
+			rep.MerchantsChanged++
+			rep.SecretsRewritten += n
+		}
+	}
+	return rep, nil
+}
+
+// rotateOne rewrites one merchant's stale values and returns how many.
+func (s *Merchants) rotateOne(ctx context.Context, id uint64) (int, error) {
+	n := 0
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var m Merchant
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&m).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return fmt.Errorf("admin: merchant %d: %w", id, apperr.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("admin: merchant %d: %w", id, err)
+		}
+		var changed []string
+		for _, f := range sealedFields(&m) {
+			// Every value must open, current ones too: a value copied from
+			// another merchant is reported, not carried forward.
+			plain, err := s.keys.Decrypt(f.label, *f.stored)
+			if err != nil {
+				return fmt.Errorf("admin: merchant %d (%s): %w", id, f.column, err)
+			}
+			if s.keys.Current(*f.stored) {
+				continue
+			}
+			if *f.stored, err = s.keys.Encrypt(f.label, plain); err != nil {
+				return fmt.Errorf("admin: encrypt credentials: %w", err)
+			}
+			changed = append(changed, f.column)
+		}
+		if len(changed) == 0 {
+			return nil
+		}
+		n = len(changed)
+		// updated_at stays: the credentials did not change, only how they
+		// are stored.
+		if err := tx.Model(&m).UpdateColumns(sealedColumns(&m, changed)).Error; err != nil {
+			return fmt.Errorf("admin: merchant %d: rewrite secrets: %w", id, err)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // IDs returns the ids of all merchants.

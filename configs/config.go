@@ -37,6 +37,11 @@ type Config struct {
 	// characters. When empty it is read from <data_dir>/secret.key, which
 	// sandbox mode creates.
 	SecretKey string `yaml:"secret_key" env:"LOYALTY_SECRET_KEY"`
+	// SecretKeysOld are earlier secret keys, kept while a key is replaced:
+	// they decrypt stored secrets and verify member tokens made under them,
+	// and never encrypt or sign. Comma-separated in the environment. See
+	// the README's "Replacing the secret key".
+	SecretKeysOld []string `yaml:"secret_keys_old" env:"LOYALTY_SECRET_KEYS_OLD" envSeparator:","`
 
 	// Workers runs the background work (applying stored WeChat events) in
 	// this instance. Set it false on API-only replicas when other instances
@@ -231,6 +236,19 @@ func (c Config) Validate() error {
 	if c.SecretKey != "" && len(c.SecretKey) < 32 {
 		bad("SecretKey", "must be at least 32 characters (for example the output of `openssl rand -hex 32`)")
 	}
+	if len(c.SecretKeysOld) > 0 && c.SecretKey == "" {
+		bad("SecretKeysOld", "needs secret_key (LOYALTY_SECRET_KEY): the old keys only decrypt, the current one must be given")
+	}
+	seenKeys := map[string]bool{c.SecretKey: true}
+	for i, k := range c.SecretKeysOld {
+		switch {
+		case len(k) < 32:
+			bad("SecretKeysOld", fmt.Sprintf("key %d must be at least 32 characters", i+1))
+		case seenKeys[k]:
+			bad("SecretKeysOld", fmt.Sprintf("key %d repeats secret_key or an earlier old key", i+1))
+		}
+		seenKeys[k] = true
+	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
 		bad("HTTP.Addr", "must be host:port, e.g. 127.0.0.1:8080")
 	}
@@ -370,6 +388,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("data_dir", c.DataDir),
 		slog.String("secret_key", redact(c.SecretKey)),
+		slog.Int("secret_keys_old", len(c.SecretKeysOld)),
 		slog.String("http_addr", c.HTTP.Addr),
 		slog.String("public_url", c.HTTP.PublicURL),
 		slog.String("db_driver", c.DB.Driver),

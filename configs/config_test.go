@@ -72,6 +72,11 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"bad addr", "", []string{"LOYALTY_HTTP_ADDR=8080"}, "http.addr (LOYALTY_HTTP_ADDR)"},
 		{"bad api base", "", []string{"LOYALTY_WECHAT_API_BASE=ftp://x"}, "wechat.api_base (LOYALTY_WECHAT_API_BASE)"},
 		{"short secret", "", []string{"LOYALTY_SECRET_KEY=short"}, "secret_key (LOYALTY_SECRET_KEY)"},
+		{"short old key", "", []string{"LOYALTY_SECRET_KEY=" + strings.Repeat("k", 32), "LOYALTY_SECRET_KEYS_OLD=" + strings.Repeat("o", 32) + ",short"},
+			"secret_keys_old (LOYALTY_SECRET_KEYS_OLD): key 2 must be at least 32 characters"},
+		{"old key repeats the current one", "", []string{"LOYALTY_SECRET_KEY=" + strings.Repeat("k", 32), "LOYALTY_SECRET_KEYS_OLD=" + strings.Repeat("k", 32)},
+			"secret_keys_old (LOYALTY_SECRET_KEYS_OLD): key 1 repeats"},
+		{"old keys without a current one", "", []string{"LOYALTY_SECRET_KEYS_OLD=" + strings.Repeat("o", 32)}, "secret_keys_old (LOYALTY_SECRET_KEYS_OLD): needs secret_key"},
 		{"bad duration env", "", []string{"LOYALTY_WECHAT_TIMEOUT=soon"}, "LOYALTY_WECHAT_TIMEOUT"},
 		{"bad app id", "", []string{"LOYALTY_WECHAT_APP_ID=wx123", "LOYALTY_WECHAT_APP_SECRET=" + strings.Repeat("a", 32), "LOYALTY_WECHAT_TOKEN=tok123"},
 			"wechat.merchant.app_id (LOYALTY_WECHAT_APP_ID)"},
@@ -132,10 +137,11 @@ func TestExampleFileLoadsAndDocumentsEveryKey(t *testing.T) {
 func TestLogValueRedactsSecrets(t *testing.T) {
 	cfg := Default()
 	cfg.SecretKey = "super-secret-super-secret-super-secret"
+	cfg.SecretKeysOld = []string{"older-secret-older-secret-older-secret"}
 	cfg.DB.Driver, cfg.DB.DSN = "mysql", "app:hunter2@tcp(db:3306)/loyalty"
 	cfg.WeChat.Merchant.AppSecret = "0123456789abcdef0123456789abcdef"
 	got := cfg.LogValue().String()
-	for _, secret := range []string{"super-secret", "hunter2", "0123456789abcdef"} {
+	for _, secret := range []string{"super-secret", "older-secret", "hunter2", "0123456789abcdef"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("log value leaks %q: %s", secret, got)
 		}

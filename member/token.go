@@ -17,9 +17,10 @@ import (
 // access token also reads the member, so an erased member's tokens stop at
 // once.
 type Tokens struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	key    []byte
+	verify any // what the jwt parser checks signatures with: key, or key and the old keys
+	ttl    time.Duration
+	now    func() time.Time
 }
 
 // TokenTTL is how long a member access token lasts; the app then spends
@@ -32,9 +33,20 @@ const (
 )
 
 // NewTokens returns the token issuer; key must come from
-// secrets.Keyring.SigningKey("member-token").
-func NewTokens(key []byte, now func() time.Time) *Tokens {
-	return &Tokens{key: key, ttl: TokenTTL, now: now}
+// secrets.Keyring.SigningKey("member-token"). Tokens signed with any of old
+// (the keys of LOYALTY_SECRET_KEYS_OLD, secrets.Keyring.VerifyingKeys) are
+// still accepted, so replacing the secret key does not sign every member
+// out; only key signs.
+func NewTokens(key []byte, now func() time.Time, old ...[]byte) *Tokens {
+	t := &Tokens{key: key, verify: key, ttl: TokenTTL, now: now}
+	if len(old) > 0 {
+		set := jwt.VerificationKeySet{Keys: []jwt.VerificationKey{key}}
+		for _, k := range old {
+			set.Keys = append(set.Keys, k)
+		}
+		t.verify = set
+	}
+	return t
 }
 
 type memberClaims struct {
@@ -67,7 +79,7 @@ var ErrBadMemberToken = apperr.New(apperr.ErrUnauthenticated, "missing, invalid 
 // expiry are required.
 func (t *Tokens) Check(token string) (merchantID, memberID uint64, err error) {
 	var c memberClaims
-	_, err = jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil },
+	_, err = jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.verify, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(tokenIssuer), jwt.WithAudience(tokenAudience),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(t.now))

@@ -184,12 +184,12 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 		}
 	}
 
-	tokensKey := a.keys.SigningKey("member-token")
+	tokenKeys := a.keys.VerifyingKeys("member-token") // the current key's first
 	var loginLimiter member.LoginLimiter = ratelimit.NewLocal(a.now)
 	if a.rdb != nil {
 		loginLimiter = ratelimit.NewRedis(a.rdb)
 	}
-	memberAPI := member.NewHandler(a.members, member.NewTokens(tokensKey, a.now), member.HandlerOptions{
+	memberAPI := member.NewHandler(a.members, member.NewTokens(tokenKeys[0], a.now, tokenKeys[1:]...), member.HandlerOptions{
 		Limiter: loginLimiter, Log: log,
 		Limits: member.LoginLimits{PerClient: cfg.MemberLogin.PerClientPerMinute, PerMerchant: cfg.MemberLogin.PerMerchantPerMinute}})
 	a.handler = a.routes(memberAPI, points.NewHandler(a.points),
@@ -227,8 +227,9 @@ func openCurrentDB(ctx context.Context, cfg configs.Config, log *slog.Logger) (*
 	return gdb, nil
 }
 
-// loadKeys returns the keyring from LOYALTY_SECRET_KEY, else from the key
-// file under the data directory, which only sandbox mode may create.
+// loadKeys returns the keyring: the current key from LOYALTY_SECRET_KEY,
+// else from the key file under the data directory, which only sandbox mode
+// may create; and the old keys of LOYALTY_SECRET_KEYS_OLD.
 func loadKeys(cfg configs.Config, sandbox bool) (*secrets.Keyring, error) {
 	key := cfg.SecretKey
 	if key == "" {
@@ -239,7 +240,7 @@ func loadKeys(cfg configs.Config, sandbox bool) (*secrets.Keyring, error) {
 				"(for example `openssl rand -hex 32`): %w", err)
 		}
 	}
-	return secrets.New(key)
+	return secrets.New(key, cfg.SecretKeysOld...)
 }
 
 // Start launches the inbox writer (callbacks need it) and, unless the

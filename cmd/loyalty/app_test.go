@@ -54,11 +54,23 @@ func startApp(t *testing.T, mutate ...func(*configs.Config)) *testApp {
 // lowest, so the many logins of the tests stay fast under -race.
 func startAppWith(t *testing.T, pw admin.PasswordOptions, mutate ...func(*configs.Config)) *testApp {
 	t.Helper()
-	pw.Cost = bcrypt.MinCost
 	_, dsn := dbtest.OpenMySQLEmpty(t)
+	return startAppOnWith(t, pw, func(c *configs.Config) { c.DB.Driver, c.DB.DSN = "mysql", dsn }, mutate...)
+}
+
+// startAppOn is startApp on the database that db configures.
+func startAppOn(t *testing.T, db func(*configs.Config), mutate ...func(*configs.Config)) *testApp {
+	t.Helper()
+	return startAppOnWith(t, admin.PasswordOptions{}, db, mutate...)
+}
+
+// startAppOnWith is startAppOn with bcrypt tuned by pw (at the lowest cost).
+func startAppOnWith(t *testing.T, pw admin.PasswordOptions, db func(*configs.Config), mutate ...func(*configs.Config)) *testApp {
+	t.Helper()
+	pw.Cost = bcrypt.MinCost
 	cfg := configs.Default()
 	cfg.DataDir = t.TempDir()
-	cfg.DB.Driver, cfg.DB.DSN = "mysql", dsn
+	db(&cfg)
 	cfg.WeChat.Sandbox = configs.SandboxOn
 	cfg.WeChat.Timeout = 3 * time.Second
 	cfg.HTTP.ShutdownTimeout = 5 * time.Second

@@ -3,6 +3,7 @@
 //	loyalty [-config FILE] [serve]     run the service (the default)
 //	loyalty [-config FILE] migrate     apply database migrations and exit
 //	loyalty [-config FILE] merchant create --name ... --wechat-app-id ...
+//	loyalty [-config FILE] secrets rotate    re-encrypt stored secrets under the current key
 //	loyalty version
 //
 // Configuration comes from the YAML file (-config or LOYALTY_CONFIG) and
@@ -46,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("LOYALTY_CONFIG"), "YAML configuration file (or LOYALTY_CONFIG)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | points reconcile | demo seed | version]")
+		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | secrets rotate | points reconcile | demo seed | version]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = migrate(ctx, cfg, log, stdout)
 	case cmd == "merchant" && len(rest) > 0 && rest[0] == "create":
 		err = createMerchant(ctx, cfg, log, rest[1:], stdout, stderr)
+	case cmd == "secrets":
+		err = secretsCommand(ctx, cfg, log, rest, stdout)
 	case cmd == "points" && len(rest) > 0:
 		err = pointsCommand(ctx, cfg, log, rest, stdout, stderr)
 	case cmd == "demo" && len(rest) > 0:
