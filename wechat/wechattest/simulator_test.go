@@ -683,3 +683,25 @@ func mustJSON(t *testing.T, b []byte, v any) {
 		t.Fatalf("decode %s: %v", b, err)
 	}
 }
+
+// The in-process transport answers like the mounted simulator, whatever
+// host the request names, and honours the caller's deadline.
+func TestRoundTripperServesInProcess(t *testing.T) {
+	sim := New()
+	sim.AddOfficialAccount(oaApp)
+	client := &http.Client{Transport: sim.RoundTripper(), Timeout: 200 * time.Millisecond}
+	resp, err := client.Get("https://api.weixin.qq.com/cgi-bin/token?grant_type=client_credential&appid=" +
+		oaApp.AppID + "&secret=" + oaApp.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(raw), `"access_token"`) || sim.CountRequests("/cgi-bin/token") != 1 {
+		t.Fatalf("token: %d %s", resp.StatusCode, raw)
+	}
+	sim.Script("/cgi-bin/token", Fault{Hang: true})
+	if _, err := client.Get("https://api.weixin.qq.com/cgi-bin/token"); err == nil {
+		t.Fatal("a hanging simulator did not time out")
+	}
+}
