@@ -225,6 +225,29 @@ func (s *Merchants) CountReal(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// FirstReal returns the id of the oldest merchant that is not a sandbox
+// demo, if any: one row at most, read through the primary key.
+func (s *Merchants) FirstReal(ctx context.Context) (uint64, bool, error) {
+	var ids []uint64
+	err := s.db.WithContext(ctx).Model(&Merchant{}).Where("sandbox = ?", false).Order("id").Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return 0, false, fmt.Errorf("admin: find real merchant: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, false, nil
+	}
+	return ids[0], true, nil
+}
+
+// SandboxIDs returns the ids of the sandbox merchants.
+func (s *Merchants) SandboxIDs(ctx context.Context) ([]uint64, error) {
+	var ids []uint64
+	if err := s.db.WithContext(ctx).Model(&Merchant{}).Where("sandbox = ?", true).Order("id").Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("admin: list sandbox merchants: %w", err)
+	}
+	return ids, nil
+}
+
 // FirstSandbox returns the oldest sandbox merchant, if any.
 func (s *Merchants) FirstSandbox(ctx context.Context) (Merchant, bool, error) {
 	var m Merchant

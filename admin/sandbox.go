@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -33,11 +35,26 @@ type SandboxMembers interface {
 // and logins. Simulated callbacks are signed like WeChat's and go through
 // the service's real HTTP stack (Handler), so they exercise exactly what a
 // real callback would.
+//
+// A sandbox merchant is one whose sandbox flag is set. Only the sandbox
+// bootstrap sets it (MerchantInput.Sandbox); no API, command or
+// configuration key does, and the settings API never writes it, so a tenant
+// cannot make its merchant a sandbox one or a real one a sandbox one. App
+// ids cannot tell them apart: the simulator's look like WeChat's, and a
+// sandbox merchant's staff may change theirs.
+//
+// Real merchants and the simulator do not mix: the simulator only knows
+// sandbox merchants' apps, the tools refuse real merchants, and the
+// simulator's own API (whose request log holds AppSecrets and whose
+// authorize page hands out codes for any openid) is served over HTTP only
+// while the database holds no real merchant. In auto mode the first real
+// merchant ends sandbox mode: the tools answer 409 saying so until the
+// service is restarted.
 type Sandbox struct {
 	Sim       *wechattest.Simulator
-	creds     wechat.CredentialSource
+	merchants *Merchants
 	members   SandboxMembers
-	publicURL string
+	opts      SandboxOptions
 	// Handler receives the simulated callbacks; set it to the service's
 	// HTTP handler once that is built.
 	Handler http.Handler
@@ -47,14 +64,31 @@ type Sandbox struct {
 
 	mu       sync.Mutex
 	lastTime int64 // CreateTime of the last simulated event
+
+	// realSeen is the first real merchant seen, 0 until then. Real
+	// merchants never turn into sandbox ones, so once one is seen the
+	// answer holds for good and the database is not asked again.
+	realSeen atomic.Uint64
+}
+
+// SandboxOptions configures the sandbox.
+type SandboxOptions struct {
+	PublicURL string // where simulated callbacks are addressed
+	// Forced is LOYALTY_SANDBOX=on: the tools keep serving sandbox
+	// merchants when a real merchant exists (auto mode ends instead).
+	Forced bool
+	Log    *slog.Logger
 }
 
 // SandboxTemplates are the template ids every sandbox account knows.
 var SandboxTemplates = []string{"TPL_POINTS_CHANGED", "TPL_BIRTHDAY", "TPL_WELCOME", "TPL_EXPIRING_POINTS"}
 
 // NewSandbox returns the sandbox tools.
-func NewSandbox(sim *wechattest.Simulator, creds wechat.CredentialSource, members SandboxMembers, publicURL string) *Sandbox {
-	return &Sandbox{Sim: sim, creds: creds, members: members, publicURL: publicURL, Wait: 5 * time.Second}
+func NewSandbox(sim *wechattest.Simulator, merchants *Merchants, members SandboxMembers, opts SandboxOptions) *Sandbox {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Sandbox{Sim: sim, merchants: merchants, members: members, opts: opts, Wait: 5 * time.Second}
 }
 
 // NewSandboxCredentials returns fresh, well-formed fake credentials
@@ -67,9 +101,17 @@ func NewSandboxCredentials() wechat.Credentials {
 }
 
 // Register tells the simulator about a sandbox merchant's apps (after a
-// restart too: the simulator keeps its state in memory).
+// restart too: the simulator keeps its state in memory). A real merchant is
+// refused: the simulator would then hand out codes for its apps.
 func (s *Sandbox) Register(ctx context.Context, merchantID uint64) error {
-	c, err := s.creds.WeChatCredentials(ctx, merchantID)
+	m, err := s.merchants.Get(ctx, merchantID)
+	if err != nil {
+		return err
+	}
+	if !m.Sandbox {
+		return fmt.Errorf("admin: merchant %d is a real merchant; the simulator plays WeChat for sandbox merchants only", merchantID)
+	}
+	c, err := s.merchants.credentials(m)
 	if err != nil {
 		return err
 	}
@@ -86,8 +128,87 @@ func (s *Sandbox) Register(ctx context.Context, merchantID uint64) error {
 	return nil
 }
 
-// RegisterRoutes adds the sandbox routes under the authenticated admin
-// group:
+// RealMerchant returns the id of a real merchant in the database (0: none).
+// The first time it finds one it says in the log what that means. It is one
+// indexed single-row read until a real merchant exists, nothing after, so
+// every sandbox request can afford it, and a merchant created by another
+// process is seen at the very next request.
+func (s *Sandbox) RealMerchant(ctx context.Context) (uint64, error) {
+	if id := s.realSeen.Load(); id != 0 {
+		return id, nil
+	}
+	id, found, err := s.merchants.FirstReal(ctx)
+	if err != nil || !found {
+		return 0, err
+	}
+	if s.realSeen.CompareAndSwap(0, id) {
+		if s.opts.Forced {
+			s.opts.Log.Warn("LOYALTY_SANDBOX=on with a real merchant in the database: every WeChat call goes to the "+
+				"in-process simulator, which plays WeChat for sandbox merchants only, so the real merchant's WeChat "+
+				"features fail; the simulator's API is not served over HTTP; the sandbox tools serve sandbox merchants "+
+				"only. Set LOYALTY_SANDBOX=auto or off to serve real merchants.", "merchant_id", id)
+		} else {
+			s.opts.Log.Warn("sandbox mode ended: a real merchant was created; the sandbox tools and the WeChat "+
+				"simulator are off, and WeChat calls still go to the simulator until the service is restarted: "+
+				"restart it to talk to the real WeChat", "merchant_id", id)
+		}
+	}
+	return s.realSeen.Load(), nil
+}
+
+// Watch checks every so often for a real merchant until one appears, so
+// the end of sandbox mode is logged even when nobody uses the sandbox.
+func (s *Sandbox) Watch(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if id, err := s.RealMerchant(ctx); err != nil && ctx.Err() == nil {
+			s.opts.Log.Warn("sandbox: looking for real merchants", "error", err)
+		} else if id != 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// errSandboxEnded is the answer of the sandbox routes once auto mode has
+// ended.
+func errSandboxEnded(merchantID uint64) error {
+	return apperr.New(apperr.ErrConflict, "sandbox mode ended: merchant %d is a real merchant, created while this "+
+		"instance ran in sandbox mode; the sandbox tools and the WeChat simulator are off until the service is restarted; restart it to "+
+		"talk to the real WeChat", merchantID)
+}
+
+// ServeSimulator serves the simulator's own API (the OAuth authorize page
+// browsers are sent to, QR code images, /_sim/ inspection) while no real
+// merchant exists, and a 409 that says why not otherwise.
+func (s *Sandbox) ServeSimulator(c *gin.Context) {
+	id, err := s.RealMerchant(c.Request.Context())
+	switch {
+	case err != nil:
+		httpx.Fail(c, err)
+	case id != 0 && !s.opts.Forced:
+		httpx.Fail(c, errSandboxEnded(id))
+	case id != 0:
+		httpx.Fail(c, apperr.New(apperr.ErrConflict, "the WeChat simulator's API is not served while the database "+
+			"holds a real merchant (LOYALTY_SANDBOX=on): it would show merchants' secrets and hand out codes; "+
+			"sandbox merchants keep their tools under /api/admin/v1/sandbox/"))
+	default:
+		s.Sim.ServeHTTP(c.Writer, c.Request)
+	}
+}
+
+// sandboxRoute is one sandbox tool.
+type sandboxRoute struct {
+	method, path string
+	handle       func(*Sandbox, *gin.Context)
+}
+
+// sandboxRoutes are the tools, under /sandbox of the admin API:
 //
 //	POST /sandbox/follow         {"openid"?, "unionid"?, "scene"?}
 //	POST /sandbox/unfollow       {"openid"}
@@ -98,17 +219,73 @@ func (s *Sandbox) Register(ctx context.Context, merchantID uint64) error {
 //	POST /sandbox/phone-code     {"phone"}
 //	POST /sandbox/oauth-code     {"openid"?, "unionid"?, "snapshot"?}
 //	GET  /sandbox/sent           messages the simulator received for the merchant
+var sandboxRoutes = []sandboxRoute{
+	{http.MethodPost, "/follow", (*Sandbox).follow},
+	{http.MethodPost, "/unfollow", (*Sandbox).unfollow},
+	{http.MethodPost, "/scan", (*Sandbox).scan},
+	{http.MethodPost, "/message", (*Sandbox).message},
+	{http.MethodPost, "/receipt", (*Sandbox).receipt},
+	{http.MethodPost, "/mp-login-code", (*Sandbox).mpLoginCode},
+	{http.MethodPost, "/phone-code", (*Sandbox).phoneCode},
+	{http.MethodPost, "/oauth-code", (*Sandbox).oauthCode},
+	{http.MethodGet, "/sent", (*Sandbox).sent},
+}
+
+// RegisterRoutes adds the sandbox tools under the authenticated admin
+// group. They need the sandbox permission and act on the caller's merchant,
+// which must be a sandbox merchant.
 func (s *Sandbox) RegisterRoutes(r gin.IRouter) {
+	g := r.Group("/sandbox", authz.Require(authz.Sandbox), s.requireSandboxMerchant)
+	for _, rt := range sandboxRoutes {
+		g.Handle(rt.method, rt.path, func(c *gin.Context) { rt.handle(s, c) })
+	}
+}
+
+// RegisterSandboxOff adds the sandbox tools' routes to a service that is
+// not in sandbox mode, each answering 409 with why (for example "the
+// database holds real merchants"): a caller learns that sandbox mode is
+// off, not that the route never existed.
+func RegisterSandboxOff(r gin.IRouter, why string) {
 	g := r.Group("/sandbox", authz.Require(authz.Sandbox))
-	g.POST("/follow", s.follow)
-	g.POST("/unfollow", s.unfollow)
-	g.POST("/scan", s.scan)
-	g.POST("/message", s.message)
-	g.POST("/receipt", s.receipt)
-	g.POST("/mp-login-code", s.mpLoginCode)
-	g.POST("/phone-code", s.phoneCode)
-	g.POST("/oauth-code", s.oauthCode)
-	g.GET("/sent", s.sent)
+	for _, rt := range sandboxRoutes {
+		g.Handle(rt.method, rt.path, SandboxOff(why))
+	}
+}
+
+// SandboxOff answers every request with a 409 saying that sandbox mode is
+// off and why.
+func SandboxOff(why string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		httpx.Fail(c, apperr.New(apperr.ErrConflict, "sandbox mode is off (%s): the sandbox tools and the WeChat simulator are not served", why))
+	}
+}
+
+// requireSandboxMerchant lets a tool run only while sandbox mode holds and
+// only for a sandbox merchant.
+func (s *Sandbox) requireSandboxMerchant(c *gin.Context) {
+	ctx := c.Request.Context()
+	if !s.opts.Forced {
+		id, err := s.RealMerchant(ctx)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		if id != 0 {
+			httpx.Fail(c, errSandboxEnded(id))
+			return
+		}
+	}
+	p := PrincipalOf(c)
+	m, err := s.merchants.Get(ctx, p.MerchantID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if !m.Sandbox {
+		httpx.Fail(c, apperr.New(apperr.ErrForbidden, "the sandbox tools act on sandbox merchants only; merchant %d is a real merchant", p.MerchantID))
+		return
+	}
+	c.Next()
 }
 
 type sandboxRequest struct {
@@ -122,8 +299,8 @@ type sandboxRequest struct {
 	Snapshot bool   `json:"snapshot"`
 }
 
-// sandboxMerchant loads the caller's merchant credentials; only sandbox
-// merchants may use the tools.
+// sandboxMerchant binds the request and loads the caller's merchant
+// credentials (requireSandboxMerchant has checked it is a sandbox merchant).
 func (s *Sandbox) sandboxMerchant(c *gin.Context, req *sandboxRequest) (uint64, wechat.Credentials, bool) {
 	p := PrincipalOf(c)
 	if req != nil {
@@ -132,7 +309,7 @@ func (s *Sandbox) sandboxMerchant(c *gin.Context, req *sandboxRequest) (uint64, 
 			return 0, wechat.Credentials{}, false
 		}
 	}
-	creds, err := s.creds.WeChatCredentials(c.Request.Context(), p.MerchantID)
+	creds, err := s.merchants.WeChatCredentials(c.Request.Context(), p.MerchantID)
 	if err != nil {
 		httpx.Fail(c, err)
 		return 0, wechat.Credentials{}, false
@@ -141,7 +318,7 @@ func (s *Sandbox) sandboxMerchant(c *gin.Context, req *sandboxRequest) (uint64, 
 }
 
 func (s *Sandbox) endpoint(merchantID uint64, c wechat.Credentials) wechattest.Endpoint {
-	return wechattest.Endpoint{URL: fmt.Sprintf("%s/wechat/%d/callback", s.publicURL, merchantID),
+	return wechattest.Endpoint{URL: fmt.Sprintf("%s/wechat/%d/callback", s.opts.PublicURL, merchantID),
 		AppID: c.AppID, Token: c.Token, EncodingAESKey: c.EncodingAESKey, Safe: c.EncodingAESKey != ""}
 }
 

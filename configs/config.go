@@ -135,7 +135,9 @@ type WeChat struct {
 	Timeout time.Duration `yaml:"timeout" env:"LOYALTY_WECHAT_TIMEOUT"`
 	// Sandbox is auto, on or off. auto: sandbox mode when no WeChat
 	// credentials are configured, no api_base is set and the database holds
-	// no real merchant. Sandbox mode runs the in-process WeChat simulator.
+	// no real merchant (until one is created). Sandbox mode runs the
+	// in-process WeChat simulator; on, with a real merchant, warns and keeps
+	// the simulator and the sandbox tools away from it.
 	Sandbox string `yaml:"sandbox" env:"LOYALTY_SANDBOX"`
 	// Merchant, when its app_id is set, is created (or updated) at startup,
 	// so a single-merchant install needs no CLI step.

@@ -58,6 +58,7 @@ type App struct {
 	staffs     *admin.Staffs
 	adminAPI   *admin.API
 	sandbox    *admin.Sandbox // nil unless in sandbox mode
+	sandboxOff string         // outside sandbox mode, why (the sandbox routes say it)
 
 	handler   http.Handler
 	bannerOut io.Writer // where sandbox mode prints its how-to
@@ -80,10 +81,9 @@ type appOptions struct {
 // appOption changes an appOptions.
 type appOption func(*appOptions)
 
-// newApp opens storage, applies migrations and builds every component. addr
-// is the address the HTTP listener is bound to (the sandbox simulator is
-// reached through it); banner receives sandbox mode's how-to text.
-func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.Addr, banner io.Writer, opts ...appOption) (*App, error) {
+// newApp opens storage, applies migrations and builds every component.
+// banner receives sandbox mode's how-to text.
+func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io.Writer, opts ...appOption) (*App, error) {
 	var o appOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -124,12 +124,17 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 	var sim *wechattest.Simulator
 	if sandbox {
 		sim = wechattest.New(wechattest.WithPathPrefix(sandboxAPIPath))
-		endpoint, err = sandboxEndpoint(addr, cfg.HTTP.PublicURL)
-		if err != nil {
+		if endpoint, err = sandboxEndpoint(cfg.HTTP.PublicURL); err != nil {
 			return nil, err
 		}
+		// API calls reach the simulator in process, not through a
+		// listener: the mounted simulator can then close (when a real
+		// merchant exists) without cutting the sandbox merchants off.
+		wechat.InstallHTTPClient(&http.Client{Timeout: cfg.WeChat.Timeout, Transport: sim.RoundTripper()})
+	} else {
+		wechat.InstallHTTPClient(wechat.NewHTTPClient(endpoint, cfg.WeChat.Timeout))
+		a.sandboxOff = why
 	}
-	wechat.InstallHTTPClient(wechat.NewHTTPClient(endpoint, cfg.WeChat.Timeout))
 	var tokens wechat.TokenCache = wechat.NewMemoryTokenCache()
 	if cfg.Redis.Addr != "" {
 		a.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
@@ -178,7 +183,8 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 		}
 	}
 	if sandbox {
-		a.sandbox = admin.NewSandbox(sim, a.merchants, a.members, cfg.HTTP.PublicURL)
+		a.sandbox = admin.NewSandbox(sim, a.merchants, a.members, admin.SandboxOptions{PublicURL: cfg.HTTP.PublicURL,
+			Forced: cfg.WeChat.Sandbox == configs.SandboxOn, Log: log})
 		if err := a.bootstrapSandbox(ctx); err != nil {
 			return nil, err
 		}
@@ -195,7 +201,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, addr net.
 	a.handler = a.routes(memberAPI, points.NewHandler(a.points),
 		member.NewAdminHandler(a.members, member.AdminOptions{}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
-		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now), sim)
+		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now))
 	if a.sandbox != nil {
 		a.sandbox.Handler = a.handler
 	}
@@ -249,6 +255,15 @@ func (a *App) Start() {
 	a.writer.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopWorkers = cancel
+	if a.sandbox != nil {
+		// Notices a real merchant created by another process and logs that
+		// sandbox mode ended, even when nobody uses the sandbox meanwhile.
+		a.workers.Add(1)
+		go func() {
+			defer a.workers.Done()
+			a.sandbox.Watch(ctx, 30*time.Second)
+		}()
+	}
 	if !a.cfg.Workers {
 		a.log.Info("background workers off (workers: false); another instance must run them")
 		return

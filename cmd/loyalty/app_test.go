@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ type testApp struct {
 	t        *testing.T
 	base     string
 	banner   *bytes.Buffer
+	logs     *lockedBuffer // warnings and errors the service logged
 	cancel   context.CancelFunc
 	done     chan error
 	password string
@@ -82,14 +84,14 @@ func startAppOnWith(t *testing.T, pw admin.PasswordOptions, db func(*configs.Con
 		t.Fatal(err)
 	}
 	cfg.HTTP.PublicURL = "http://" + ln.Addr().String()
-	banner := &bytes.Buffer{}
-	app, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler), ln.Addr(), banner,
+	banner, logs := &bytes.Buffer{}, &lockedBuffer{}
+	app, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})), banner,
 		func(o *appOptions) { o.passwords = pw })
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testApp{App: app, t: t, base: cfg.HTTP.PublicURL, banner: banner, cancel: cancel, done: make(chan error, 1)}
+	ta := &testApp{App: app, t: t, base: cfg.HTTP.PublicURL, banner: banner, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { ta.done <- app.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
@@ -101,6 +103,25 @@ func startAppOnWith(t *testing.T, pw admin.PasswordOptions, db func(*configs.Con
 		ta.password = m[2]
 	}
 	return ta
+}
+
+// lockedBuffer is a bytes.Buffer the service's goroutines may log into
+// while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // call makes a JSON request and decodes the JSON answer into out (if any).

@@ -19,22 +19,28 @@ import (
 
 	"github.com/wxloyalty/loyalty/configs"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
+	"github.com/wxloyalty/loyalty/wechat/wechattest"
 )
 
 // benchApp builds the service on its own MySQL database with a configured
-// merchant in plaintext mode, backed by the in-process simulator, which the
-// app reaches over HTTP on its own listener (served here). No background
-// workers run: BenchmarkCallbackSubscribe measures ingest (verify, parse,
-// store, answer), BenchmarkApplySubscribe the processing that follows.
+// merchant in plaintext mode, backed by a simulator that the app reaches
+// over HTTP as it would reach WeChat (LOYALTY_WECHAT_API_BASE). No
+// background workers run: BenchmarkCallbackSubscribe measures ingest
+// (verify, parse, store, answer), BenchmarkApplySubscribe the processing
+// that follows.
 func benchApp(b *testing.B) (*App, uint64, configs.Merchant) {
 	b.Helper()
 	_, dsn := dbtest.OpenMySQLEmpty(b)
 	m := configs.Merchant{Name: "Bench", TimeZone: "Asia/Shanghai", AppID: "wx00000000000be4c0",
 		AppSecret: strings.Repeat("b", 32), Token: "benchtoken"}
+	sim := wechattest.New()
+	sim.AddOfficialAccount(wechattest.App{AppID: m.AppID, Secret: m.AppSecret})
+	wx := httptest.NewServer(sim)
+	b.Cleanup(wx.Close)
 	cfg := configs.Default()
 	cfg.DataDir = b.TempDir()
 	cfg.DB.Driver, cfg.DB.DSN = "mysql", dsn
-	cfg.WeChat.Sandbox = configs.SandboxOn
+	cfg.WeChat.APIBase = wx.URL
 	cfg.WeChat.Merchant = m
 	cfg.SecretKey = strings.Repeat("s", 32)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -42,7 +48,7 @@ func benchApp(b *testing.B) (*App, uint64, configs.Merchant) {
 		b.Fatal(err)
 	}
 	cfg.HTTP.PublicURL = "http://" + ln.Addr().String()
-	app, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler), ln.Addr(), &bytes.Buffer{})
+	app, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler), &bytes.Buffer{})
 	if err != nil {
 		ln.Close()
 		b.Fatal(err)
@@ -113,8 +119,8 @@ func BenchmarkCallbackSubscribe(b *testing.B) {
 }
 
 // BenchmarkApplySubscribe measures the work after the answer: per stored
-// subscribe event, a WeChat user-info call (to the in-process simulator,
-// over HTTP) and the transaction creating the member, its history and the
+// subscribe event, a WeChat user-info call (to the simulator, over HTTP)
+// and the transaction creating the member, its history and the
 // processed mark.
 func BenchmarkApplySubscribe(b *testing.B) {
 	app, merchantID, m := benchApp(b)

@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg configs.Config, log *slog.Logger, stderr io.
 	if cfg.HTTP.DebugAddr != "" {
 		go serveDebug(cfg.HTTP.DebugAddr, log)
 	}
-	app, err := newApp(ctx, cfg, log, ln.Addr(), stderr)
+	app, err := newApp(ctx, cfg, log, stderr)
 	if err != nil {
 		_ = ln.Close()
 		return err

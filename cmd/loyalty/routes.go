@@ -13,7 +13,6 @@ import (
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
 	"github.com/wxloyalty/loyalty/wechat"
-	"github.com/wxloyalty/loyalty/wechat/wechattest"
 )
 
 // routes builds the one gin engine: middleware, then every route group.
@@ -21,7 +20,7 @@ import (
 const callbackRoute = "/wechat/:merchant_id/callback"
 
 func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberAdmin *member.AdminHandler, segments *member.SegmentHandler,
-	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler, sim *wechattest.Simulator) http.Handler {
+	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler) http.Handler {
 	r := gin.New()
 	r.ContextWithFallback = true
 	r.HandleMethodNotAllowed = true
@@ -77,8 +76,12 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 
 	if a.sandbox != nil {
 		a.sandbox.RegisterRoutes(authed)
-		simHandler := gin.WrapH(sim)
-		r.Any(sandboxAPIPath+"/*path", simHandler)
+		r.Any(sandboxAPIPath+"/*path", a.sandbox.ServeSimulator)
+	} else {
+		// Not a bare 404: a 409 saying why sandbox mode is off (for
+		// example, a real merchant exists).
+		admin.RegisterSandboxOff(authed, a.sandboxOff)
+		r.Any(sandboxAPIPath+"/*path", admin.SandboxOff(a.sandboxOff))
 	}
 	return r
 }

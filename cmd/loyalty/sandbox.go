@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 
 	"gorm.io/gorm"
@@ -45,36 +44,25 @@ func sandboxMode(ctx context.Context, cfg configs.Config, gdb *gorm.DB) (bool, s
 	return true, "no WeChat credentials configured", nil
 }
 
-// sandboxEndpoint points WeChat calls at the simulator mounted on this
-// service: API calls through the listener's own address, browser URLs
-// (OAuth authorize) through the public URL.
-func sandboxEndpoint(addr net.Addr, publicURL string) (wechat.Endpoint, error) {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return wechat.Endpoint{}, err
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	api, err := url.Parse("http://" + net.JoinHostPort(host, port) + sandboxAPIPath)
-	if err != nil {
-		return wechat.Endpoint{}, err
-	}
+// sandboxEndpoint points the browser-facing WeChat URLs (OAuth authorize,
+// QR code images) at the simulator mounted on this service. API calls do
+// not use it: they reach the simulator in process (Simulator.RoundTripper).
+func sandboxEndpoint(publicURL string) (wechat.Endpoint, error) {
 	browser, err := url.Parse(publicURL + sandboxAPIPath)
 	if err != nil {
 		return wechat.Endpoint{}, err
 	}
-	return wechat.Endpoint{Base: api, Browser: browser}, nil
+	return wechat.Endpoint{Browser: browser}, nil
 }
 
 // sandboxOwner is the staff account of the demo merchant.
 const sandboxOwner = "demo"
 
 // bootstrapSandbox makes sure a demo merchant with a mini-program and an
-// owner account exists, registers every merchant's apps with the simulator
-// (so credentials given in the configuration can be tried against it too,
-// with LOYALTY_SANDBOX=on), gives the owner a fresh password, and prints how
-// to use it all.
+// owner account exists, registers the sandbox merchants' apps with the
+// simulator (only theirs: it would otherwise hand out codes for a real
+// merchant's apps), gives the owner a fresh password, and prints how to use
+// it all, with a warning when LOYALTY_SANDBOX=on meets a real merchant.
 func (a *App) bootstrapSandbox(ctx context.Context) error {
 	m, found, err := a.merchants.FirstSandbox(ctx)
 	if err != nil {
@@ -87,7 +75,7 @@ func (a *App) bootstrapSandbox(ctx context.Context) error {
 			return fmt.Errorf("sandbox merchant: %w", err)
 		}
 	}
-	ids, err := a.merchants.IDs(ctx)
+	ids, err := a.merchants.SandboxIDs(ctx)
 	if err != nil {
 		return err
 	}
@@ -101,6 +89,19 @@ func (a *App) bootstrapSandbox(ctx context.Context) error {
 		if _, err := a.staffs.Create(ctx, m.ID, sandboxOwner, password, admin.RoleOwner); err != nil {
 			return fmt.Errorf("sandbox owner: %w", err)
 		}
+	}
+	realID, err := a.sandbox.RealMerchant(ctx) // logs the warning
+	if err != nil {
+		return err
+	}
+	if realID != 0 {
+		fmt.Fprintf(a.bannerOut, `
+  WARNING: LOYALTY_SANDBOX=on, and the database holds a real merchant (%d).
+  Every WeChat call goes to the simulator, which plays WeChat for sandbox
+  merchants only: the real merchant's WeChat features fail. The simulator's
+  API is not served over HTTP and the sandbox tools serve sandbox merchants
+  only. Set LOYALTY_SANDBOX=auto (or off) to serve real merchants.
+`, realID)
 	}
 	base := a.cfg.HTTP.PublicURL
 	a.log.Info("sandbox ready", "merchant_id", m.ID, "username", sandboxOwner, "password", password,

@@ -69,7 +69,9 @@ var rolePerms = map[Role][]Perm{
 	RoleOwner:    AllPerms,
 	RoleAdmin:    AllPerms,
 	RoleMarketer: append(slices.Clone(readPerms), MembersWrite, MembersExport, ChannelsWrite, CampaignsWrite, Sandbox),
-	RoleViewer:   append(slices.Clone(readPerms), Sandbox),
+	// A viewer only reads: the sandbox tools write (they create members
+	// and stored events) and hand out login codes.
+	RoleViewer: slices.Clone(readPerms),
 }
 
 // Principal is the authenticated caller of the admin API: a staff member
