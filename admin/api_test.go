@@ -989,3 +989,93 @@ func TestAuditLog(t *testing.T) {
 		}
 	})
 }
+
+// The callback settings: the account's original id and the compatible-mode
+// opt-in are merchant settings, validated, audited and announced like the
+// credentials; the original id can also be learnt once from a verified
+// callback, which never overrides one already known.
+func TestCallbackSettings(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newAPIEnv(t, gdb)
+		_, owner := e.staff(admin.RoleOwner)
+		var s admin.Settings
+		r := e.do("GET", "/settings", owner, nil)
+		r.json(t, &s)
+		if s.WeChat.OriginalID != "" || s.WeChat.CompatibleMode || !s.WeChat.SafeMode {
+			t.Fatalf("defaults: %+v", s.WeChat)
+		}
+
+		// Bad input: named, nothing written.
+		r = e.do("PATCH", "/settings", owner, map[string]any{"wechat": map[string]any{"original_id": "wx_not_an_id", "compatible_mode": true, "aes_key": ""}})
+		if r.code != 400 || r.errorField(t, "wechat.original_id") == "" || r.errorField(t, "wechat.compatible_mode") == "" {
+			t.Fatalf("bad callback settings: %d %s", r.code, r.body)
+		}
+		if c, _ := e.merchants.WeChatCredentials(context.Background(), e.merchant.ID); c.OriginalID != "" || c.CompatibleMode || c.EncodingAESKey == "" || len(e.changed) != 0 {
+			t.Fatalf("bad input changed something: %+v %v", c, e.changed)
+		}
+
+		// Compatible mode on, with the original id: written, announced (the
+		// callback handler drops its cached account) and audited.
+		r = e.do("PATCH", "/settings", owner, map[string]any{"wechat": map[string]any{"original_id": "gh_0123456789ab", "compatible_mode": true}})
+		r.json(t, &s)
+		if r.code != 200 || s.WeChat.OriginalID != "gh_0123456789ab" || !s.WeChat.CompatibleMode || len(e.changed) != 1 {
+			t.Fatalf("update: %d %s %v", r.code, r.body, e.changed)
+		}
+		c, _ := e.merchants.WeChatCredentials(context.Background(), e.merchant.ID)
+		if c.OriginalID != "gh_0123456789ab" || !c.CompatibleMode {
+			t.Fatalf("credentials: %+v", c)
+		}
+		var before, after string
+		row := gdb.Table("audit_log").Where("merchant_id = ? AND action = 'settings.update'", e.merchant.ID).Order("id DESC").Select("before_json, after_json").Row()
+		if err := row.Scan(&before, &after); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(before, `"compatible_mode":false`) || !strings.Contains(after, `"compatible_mode":true`) ||
+			!strings.Contains(after, `"original_id":"gh_0123456789ab"`) {
+			t.Fatalf("audit: before %s after %s", before, after)
+		}
+
+		// A known id is never replaced by one learnt from a callback.
+		if err := e.merchants.LearnOriginalID(context.Background(), e.merchant.ID, "gh_learnt"); err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := e.merchants.WeChatCredentials(context.Background(), e.merchant.ID); c.OriginalID != "gh_0123456789ab" || len(e.changed) != 1 {
+			t.Fatalf("learning replaced a known id: %+v %v", c, e.changed)
+		}
+
+		// Removing the AES key switches compatible mode off with it; a new
+		// AppID forgets the old account's original id.
+		r = e.do("PATCH", "/settings", owner, map[string]any{"wechat": map[string]any{"aes_key": ""}})
+		r.json(t, &s)
+		if r.code != 200 || s.WeChat.CompatibleMode || s.WeChat.SafeMode {
+			t.Fatalf("aes key removed: %d %s", r.code, r.body)
+		}
+		r = e.do("PATCH", "/settings", owner, map[string]any{"wechat": map[string]any{"app_id": "wx0000000000000abc"}})
+		r.json(t, &s)
+		if r.code != 200 || s.WeChat.OriginalID != "" {
+			t.Fatalf("new app id: %d %s", r.code, r.body)
+		}
+
+		// Unknown, the id is learnt once, audited as the system's doing.
+		for _, id := range []string{"gh_learnt", "gh_second"} {
+			if err := e.merchants.LearnOriginalID(context.Background(), e.merchant.ID, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.merchants.LearnOriginalID(context.Background(), e.merchant.ID, "not-an-id"); err == nil {
+			t.Fatal("learnt an id of the wrong shape")
+		}
+		if c, _ := e.merchants.WeChatCredentials(context.Background(), e.merchant.ID); c.OriginalID != "gh_learnt" {
+			t.Fatalf("learnt %q, want gh_learnt", c.OriginalID)
+		}
+		var learnt []struct {
+			ActorType string
+			AfterJSON string
+		}
+		gdb.Table("audit_log").Where("merchant_id = ? AND action = 'settings.original_id_learnt'", e.merchant.ID).
+			Select("actor_type, after_json").Scan(&learnt)
+		if len(learnt) != 1 || learnt[0].ActorType != "system" || !strings.Contains(learnt[0].AfterJSON, "gh_learnt") {
+			t.Fatalf("learning audit: %+v", learnt)
+		}
+	})
+}

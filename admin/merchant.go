@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/secrets"
 	"github.com/wxloyalty/loyalty/member"
@@ -32,6 +33,8 @@ type Merchant struct {
 	OAAppSecretEnc string  `gorm:"column:oa_app_secret_enc"`
 	OATokenEnc     string  `gorm:"column:oa_token_enc"`
 	OAAESKeyEnc    string  `gorm:"column:oa_aes_key_enc"`
+	OAOriginalID   string  `gorm:"column:oa_original_id"`     // the account's "gh_..." id, "" until known
+	OACompatible   bool    `gorm:"column:oa_compatible_mode"` // plaintext callbacks despite an AES key
 	MPAppID        *string `gorm:"column:mp_app_id"`
 	MPAppSecretEnc string  `gorm:"column:mp_app_secret_enc"`
 	QuietStart     int     // minutes after local midnight when quiet hours begin
@@ -157,6 +160,10 @@ func (s *Merchants) Ensure(ctx context.Context, in MerchantInput) (Merchant, boo
 	if err != nil {
 		return Merchant{}, false, err
 	}
+	// The configuration file does not carry the callback settings: keep
+	// the ones set through the settings API or learnt from callbacks.
+	in.Credentials.OriginalID = current.OriginalID
+	in.Credentials.CompatibleMode = current.CompatibleMode && in.Credentials.EncodingAESKey != ""
 	if current == in.Credentials && m.Name == in.Name && m.TimeZone == in.TimeZone && m.Sandbox == in.Sandbox {
 		return m, false, nil
 	}
@@ -195,6 +202,40 @@ func (s *Merchants) WeChatCredentials(ctx context.Context, merchantID uint64) (w
 		return wechat.Credentials{}, err
 	}
 	return s.credentials(m)
+}
+
+// LearnOriginalID implements wechat.OriginalIDStore: it stores the
+// official account's original id learnt from a verified encrypted callback
+// when the merchant has none yet (a conditional update, so of several
+// instances learning at once one writes and one audit entry is recorded),
+// and drops the cached account so the next callback is checked against it.
+func (s *Merchants) LearnOriginalID(ctx context.Context, merchantID uint64, originalID string) error {
+	if !wechat.ValidOriginalID(originalID) {
+		return apperr.Invalid("original_id", "is not an official account's original id")
+	}
+	learnt := false
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := s.now()
+		res := tx.Model(&Merchant{}).Where("id = ? AND oa_original_id = ''", merchantID).
+			Updates(map[string]any{"oa_original_id": originalID, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("admin: learn original id of merchant %d: %w", merchantID, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return nil // known already (or no such merchant)
+		}
+		learnt = true
+		return audit.Record(ctx, tx, merchantID, audit.Entry{Action: "settings.original_id_learnt", TargetType: "merchant",
+			TargetIDs: []uint64{merchantID}, Before: map[string]string{"original_id": ""},
+			After: map[string]string{"original_id": originalID, "source": "verified encrypted callback"}}, now)
+	})
+	if err != nil {
+		return err
+	}
+	if learnt {
+		s.onChange(merchantID)
+	}
+	return nil
 }
 
 // Location returns the merchant's time zone.
@@ -301,6 +342,7 @@ func plainSecrets(c *wechat.Credentials) []*string {
 // setAppIDs copies c's (public) app ids into m.
 func setAppIDs(m *Merchant, c wechat.Credentials) {
 	m.OAAppID = c.AppID
+	m.OAOriginalID, m.OACompatible = c.OriginalID, c.CompatibleMode
 	m.MPAppID = nil
 	if c.MPAppID != "" {
 		id := c.MPAppID
@@ -330,7 +372,7 @@ func (s *Merchants) seal(m *Merchant, c wechat.Credentials) error {
 // another merchant, under an unknown key, or altered) is an error naming
 // the merchant and the column.
 func (s *Merchants) credentials(m Merchant) (wechat.Credentials, error) {
-	c := wechat.Credentials{AppID: m.OAAppID}
+	c := wechat.Credentials{AppID: m.OAAppID, OriginalID: m.OAOriginalID, CompatibleMode: m.OACompatible}
 	if m.MPAppID != nil {
 		c.MPAppID = *m.MPAppID
 	}

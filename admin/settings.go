@@ -61,6 +61,8 @@ type WeChatSettings struct {
 	TokenSet       bool   `json:"token_set"`
 	AESKeySet      bool   `json:"aes_key_set"`
 	SafeMode       bool   `json:"safe_mode"`
+	OriginalID     string `json:"original_id"`     // the account's "gh_..." id, "" until set or learnt; callbacks to others are refused
+	CompatibleMode bool   `json:"compatible_mode"` // plaintext callbacks accepted despite an AES key (while switching modes)
 	MPAppID        string `json:"mp_app_id"`
 	MPAppSecretSet bool   `json:"mp_app_secret_set"`
 }
@@ -74,15 +76,20 @@ type SettingsUpdate struct {
 	CRM        *CRM          `json:"crm"`
 }
 
-// WeChatUpdate changes credentials. An empty aes_key switches callbacks to
-// plaintext mode; an empty mp_app_id removes the mini-program.
+// WeChatUpdate changes credentials and callback settings. An empty aes_key
+// switches callbacks to plaintext mode (and compatible mode off); an empty
+// mp_app_id removes the mini-program. A new app_id forgets the original id
+// (it belonged to the old account) unless original_id is given too; an
+// empty original_id forgets it, to be learnt again.
 type WeChatUpdate struct {
-	AppID       *string `json:"app_id"`
-	AppSecret   *string `json:"app_secret"`
-	Token       *string `json:"token"`
-	AESKey      *string `json:"aes_key"`
-	MPAppID     *string `json:"mp_app_id"`
-	MPAppSecret *string `json:"mp_app_secret"`
+	AppID          *string `json:"app_id"`
+	AppSecret      *string `json:"app_secret"`
+	Token          *string `json:"token"`
+	AESKey         *string `json:"aes_key"`
+	OriginalID     *string `json:"original_id"`
+	CompatibleMode *bool   `json:"compatible_mode"`
+	MPAppID        *string `json:"mp_app_id"`
+	MPAppSecret    *string `json:"mp_app_secret"`
 }
 
 // Settings returns the merchant's settings.
@@ -103,8 +110,8 @@ func settingsOf(m Merchant, c wechat.Credentials) Settings {
 		CRM:        CRM{BuyingCadence: m.BuyingCadence, PlatinumPct: m.PlatinumPct, GoldPct: m.GoldPct},
 		QuietHours: QuietHours{Start: clockString(m.QuietStart), End: clockString(m.QuietEnd)},
 		WeChat: WeChatSettings{AppID: c.AppID, AppSecretSet: c.AppSecret != "", TokenSet: c.Token != "",
-			AESKeySet: c.EncodingAESKey != "", SafeMode: c.EncodingAESKey != "", MPAppID: c.MPAppID,
-			MPAppSecretSet: c.MPAppSecret != ""}}
+			AESKeySet: c.EncodingAESKey != "", SafeMode: c.EncodingAESKey != "", OriginalID: c.OriginalID,
+			CompatibleMode: c.CompatibleMode, MPAppID: c.MPAppID, MPAppSecretSet: c.MPAppSecret != ""}}
 }
 
 func clockString(minutes int) string { return fmt.Sprintf("%02d:%02d", minutes/60, minutes%60) }
@@ -121,8 +128,8 @@ func parseClock(s string) (int, bool) {
 // credentialFields maps wechat.Credentials' validation names to the
 // settings API's.
 var credentialFields = map[string]string{"app_id": "wechat.app_id", "app_secret": "wechat.app_secret",
-	"token": "wechat.token", "aes_key": "wechat.aes_key", "mp_app_id": "wechat.mp_app_id",
-	"mp_app_secret": "wechat.mp_app_secret"}
+	"token": "wechat.token", "aes_key": "wechat.aes_key", "original_id": "wechat.original_id",
+	"compatible_mode": "wechat.compatible_mode", "mp_app_id": "wechat.mp_app_id", "mp_app_secret": "wechat.mp_app_secret"}
 
 // UpdateSettings applies u in one transaction, audited with what changed
 // (secrets only as "changed").
@@ -186,6 +193,7 @@ func (s *Merchants) UpdateSettings(ctx context.Context, merchantID uint64, u Set
 					*dst = strings.TrimSpace(*src)
 				}
 			}
+			oldAppID := c.AppID
 			set(&c.AppID, w.AppID)
 			set(&c.AppSecret, w.AppSecret)
 			set(&c.Token, w.Token)
@@ -194,6 +202,15 @@ func (s *Merchants) UpdateSettings(ctx context.Context, merchantID uint64, u Set
 			set(&c.MPAppSecret, w.MPAppSecret)
 			if w.MPAppID != nil && c.MPAppID == "" {
 				c.MPAppSecret = ""
+			}
+			if c.AppID != oldAppID && w.OriginalID == nil {
+				c.OriginalID = ""
+			}
+			set(&c.OriginalID, w.OriginalID)
+			if w.CompatibleMode != nil {
+				c.CompatibleMode = *w.CompatibleMode
+			} else if c.EncodingAESKey == "" {
+				c.CompatibleMode = false
 			}
 			var cv *apperr.Validation
 			if err := apperr.RenameFields(c.Validate(), credentialFields); errors.As(err, &cv) {
@@ -211,7 +228,7 @@ func (s *Merchants) UpdateSettings(ctx context.Context, merchantID uint64, u Set
 		}
 		m.UpdatedAt = s.now()
 		err = tx.Model(&m).Select("name", "time_zone", "quiet_start", "quiet_end", "buying_cadence", "platinum_pct", "gold_pct", "oa_app_id", "oa_app_secret_enc",
-			"oa_token_enc", "oa_aes_key_enc", "mp_app_id", "mp_app_secret_enc", "updated_at").Updates(&m).Error
+			"oa_token_enc", "oa_aes_key_enc", "oa_original_id", "oa_compatible_mode", "mp_app_id", "mp_app_secret_enc", "updated_at").Updates(&m).Error
 		if db.IsDuplicate(err) {
 			return apperr.New(apperr.ErrConflict, "this AppID belongs to another merchant")
 		}

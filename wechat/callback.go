@@ -117,41 +117,87 @@ type AccountSource interface {
 	Get(ctx context.Context, merchantID uint64) (*Account, error)
 }
 
+// OriginalIDStore keeps an official account's original id learnt from a
+// callback (admin.Merchants satisfies it). It stores the id only when the
+// merchant has none yet, and makes the next AccountSource.Get see it.
+type OriginalIDStore interface {
+	LearnOriginalID(ctx context.Context, merchantID uint64, originalID string) error
+}
+
+// CallbackDeps are what a CallbackHandler works with. Accounts, Sink and Log
+// are required.
+type CallbackDeps struct {
+	Accounts AccountSource
+	Sink     Sink
+	Keywords *Keywords // nil: no keyword replies
+	// Nonces binds each signed query to its message; nil uses an in-memory
+	// cache, right for a single instance only (give every instance the
+	// same Redis-backed one).
+	Nonces NonceCache
+	// OriginalIDs learns an account's original id from its first verified
+	// encrypted callback; nil: only the merchant's settings set it.
+	OriginalIDs OriginalIDStore
+	Log         *slog.Logger
+	Now         func() time.Time // nil: time.Now
+}
+
 // CallbackHandler serves /wechat/:merchant_id/callback: URL verification
 // (GET echostr) and pushed messages and events in plaintext and safe (AES)
 // mode. It answers within WeChat's 5-second limit by only verifying,
 // decrypting, parsing and handing the event to the Sink; the work an event
 // causes happens after the answer.
 //
+// A merchant with an EncodingAESKey gets only encrypted callbacks
+// (encrypt_type=aes and a valid msg_signature, which covers the message);
+// plaintext ones, whose signature does not cover the body, are refused
+// unless the merchant opted into compatible mode. Every push must also come
+// from the merchant's account (ToUserName, once known), carry a CreateTime
+// and timestamp within maxClockSkew of our clock, and be the one message
+// its signed query was first seen with (NonceCache).
+//
 // It does not use the SDK's server.Server: that logs the raw decrypted XML
 // (personal data) through the global logrus at debug level, parses into a
 // very large struct, and in safe mode answers an empty reply with an
 // encrypted empty payload instead of "success".
 type CallbackHandler struct {
-	accounts AccountSource
-	sink     Sink
-	keywords *Keywords
-	log      *slog.Logger
-	now      func() time.Time
-	bodies   sync.Pool // *bytes.Buffer for request bodies
+	accounts    AccountSource
+	sink        Sink
+	keywords    *Keywords
+	nonces      NonceCache
+	originalIDs OriginalIDStore
+	log         *slog.Logger
+	now         func() time.Time
+	bodies      sync.Pool // *bytes.Buffer for request bodies
 }
 
 // MaxCallbackBody bounds a pushed message; real ones are a few hundred bytes.
 const MaxCallbackBody = 64 << 10
 
-// maxClockSkew is how far a callback's timestamp may be from our clock. It
-// bounds how long a captured, validly signed request can be replayed.
+// MaxOpenIDLength bounds a callback's FromUserName. WeChat's openids are 28
+// characters of [A-Za-z0-9_-]; the service stores up to 64 (the openid
+// columns), and a longer or otherwise shaped one is refused, never cut: a
+// cut openid would be another person's id.
+const MaxOpenIDLength = 64
+
+// maxClockSkew is how far a callback's timestamp, and its message's
+// CreateTime, may be from our clock. It bounds how long a captured, validly
+// signed request can be replayed, and keeps a forged far-future CreateTime
+// from outranking genuine events.
 const maxClockSkew = 5 * time.Minute
 
-// NewCallbackHandler returns the handler. keywords may be nil.
-func NewCallbackHandler(accounts AccountSource, sink Sink, keywords *Keywords, log *slog.Logger, now func() time.Time) *CallbackHandler {
-	if keywords == nil {
-		keywords = &Keywords{}
+// NewCallbackHandler returns the handler.
+func NewCallbackHandler(d CallbackDeps) *CallbackHandler {
+	if d.Keywords == nil {
+		d.Keywords = &Keywords{}
 	}
-	if now == nil {
-		now = time.Now
+	if d.Now == nil {
+		d.Now = time.Now
 	}
-	h := &CallbackHandler{accounts: accounts, sink: sink, keywords: keywords, log: log, now: now}
+	if d.Nonces == nil {
+		d.Nonces = NewMemoryNonceCache(0, d.Now)
+	}
+	h := &CallbackHandler{accounts: d.Accounts, sink: d.Sink, keywords: d.Keywords, nonces: d.Nonces,
+		originalIDs: d.OriginalIDs, log: d.Log, now: d.Now}
 	h.bodies.New = func() any { return new(bytes.Buffer) }
 	return h
 }
@@ -172,12 +218,14 @@ func (h *CallbackHandler) Serve(w http.ResponseWriter, r *http.Request, merchant
 	creds := acct.Credentials()
 	q := parseCallbackQuery(r.URL.RawQuery)
 	timestamp, nonce := q.timestamp, q.nonce
-	if !validSignature(q.signature, creds.Token, timestamp, nonce) {
+	querySum, ok := checkSignature(q.signature, creds.Token, timestamp, nonce)
+	if !ok {
 		h.reject(ctx, w, merchantID, "bad signature")
 		return
 	}
 	if r.Method == http.MethodGet {
-		// URL verification when the merchant saves the callback URL.
+		// URL verification when the merchant saves the callback URL, in
+		// every mode: WeChat signs it like a plaintext push.
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, q.echostr)
 		return
@@ -186,7 +234,8 @@ func (h *CallbackHandler) Serve(w http.ResponseWriter, r *http.Request, merchant
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	if ts, err := strconv.ParseInt(timestamp, 10, 64); err != nil || absDuration(h.now().Sub(time.Unix(ts, 0))) > maxClockSkew {
+	now := h.now()
+	if ts, err := strconv.ParseInt(timestamp, 10, 64); err != nil || !withinSkew(now, ts) {
 		h.reject(ctx, w, merchantID, "stale timestamp")
 		return
 	}
@@ -199,17 +248,49 @@ func (h *CallbackHandler) Serve(w http.ResponseWriter, r *http.Request, merchant
 	}
 	body := buf.Bytes() // parsing copies what it keeps, so the buffer can be reused
 	safe := q.encryptType == "aes"
-	if safe {
-		var err error
+	switch {
+	case safe:
 		if body, err = decryptBody(body, creds, timestamp, nonce, q.msgSignature); err != nil {
 			h.reject(ctx, w, merchantID, err.Error())
 			return
 		}
+	case creds.EncodingAESKey != "" && !creds.CompatibleMode:
+		// The plaintext signature does not cover the body: accepting one
+		// here would let a leaked push URL carry any message.
+		h.reject(ctx, w, merchantID, "plaintext message to a safe-mode account")
+		return
 	}
 	in, err := parseInbound(body)
-	if err != nil || in.FromUserName == "" || in.MsgType == "" {
+	if err != nil || in.MsgType == "" {
 		http.Error(w, "malformed message", http.StatusBadRequest)
 		return
+	}
+	if !validOpenID(in.FromUserName) {
+		http.Error(w, "malformed message: FromUserName is not an openid", http.StatusBadRequest)
+		return
+	}
+	if creds.OriginalID != "" && in.ToUserName != creds.OriginalID {
+		// The addressee is logged (cut short) so a mistyped original id in
+		// the settings shows at once.
+		h.reject(ctx, w, merchantID, "message to another account", "to_user_name", clipASCII(in.ToUserName, 32))
+		return
+	}
+	if !withinSkew(now, in.CreateTime) {
+		h.reject(ctx, w, merchantID, "CreateTime out of range")
+		return
+	}
+	// Bound after every other check, so a refused request cannot take the
+	// query away from the genuine message it was signed for.
+	if fresh, err := h.nonces.Bind(ctx, NonceKey{MerchantID: merchantID, Signature: querySum}, messageSum(body)); err != nil {
+		h.log.ErrorContext(ctx, "wechat callback: nonce cache", "merchant_id", merchantID, "error", err)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	} else if !fresh {
+		h.reject(ctx, w, merchantID, "signed query reused with another message")
+		return
+	}
+	if safe && creds.OriginalID == "" && h.originalIDs != nil {
+		h.learnOriginalID(ctx, merchantID, in.ToUserName)
 	}
 	ev := in.event(merchantID)
 	if !stored(ev) {
@@ -237,9 +318,65 @@ func (h *CallbackHandler) Serve(w http.ResponseWriter, r *http.Request, merchant
 	writeSuccess(w)
 }
 
-func (h *CallbackHandler) reject(ctx context.Context, w http.ResponseWriter, merchantID uint64, why string) {
-	h.log.WarnContext(ctx, "wechat callback rejected", "merchant_id", merchantID, "reason", why)
+// learnOriginalID stores the account's original id from a verified
+// encrypted callback. That is safe to trust: the message decrypted with the
+// merchant's EncodingAESKey, ended with its AppID and matched a
+// msg_signature only the token's holders (WeChat, the merchant) can make,
+// so its ToUserName is the account WeChat delivers for, not something a
+// sender chose. (Plaintext callbacks never teach it: their body is
+// unsigned.) A failure only delays learning to a later callback.
+func (h *CallbackHandler) learnOriginalID(ctx context.Context, merchantID uint64, originalID string) {
+	if !ValidOriginalID(originalID) {
+		h.log.WarnContext(ctx, "wechat callback: ToUserName is not an original id", "merchant_id", merchantID)
+		return
+	}
+	if err := h.originalIDs.LearnOriginalID(ctx, merchantID, originalID); err != nil {
+		h.log.ErrorContext(ctx, "wechat callback: learn original id", "merchant_id", merchantID, "error", err)
+	}
+}
+
+// reject answers 403. why is one of a few fixed reasons (logs group by it);
+// attrs may add details.
+func (h *CallbackHandler) reject(ctx context.Context, w http.ResponseWriter, merchantID uint64, why string, attrs ...any) {
+	h.log.WarnContext(ctx, "wechat callback rejected", append([]any{"merchant_id", merchantID, "reason", why}, attrs...)...)
 	http.Error(w, "forbidden", http.StatusForbidden)
+}
+
+// clipASCII cuts s to n bytes for a log line.
+func clipASCII(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// withinSkew reports whether the unix time ts is within maxClockSkew of now.
+func withinSkew(now time.Time, ts int64) bool {
+	d := now.Unix() - ts
+	return d <= int64(maxClockSkew/time.Second) && d >= -int64(maxClockSkew/time.Second)
+}
+
+// validOpenID reports whether s is shaped like an openid: 1 to
+// MaxOpenIDLength characters of [A-Za-z0-9_-].
+func validOpenID(s string) bool {
+	if s == "" || len(s) > MaxOpenIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// messageSum is the digest a signed query is bound to: of the message
+// itself (decrypted in safe mode), so a plaintext copy of an encrypted
+// push does not count as the same message.
+func messageSum(msg []byte) MessageSum {
+	full := sha256.Sum256(msg)
+	return MessageSum(full[:16])
 }
 
 // stored reports whether an event is worth keeping: user messages (they open
@@ -296,12 +433,13 @@ func (in inbound) event(merchantID uint64) Event {
 	return ev
 }
 
-// validSignature checks WeChat's signature, the hex SHA-1 of the sorted
-// concatenation of the token and the other parts, in constant time. It is
-// util.Signature without its allocations (it runs on every callback).
-func validSignature(got, token string, parts ...string) bool {
+// checkSignature checks WeChat's signature, the hex SHA-1 of the sorted
+// concatenation of the token and the other parts, in constant time, and
+// returns the SHA-1. It is util.Signature without its allocations (it runs
+// on every callback).
+func checkSignature(got, token string, parts ...string) ([sha1.Size]byte, bool) {
 	if len(got) != 2*sha1.Size || token == "" || len(parts) > 3 {
-		return false
+		return [sha1.Size]byte{}, false
 	}
 	var arr [4]string
 	all := append(arr[:0], token)
@@ -315,7 +453,13 @@ func validSignature(got, token string, parts ...string) bool {
 	sum := sha1.Sum(joined)
 	var want [2 * sha1.Size]byte
 	hex.Encode(want[:], sum[:])
-	return subtle.ConstantTimeCompare([]byte(got), want[:]) == 1
+	return sum, subtle.ConstantTimeCompare([]byte(got), want[:]) == 1
+}
+
+// validSignature is checkSignature's verdict alone.
+func validSignature(got, token string, parts ...string) bool {
+	_, ok := checkSignature(got, token, parts...)
+	return ok
 }
 
 // callbackQuery holds the query parameters of a push.
@@ -415,11 +559,4 @@ var textPlain = []string{"text/plain; charset=utf-8"}
 func writeSuccess(w http.ResponseWriter) {
 	w.Header()["Content-Type"] = textPlain // canonical key, shared value: nothing to allocate
 	_, _ = w.Write(success)
-}
-
-func absDuration(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
 }

@@ -34,7 +34,7 @@ func BenchmarkCallbackSubscribe(b *testing.B) {
 	creds := wechat.Credentials{AppID: "wx00000000000be4c0", AppSecret: strings.Repeat("b", 32), Token: "benchtoken"}
 	reg := wechat.NewAccounts(credMap{merchant: creds}, endpoint, wechat.NewMemoryTokenCache(), nil, time.Minute)
 	sink := &discardSink{}
-	h := wechat.NewCallbackHandler(reg, sink, nil, slog.New(slog.DiscardHandler), nil)
+	h := wechat.NewCallbackHandler(wechat.CallbackDeps{Accounts: reg, Sink: sink, Log: slog.New(slog.DiscardHandler)})
 	now := time.Now().Unix()
 	ts := strconv.FormatInt(now, 10)
 	var seq atomic.Int64

@@ -50,17 +50,58 @@ type callbackFixture struct {
 	creds    wechat.Credentials
 	sink     *memSink
 	keywords *wechat.Keywords
+	learnt   *learnStore
+	nonces   *wechat.MemoryNonceCache
 	handler  *wechat.CallbackHandler
 	now      time.Time
 }
 
 const merchant = 42
 
-func newCallbackFixture(t *testing.T) *callbackFixture {
-	f := &callbackFixture{creds: newCreds(t), sink: &memSink{}, keywords: &wechat.Keywords{}, now: time.Now()}
-	reg := wechat.NewAccounts(credMap{merchant: f.creds}, endpoint, wechat.NewMemoryTokenCache(), nil, time.Minute)
-	f.handler = wechat.NewCallbackHandler(reg, f.sink, f.keywords, slog.New(slog.DiscardHandler), func() time.Time { return f.now })
+// newCallbackFixture serves one merchant: an account in safe mode (with an
+// EncodingAESKey) when safe is true, in plaintext mode otherwise.
+func newCallbackFixture(t *testing.T, safe bool) *callbackFixture {
+	f := &callbackFixture{creds: newCreds(t), sink: &memSink{}, keywords: &wechat.Keywords{}, learnt: &learnStore{}, now: time.Now()}
+	if !safe {
+		f.creds.EncodingAESKey = ""
+	}
+	f.nonces = wechat.NewMemoryNonceCache(0, func() time.Time { return f.now })
+	f.reconfigure(nil)
 	return f
+}
+
+// reconfigure changes the merchant's credentials (nil: none) and rebuilds
+// the handler around the same sink, nonce cache and clock, as a settings
+// change does.
+func (f *callbackFixture) reconfigure(change func(*wechat.Credentials)) {
+	if change != nil {
+		change(&f.creds)
+	}
+	reg := wechat.NewAccounts(credMap{merchant: f.creds}, endpoint, wechat.NewMemoryTokenCache(), nil, time.Minute)
+	f.handler = wechat.NewCallbackHandler(wechat.CallbackDeps{Accounts: reg, Sink: f.sink, Keywords: f.keywords,
+		Nonces: f.nonces, OriginalIDs: f.learnt, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return f.now }})
+}
+
+// learnStore records the original ids the handler learns.
+type learnStore struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (s *learnStore) LearnOriginalID(_ context.Context, merchantID uint64, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if merchantID != merchant {
+		return fmt.Errorf("learnt for merchant %d", merchantID)
+	}
+	s.ids = append(s.ids, id)
+	return nil
+}
+
+func (s *learnStore) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ids...)
 }
 
 func (f *callbackFixture) endpoint(safe bool) wechattest.Endpoint {
@@ -88,23 +129,42 @@ func modes(t *testing.T, fn func(t *testing.T, safe bool)) {
 	t.Run("safe", func(t *testing.T) { fn(t, true) })
 }
 
+// URL verification (GET echostr) works for every kind of account: it is
+// signed like a plaintext push, whatever the account's encryption mode.
 func TestCallbackURLVerification(t *testing.T) {
-	f := newCallbackFixture(t)
-	rec := f.serve(f.endpoint(false).VerifyRequest("echo123"), merchant)
-	if rec.Code != 200 || rec.Body.String() != "echo123" {
-		t.Fatalf("verification: %d %q", rec.Code, rec.Body.String())
-	}
-	bad := f.endpoint(false)
-	bad.Token = "wrongtoken"
-	rec = f.serve(bad.VerifyRequest("echo123"), merchant)
-	if rec.Code != http.StatusForbidden || strings.Contains(rec.Body.String(), "echo123") {
-		t.Fatalf("bad signature verification: %d %q", rec.Code, rec.Body.String())
+	for name, setup := range map[string]func(*testing.T) *callbackFixture{
+		"plaintext account": func(t *testing.T) *callbackFixture { return newCallbackFixture(t, false) },
+		"safe account":      func(t *testing.T) *callbackFixture { return newCallbackFixture(t, true) },
+		"compatible mode": func(t *testing.T) *callbackFixture {
+			f := newCallbackFixture(t, true)
+			f.reconfigure(func(c *wechat.Credentials) { c.CompatibleMode = true })
+			return f
+		},
+		"original id known": func(t *testing.T) *callbackFixture {
+			f := newCallbackFixture(t, true)
+			f.reconfigure(func(c *wechat.Credentials) { c.OriginalID = "gh_account" })
+			return f
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := setup(t)
+			rec := f.serve(f.endpoint(false).VerifyRequest("echo123"), merchant)
+			if rec.Code != 200 || rec.Body.String() != "echo123" {
+				t.Fatalf("verification: %d %q", rec.Code, rec.Body.String())
+			}
+			bad := f.endpoint(false)
+			bad.Token = "wrongtoken"
+			rec = f.serve(bad.VerifyRequest("echo123"), merchant)
+			if rec.Code != http.StatusForbidden || strings.Contains(rec.Body.String(), "echo123") {
+				t.Fatalf("bad signature verification: %d %q", rec.Code, rec.Body.String())
+			}
+		})
 	}
 }
 
 func TestCallbackSignedEventStored(t *testing.T) {
 	modes(t, func(t *testing.T, safe bool) {
-		f := newCallbackFixture(t)
+		f := newCallbackFixture(t, safe)
 		rec := f.post(t, safe, wechattest.SubscribeEvent("gh_x", "o_1", "poster-7"))
 		if rec.Code != 200 || rec.Body.String() != "success" {
 			t.Fatalf("answer %d %q, want 200 success", rec.Code, rec.Body.String())
@@ -123,7 +183,7 @@ func TestCallbackSignedEventStored(t *testing.T) {
 
 func TestCallbackRejectsBadSignatures(t *testing.T) {
 	modes(t, func(t *testing.T, safe bool) {
-		f := newCallbackFixture(t)
+		f := newCallbackFixture(t, safe)
 		good, _ := f.endpoint(safe).Request(wechattest.SubscribeEvent("gh_x", "o_1", ""))
 		body, _ := io.ReadAll(good.Body)
 		variants := map[string]func(*http.Request){
@@ -169,12 +229,12 @@ func TestCallbackRejectsBadSignatures(t *testing.T) {
 }
 
 func TestCallbackSafeModeWithoutKeyRejected(t *testing.T) {
-	f := newCallbackFixture(t)
+	f := newCallbackFixture(t, true)
 	req, _ := f.endpoint(true).Request(wechattest.SubscribeEvent("gh_x", "o_1", ""))
 	noKey := f.creds
 	noKey.EncodingAESKey = ""
 	reg := wechat.NewAccounts(credMap{merchant: noKey}, endpoint, wechat.NewMemoryTokenCache(), nil, time.Minute)
-	h := wechat.NewCallbackHandler(reg, f.sink, nil, slog.New(slog.DiscardHandler), nil)
+	h := wechat.NewCallbackHandler(wechat.CallbackDeps{Accounts: reg, Sink: f.sink, Log: slog.New(slog.DiscardHandler)})
 	rec := httptest.NewRecorder()
 	h.Serve(rec, req, merchant)
 	if rec.Code != http.StatusForbidden || len(f.sink.got()) != 0 {
@@ -184,7 +244,7 @@ func TestCallbackSafeModeWithoutKeyRejected(t *testing.T) {
 
 // A captured, validly signed request cannot be replayed hours later.
 func TestCallbackStaleTimestampRejected(t *testing.T) {
-	f := newCallbackFixture(t)
+	f := newCallbackFixture(t, false)
 	old := f.endpoint(false)
 	old.Now = func() time.Time { return f.now.Add(-10 * time.Minute) }
 	req, _ := old.Request(wechattest.SubscribeEvent("gh_x", "o_1", ""))
@@ -194,7 +254,7 @@ func TestCallbackStaleTimestampRejected(t *testing.T) {
 }
 
 func TestCallbackErrors(t *testing.T) {
-	f := newCallbackFixture(t)
+	f := newCallbackFixture(t, false)
 	req, _ := f.endpoint(false).Request(wechattest.SubscribeEvent("gh_x", "o_1", ""))
 	if rec := f.serve(req, merchant+1); rec.Code != http.StatusNotFound {
 		t.Errorf("unknown merchant: %d, want 404", rec.Code)
@@ -225,7 +285,7 @@ func TestCallbackErrors(t *testing.T) {
 }
 
 func TestCallbackIgnoresUninterestingEvents(t *testing.T) {
-	f := newCallbackFixture(t)
+	f := newCallbackFixture(t, false)
 	rec := f.post(t, false, wechattest.Message{ToUserName: "gh_x", FromUserName: "o_1", MsgType: "event", Event: "LOCATION"})
 	if rec.Code != 200 || rec.Body.String() != "success" || len(f.sink.got()) != 0 {
 		t.Fatalf("LOCATION: %d %q, %d stored", rec.Code, rec.Body.String(), len(f.sink.got()))
@@ -235,7 +295,7 @@ func TestCallbackIgnoresUninterestingEvents(t *testing.T) {
 // WeChat's retries of one push carry the same dedupe key; distinct pushes
 // differ.
 func TestCallbackDedupeKeys(t *testing.T) {
-	f := newCallbackFixture(t)
+	f := newCallbackFixture(t, false)
 	at := f.now.Unix()
 	sub := wechattest.SubscribeEvent("gh_x", "o_1", "")
 	sub.CreateTime = at
@@ -266,7 +326,7 @@ func TestCallbackDedupeKeys(t *testing.T) {
 
 func TestCallbackKeywordReply(t *testing.T) {
 	modes(t, func(t *testing.T, safe bool) {
-		f := newCallbackFixture(t)
+		f := newCallbackFixture(t, safe)
 		f.keywords.Register(func(_ context.Context, ev wechat.Event) (string, bool) {
 			if ev.Content == "积分" {
 				return "您的积分：120", true
@@ -311,7 +371,7 @@ func TestCallbackLogsNoRawXML(t *testing.T) {
 	logrus.SetLevel(logrus.DebugLevel)
 	defer logrus.SetLevel(logrus.InfoLevel)
 	modes(t, func(t *testing.T, safe bool) {
-		f := newCallbackFixture(t)
+		f := newCallbackFixture(t, safe)
 		f.post(t, safe, wechattest.SubscribeEvent("gh_x", "o_secret_openid", "s"))
 		f.post(t, safe, wechattest.TextMessage("gh_x", "o_secret_openid", "my phone is 13800138000", 5))
 		bad, _ := f.endpoint(safe).Request(wechattest.SubscribeEvent("gh_x", "o_secret_openid", ""))

@@ -15,6 +15,17 @@ type Credentials struct {
 	EncodingAESKey string // optional; set for safe (AES) mode callbacks
 	MPAppID        string // mini-program AppID, optional
 	MPAppSecret    string
+
+	// OriginalID is the official account's original id ("gh_..."), the
+	// ToUserName of every genuine callback; "" until the merchant sets it
+	// or the first verified encrypted callback teaches it. Callbacks to
+	// another account are refused once it is known.
+	OriginalID string
+	// CompatibleMode lets an account with an EncodingAESKey still take
+	// plaintext callbacks, for the time a merchant switches the account's
+	// message encryption in the WeChat console. Off, plaintext bodies are
+	// refused: their signature does not cover the body.
+	CompatibleMode bool
 }
 
 // HasMiniProgram reports whether a mini-program is configured.
@@ -28,11 +39,20 @@ var (
 	secretRe = regexp.MustCompile(`^[0-9a-zA-Z]{32}$`)
 	tokenRe  = regexp.MustCompile(`^[0-9a-zA-Z]{3,32}$`)
 	aesKeyRe = regexp.MustCompile(`^[0-9a-zA-Z]{43}$`)
+	// Original ids are "gh_" and 12 hex characters; letters and digits
+	// up to the column's 32 are allowed, so a differently shaped one
+	// (test accounts, the sandbox's) is not refused for its shape.
+	originalIDRe = regexp.MustCompile(`^gh_[0-9a-zA-Z]{1,29}$`)
 )
 
+// ValidOriginalID reports whether s is shaped like an official account's
+// original id.
+func ValidOriginalID(s string) bool { return originalIDRe.MatchString(s) }
+
 // Validate checks the credential formats. Field names in the returned
-// *apperr.Validation are app_id, app_secret, token, aes_key, mp_app_id and
-// mp_app_secret; callers rename them to their own keys with RenameFields.
+// *apperr.Validation are app_id, app_secret, token, aes_key, original_id,
+// compatible_mode, mp_app_id and mp_app_secret; callers rename them to their
+// own keys with RenameFields.
 func (c Credentials) Validate() error {
 	v := &apperr.Validation{}
 	if !appIDRe.MatchString(c.AppID) {
@@ -46,6 +66,12 @@ func (c Credentials) Validate() error {
 	}
 	if c.EncodingAESKey != "" && !aesKeyRe.MatchString(c.EncodingAESKey) {
 		v.Add("aes_key", "must be the 43-character EncodingAESKey")
+	}
+	if c.OriginalID != "" && !ValidOriginalID(c.OriginalID) {
+		v.Add("original_id", `must be the account's original id, "gh_" followed by letters or digits`)
+	}
+	if c.CompatibleMode && c.EncodingAESKey == "" {
+		v.Add("compatible_mode", "needs aes_key: without one every callback is plaintext")
 	}
 	switch {
 	case c.MPAppID == "" && c.MPAppSecret != "":

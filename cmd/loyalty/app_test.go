@@ -307,15 +307,21 @@ func (a *testApp) waitProcessed() {
 	}
 }
 
-// Real HTTP callbacks, both modes: signed ones are stored once however often
-// WeChat retries them; unsigned or wrongly signed ones get 403 and store
-// nothing.
+// Real HTTP callbacks, both modes (plaintext to a plaintext-mode account,
+// encrypted to the demo account, which is in safe mode): signed ones are
+// stored once however often WeChat retries them; unsigned or wrongly signed
+// ones get 403 and store nothing.
 func TestCallbacksOverHTTP(t *testing.T) {
 	a := startApp(t)
+	plain := a.plaintextMerchant("Plaintext shop")
 	for _, safe := range []bool{false, true} {
-		ep := a.callbackEndpoint(a.merchant, safe)
+		merchantID := plain
+		if safe {
+			merchantID = a.merchant
+		}
+		ep := a.callbackEndpoint(merchantID, safe)
 		openID := fmt.Sprintf("o_http_%v", safe)
-		a.sandbox.Sim.Follow(a.callbackCreds().AppID, openID, "")
+		a.sandbox.Sim.Follow(ep.AppID, openID, "")
 		msg := wechattest.SubscribeEvent("gh_x", openID, "qr1")
 		msg.CreateTime = time.Now().Unix()
 		for range 3 { // WeChat retries up to three times
@@ -346,17 +352,35 @@ func TestCallbacksOverHTTP(t *testing.T) {
 		}
 	}
 	a.waitProcessed()
-	if n := a.count("members", "merchant_id = ?", a.merchant); n != 2 {
-		t.Fatalf("%d members, want 2", n)
+	for _, id := range []uint64{plain, a.merchant} {
+		if n := a.count("members", "merchant_id = ?", id); n != 1 {
+			t.Fatalf("merchant %d: %d members, want 1", id, n)
+		}
+		if n := a.count("member_follow_events", "merchant_id = ?", id); n != 1 {
+			t.Fatalf("merchant %d: %d follow history rows, want 1", id, n)
+		}
+		// GET verification, whatever the account's mode.
+		st, body := send(t, a.callbackEndpoint(id, false).VerifyRequest("abc"))
+		if st != 200 || body != "abc" {
+			t.Fatalf("merchant %d: echostr: %d %q", id, st, body)
+		}
 	}
-	if n := a.count("member_follow_events", "merchant_id = ?", a.merchant); n != 2 {
-		t.Fatalf("%d follow history rows, want 2", n)
+}
+
+// plaintextMerchant adds a sandbox merchant whose official account is in
+// plaintext mode (no EncodingAESKey) and returns its id.
+func (a *testApp) plaintextMerchant(name string) uint64 {
+	a.t.Helper()
+	in := adminSandboxInput(name)
+	in.Credentials.EncodingAESKey = ""
+	m, err := a.merchants.Create(context.Background(), in)
+	if err != nil {
+		a.t.Fatal(err)
 	}
-	// GET verification.
-	st, body := send(t, a.callbackEndpoint(a.merchant, false).VerifyRequest("abc"))
-	if st != 200 || body != "abc" {
-		t.Fatalf("echostr: %d %q", st, body)
+	if err := a.sandbox.Register(context.Background(), m.ID); err != nil {
+		a.t.Fatal(err)
 	}
+	return m.ID
 }
 
 func (a *testApp) callbackCreds() wechat.Credentials {
@@ -481,7 +505,7 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		return "slow answer", ev.Content == "slow"
 	})
-	ep := a.callbackEndpoint(a.merchant, false)
+	ep := a.callbackEndpoint(a.merchant, true)
 	req, _ := ep.Request(wechattest.TextMessage("gh_x", "o_slow", "slow", 9001))
 	type result struct {
 		status int
@@ -495,8 +519,9 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	time.Sleep(150 * time.Millisecond)
 	a.cancel()
 	got := <-res
-	if got.status != 200 || !strings.Contains(got.body, "slow answer") {
-		t.Fatalf("in-flight request: %d %q", got.status, got.body)
+	reply, err := ep.DecryptReply([]byte(got.body))
+	if got.status != 200 || err != nil || !strings.Contains(string(reply), "slow answer") {
+		t.Fatalf("in-flight request: %d %q (%v)", got.status, reply, err)
 	}
 	if err := <-a.done; err != nil {
 		t.Fatalf("serve: %v", err)

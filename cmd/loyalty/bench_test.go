@@ -64,12 +64,13 @@ func benchApp(b *testing.B) (*App, uint64, configs.Merchant) {
 	return app, id, m
 }
 
-// signedPath is a plaintext-mode callback URL: the signature covers token,
-// timestamp and nonce, not the body, so one query serves many bodies.
-func signedPath(merchantID uint64, token string) string {
+// signedPath is a plaintext-mode callback URL with its own nonce: the
+// service binds a signed query to the first message it carries (WeChat
+// signs each push afresh), so every request needs its own.
+func signedPath(merchantID uint64, token string, nonce int64) string {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	nonce := "1234567"
-	q := url.Values{"timestamp": {ts}, "nonce": {nonce}, "signature": {util.Signature(token, ts, nonce)}}
+	n := strconv.FormatInt(nonce, 10)
+	q := url.Values{"timestamp": {ts}, "nonce": {n}, "signature": {util.Signature(token, ts, n)}}
 	return fmt.Sprintf("/wechat/%d/callback?%s", merchantID, q.Encode())
 }
 
@@ -89,12 +90,12 @@ func BenchmarkCallbackSubscribe(b *testing.B) {
 	app, merchantID, m := benchApp(b)
 	app.writer.Start()
 	handler := app.Handler()
-	path := signedPath(merchantID, m.Token)
 	now := time.Now().Unix()
 	var seq atomic.Int64
 	one := func(b *testing.B) {
 		n := seq.Add(1)
-		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(subscribeXML("o_bench_"+strconv.FormatInt(n, 10), now)))
+		req := httptest.NewRequest(http.MethodPost, signedPath(merchantID, m.Token, n),
+			strings.NewReader(subscribeXML("o_bench_"+strconv.FormatInt(n, 10), now)))
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {
@@ -126,7 +127,6 @@ func BenchmarkApplySubscribe(b *testing.B) {
 	app, merchantID, m := benchApp(b)
 	app.writer.Start()
 	handler := app.Handler()
-	path := signedPath(merchantID, m.Token)
 	now := time.Now().Unix()
 	n := 0
 	for b.Loop() {
@@ -134,7 +134,8 @@ func BenchmarkApplySubscribe(b *testing.B) {
 		// Store a batch of events through the callback, then time draining.
 		for range 256 {
 			n++
-			req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(subscribeXML("o_apply_"+strconv.Itoa(n), now)))
+			req := httptest.NewRequest(http.MethodPost, signedPath(merchantID, m.Token, int64(n)),
+				strings.NewReader(subscribeXML("o_apply_"+strconv.Itoa(n), now)))
 			rec := httptest.NewRecorder()
 			handler.ServeHTTP(rec, req)
 		}

@@ -42,7 +42,13 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", docs.OpenAPI) })
 
-	callback := wechat.NewCallbackHandler(a.accounts, a.writer, a.keywords, a.log, a.now)
+	// Every instance must see the same nonce bindings: Redis when there is one.
+	var nonces wechat.NonceCache = wechat.NewMemoryNonceCache(0, a.now)
+	if a.rdb != nil {
+		nonces = wechat.NewRedisNonceCache(a.rdb)
+	}
+	callback := wechat.NewCallbackHandler(wechat.CallbackDeps{Accounts: a.accounts, Sink: a.writer, Keywords: a.keywords,
+		Nonces: nonces, OriginalIDs: a.merchants, Log: a.log, Now: a.now})
 	serveCallback := func(c *gin.Context) {
 		id, err := strconv.ParseUint(c.Param("merchant_id"), 10, 64)
 		if err != nil || id == 0 {
