@@ -185,6 +185,13 @@ const MaxOpenIDLength = 64
 // from outranking genuine events.
 const maxClockSkew = 5 * time.Minute
 
+// answerWithin bounds how long a callback waits for its event to be stored
+// (and for a keyword reply). WeChat drops the connection after 5 seconds
+// and retries; answering 503 before that frees the request and the
+// connection, and the retry is deduplicated by the inbox whether or not the
+// stalled write landed in the end.
+const answerWithin = 3 * time.Second
+
 // NewCallbackHandler returns the handler.
 func NewCallbackHandler(d CallbackDeps) *CallbackHandler {
 	if d.Keywords == nil {
@@ -204,6 +211,7 @@ func NewCallbackHandler(d CallbackDeps) *CallbackHandler {
 
 // Serve handles one callback request for the merchant.
 func (h *CallbackHandler) Serve(w http.ResponseWriter, r *http.Request, merchantID uint64) {
+	started := time.Now() // the real clock: WeChat's 5 s run on it
 	ctx := r.Context()
 	acct, err := h.accounts.Get(ctx, merchantID)
 	if err != nil {
@@ -300,6 +308,8 @@ func (h *CallbackHandler) Serve(w http.ResponseWriter, r *http.Request, merchant
 		writeSuccess(w)
 		return
 	}
+	ctx, cancel := context.WithDeadline(ctx, started.Add(answerWithin))
+	defer cancel()
 	if err := h.sink.Accept(ctx, ev); err != nil {
 		// No "success": WeChat retries, so nothing is lost.
 		h.log.ErrorContext(ctx, "wechat callback: store event", "merchant_id", merchantID, "error", err)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -253,4 +255,43 @@ func TestCallbackBadOpenIDRefused(t *testing.T) {
 			}
 		}
 	})
+}
+
+// stallSink never stores: it holds each event until the request's context
+// ends, like an insert stuck behind a lock.
+type stallSink struct{ entered chan struct{} }
+
+func (s stallSink) Accept(ctx context.Context, _ wechat.Event) error {
+	s.entered <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A stalled store does not hold the answer past WeChat's 5 seconds: the
+// handler answers 503 (WeChat then retries) instead of waiting.
+func TestCallbackStalledStoreAnswers503(t *testing.T) {
+	f := newCallbackFixture(t, false)
+	sink := stallSink{entered: make(chan struct{}, 1)}
+	reg := wechat.NewAccounts(credMap{merchant: f.creds}, endpoint, wechat.NewMemoryTokenCache(), nil, time.Minute)
+	h := wechat.NewCallbackHandler(wechat.CallbackDeps{Accounts: reg, Sink: sink, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return f.now }})
+	req, _ := f.endpoint(false).Request(wechattest.SubscribeEvent("gh_x", "o_1", ""))
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Serve(rec, req, merchant)
+	}()
+	select {
+	case <-sink.entered:
+	case <-done:
+		t.Fatalf("answered %d before the store was tried", rec.Code)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second): // WeChat's limit, as its client would see it
+		t.Fatal("no answer within WeChat's 5 seconds while the store is stalled")
+	}
+	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() == "success" {
+		t.Fatalf("stalled store: %d %q, want 503", rec.Code, rec.Body.String())
+	}
 }

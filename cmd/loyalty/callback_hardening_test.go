@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,5 +209,77 @@ func TestCallbackSignedQueryReplayOnPlaintextAccount(t *testing.T) {
 	}
 	if n := a.count("members", "merchant_id = ? AND follow_status = 'following' AND channel_scene = 'store-1'", merchantID); n != 1 {
 		t.Fatalf("%d members following from store-1, want 1", n)
+	}
+}
+
+// An insert stuck behind a lock does not hold WeChat's callbacks past its 5
+// seconds: they are answered 503, and WeChat's retries, once the database
+// moves again, are answered "success" with every event stored and applied
+// exactly once.
+func TestCallbackStalledInsertAnswers503(t *testing.T) {
+	a := startApp(t)
+	ep := a.callbackEndpoint(a.merchant, true)
+	ctx := context.Background()
+	sqlDB, err := a.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another connection locks every row and the gap after them (gap locks
+	// need REPEATABLE READ; the service's connections run in READ
+	// COMMITTED): each insert into wechat_events waits for it.
+	tx, err := sqlDB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, "SELECT id FROM wechat_events FOR UPDATE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+
+	type push struct {
+		url  string
+		body []byte
+	}
+	var pushes []push
+	for i := range 3 {
+		m := wechattest.SubscribeEvent("gh_x", fmt.Sprintf("o_stalled_%d", i), "")
+		url, body := signedCallback(t, ep, m)
+		pushes = append(pushes, push{url, body})
+	}
+	var wg sync.WaitGroup
+	statuses := make([]int, len(pushes))
+	errs := make([]error, len(pushes))
+	for i, p := range pushes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _, errs[i] = tryPost(p.url, p.body) // an error when WeChat's 5 s pass
+		}()
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		if errs[i] != nil || st != http.StatusServiceUnavailable {
+			t.Fatalf("push %d with the insert stalled: %d %v, want a 503 within WeChat's 5 seconds", i, st, errs[i])
+		}
+	}
+
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pushes { // WeChat's retries
+		if st, answer := post(t, p.url, p.body); st != 200 || answer != "success" {
+			t.Fatalf("retry of push %d: %d %q", i, st, answer)
+		}
+	}
+	a.waitProcessed()
+	for i := range pushes {
+		if n := a.count("wechat_events", "openid = ?", fmt.Sprintf("o_stalled_%d", i)); n != 1 {
+			t.Fatalf("push %d stored %d times, want once", i, n)
+		}
+	}
+	if n := a.count("member_follow_events", "merchant_id = ?", a.merchant); n != int64(len(pushes)) {
+		t.Fatalf("%d follows applied, want %d", n, len(pushes))
 	}
 }

@@ -2,6 +2,7 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 	"github.com/wxloyalty/loyalty/internal/fakeclock"
 	"github.com/wxloyalty/loyalty/wechat"
@@ -116,6 +118,66 @@ func TestWriterIsolatesABadRow(t *testing.T) {
 	if got := countRows(t, gdb, "merchant_id = ?", 1); got != 2 {
 		t.Fatalf("%d rows, want 2", got)
 	}
+}
+
+// holdInsertLock makes every insert into wechat_events wait, from another
+// connection, until release: on MySQL a REPEATABLE READ transaction's gap
+// lock past the last row (the service itself runs in READ COMMITTED), on
+// SQLite the one write lock.
+func holdInsertLock(t *testing.T, gdb *gorm.DB) (release func()) {
+	t.Helper()
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	opts := &sql.TxOptions{}
+	if gdb.Dialector.Name() == db.MySQL {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := sqlDB.BeginTx(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := "DELETE FROM wechat_events WHERE id = 0" // takes SQLite's write lock
+	if gdb.Dialector.Name() == db.MySQL {
+		q = "SELECT id FROM wechat_events FOR UPDATE"
+	}
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		_ = tx.Rollback()
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { _ = tx.Rollback() }) }
+	t.Cleanup(release)
+	return release
+}
+
+// While its insert is stalled, Accept returns as soon as the caller's
+// context ends (the callback then answers WeChat 503 in time) rather than
+// when the statement gives up; WeChat's retry later stores the event, once.
+func TestWriterAcceptReturnsWhenItsContextEnds(t *testing.T) {
+	each(t, func(t *testing.T, gdb *gorm.DB) {
+		w := NewWriter(gdb, quiet, WriterOptions{})
+		w.Start()
+		defer w.Stop()
+		release := holdInsertLock(t, gdb)
+		ctx, cancel := context.WithCancel(context.Background())
+		stop := time.AfterFunc(100*time.Millisecond, cancel) // the request is with a flusher by then
+		defer stop.Stop()
+		// Canceled, not the statement's own deadline: Accept did not wait
+		// for the stalled insert to give up.
+		if err := w.Accept(ctx, event(1, "o_1", 1)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Accept with the insert stalled: %v, want context.Canceled", err)
+		}
+		release()
+		if err := w.Accept(context.Background(), event(1, "o_1", 1)); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		if got := countRows(t, gdb, "merchant_id = ?", 1); got != 1 {
+			t.Fatalf("%d rows after the stall and a retry, want 1", got)
+		}
+	})
 }
 
 func TestClipKeepsCharacters(t *testing.T) {

@@ -107,7 +107,10 @@ func (w *Writer) Stop() {
 }
 
 // Accept stores ev, or recognises it as already stored, and returns once
-// that is committed.
+// that is committed. When ctx ends first it returns ctx's error at once,
+// and the event may still be stored a moment later: the caller answers
+// WeChat with an error, and WeChat's retry finds the event stored (a
+// duplicate, so "success") or stores it then.
 func (w *Writer) Accept(ctx context.Context, ev wechat.Event) error {
 	req := w.reqPool.Get().(*writeReq)
 	req.row = rowOf(ev, w.now().UTC().Truncate(time.Millisecond))
@@ -125,12 +128,18 @@ func (w *Writer) Accept(ctx context.Context, ev wechat.Event) error {
 		w.reqPool.Put(req)
 		return ctx.Err()
 	}
-	// Wait for the flusher even if ctx ends: the request is in a batch and
-	// its done channel must be drained before it can be reused.
-	err := <-req.done
-	req.row = Row{}
-	w.reqPool.Put(req)
-	return err
+	select {
+	case err := <-req.done:
+		req.row = Row{}
+		w.reqPool.Put(req)
+		return err
+	case <-ctx.Done():
+		// The request is in a flusher's hands (or queue): leave it to the
+		// flusher, whose send on the buffered done channel never blocks,
+		// and never put it back in the pool, so no other Accept reuses it
+		// while the flusher still reads it.
+		return fmt.Errorf("inbox: store event: %w", ctx.Err())
+	}
 }
 
 // flushLoop takes the first waiting request, then whatever else is already
