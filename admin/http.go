@@ -532,9 +532,9 @@ func parseAuditQuery(c *gin.Context) (audit.Query, error) {
 	}
 	uintParam := func(name string, dst *uint64) {
 		if s := query.Get(name); s != "" {
-			n, err := strconv.ParseUint(s, 10, 64)
-			if err != nil || n == 0 {
-				v.Add(name, "must be a positive integer")
+			n, ok := httpx.ParseID(s)
+			if !ok {
+				v.Add(name, "must be an id")
 			}
 			*dst = n
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/db"
+	"github.com/wxloyalty/loyalty/internal/httpx"
 )
 
 // MemberFilter selects members for the admin list and the CSV export. The
@@ -63,7 +64,6 @@ var followStatuses = []string{FollowFollowing, FollowUnfollowed, FollowNone}
 
 var (
 	digitsRe = regexp.MustCompile(`^[0-9]{1,4}$`)
-	idRe     = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)
 	phoneQRe = regexp.MustCompile(`^\+?[0-9]+$`)
 )
 
@@ -136,7 +136,7 @@ func parseFilter(q url.Values, known []string) (MemberFilter, error) {
 			v.Add("tag", fmt.Sprintf("may be given at most %d times", MaxFilterTags))
 		}
 		for _, s := range vals {
-			id, ok := parseID(s)
+			id, ok := httpx.ParseID(s)
 			if !ok {
 				v.Add("tag", "must be a tag id")
 				break
@@ -147,7 +147,7 @@ func parseFilter(q url.Values, known []string) (MemberFilter, error) {
 		}
 	}
 	if s, ok := one("tier"); ok {
-		if id, ok := parseID(s); ok {
+		if id, ok := httpx.ParseID(s); ok {
 			f.TierID = id
 		} else {
 			v.Add("tier", "must be a tier id")
@@ -235,15 +235,6 @@ func notNameRune(r rune) bool {
 	return true
 }
 
-// parseID reads a positive decimal id without signs or leading zeros.
-func parseID(s string) (uint64, bool) {
-	if !idRe.MatchString(s) {
-		return 0, false
-	}
-	id, err := strconv.ParseUint(s, 10, 64)
-	return id, err == nil
-}
-
 // smallInt reads 1 to 4 plain digits (no sign, no spaces).
 func smallInt(s string) (int, bool) {
 	if !digitsRe.MatchString(s) {
@@ -276,7 +267,7 @@ func DecodeCursor(s string) (uint64, bool) {
 	if !ok {
 		return 0, false
 	}
-	id, ok := parseID(rest)
+	id, ok := httpx.ParseID(rest)
 	if !ok || EncodeCursor(id) != s {
 		return 0, false
 	}

@@ -212,10 +212,16 @@ func FuzzParseMemberFilter(f *testing.F) {
 }
 
 func TestCursorRoundTrip(t *testing.T) {
-	for _, id := range []uint64{1, 9, 1 << 40, 1<<64 - 1} {
+	for _, id := range []uint64{1, 9, 1 << 40, 1<<63 - 1} {
 		got, ok := DecodeCursor(EncodeCursor(id))
 		if !ok || got != id {
 			t.Errorf("%d: %d %v", id, got, ok)
+		}
+	}
+	// Beyond httpx.MaxID is no id, so no cursor.
+	for _, id := range []uint64{1 << 63, 1<<64 - 1} {
+		if got, ok := DecodeCursor(EncodeCursor(id)); ok {
+			t.Errorf("%d accepted as %d", id, got)
 		}
 	}
 	for _, s := range []string{"", "m1", "bTE=", "bTAx", "eDE", strings.Repeat("A", 40)} {

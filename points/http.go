@@ -133,8 +133,8 @@ func page(q url.Values) (before uint64, limit int, err error) {
 	if s := q.Get("cursor"); s != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(s)
 		rest, ok := strings.CutPrefix(string(raw), cursorTag)
-		id, perr := strconv.ParseUint(rest, 10, 64)
-		if err != nil || !ok || perr != nil || id == 0 || len(s) > 32 {
+		id, idOK := httpx.ParseID(rest)
+		if err != nil || !ok || !idOK || len(s) > 32 {
 			v.Add("cursor", "is not a cursor from this list")
 		}
 		before = id
@@ -538,7 +538,8 @@ func (h *Handler) listRedemptions(c *gin.Context) {
 	}
 	var memberID uint64
 	if s := q.Get("member_id"); s != "" {
-		if memberID, err = strconv.ParseUint(s, 10, 64); err != nil || memberID == 0 {
+		var ok bool
+		if memberID, ok = httpx.ParseID(s); !ok {
 			httpx.Fail(c, apperr.Invalid("member_id", "must be a member id"))
 			return
 		}

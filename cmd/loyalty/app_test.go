@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -33,8 +34,9 @@ func TestMain(m *testing.M) {
 	os.Exit(dbtest.Main(m))
 }
 
-// testApp is a running service on a real listener, backed by its own MySQL
-// database, in sandbox mode (WeChat simulated in-process).
+// testApp is a running service on a real listener, backed by its own
+// database (MySQL, or SQLite with startAppOn), in sandbox mode (WeChat
+// simulated in-process).
 type testApp struct {
 	*App
 	t        *testing.T
@@ -64,6 +66,18 @@ func startAppWith(t *testing.T, pw admin.PasswordOptions, mutate ...func(*config
 func startAppOn(t *testing.T, db func(*configs.Config), mutate ...func(*configs.Config)) *testApp {
 	t.Helper()
 	return startAppOnWith(t, admin.PasswordOptions{}, db, mutate...)
+}
+
+// onBackend configures a new database of backend: dbtest.MySQL (skipped
+// without LOYALTY_TEST_MYSQL_DSN) or dbtest.SQLite (a file in the data
+// directory).
+func onBackend(t *testing.T, backend string) func(*configs.Config) {
+	t.Helper()
+	if backend == dbtest.MySQL {
+		_, dsn := dbtest.OpenMySQLEmpty(t)
+		return func(c *configs.Config) { c.DB.Driver, c.DB.DSN = "mysql", dsn }
+	}
+	return func(c *configs.Config) { c.DB.Driver, c.DB.DSN = "sqlite", filepath.Join(c.DataDir, "loyalty.db") }
 }
 
 // startAppOnWith is startAppOn with bcrypt tuned by pw (at the lowest cost).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -50,8 +49,8 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	callback := wechat.NewCallbackHandler(wechat.CallbackDeps{Accounts: a.accounts, Sink: a.writer, Keywords: a.keywords,
 		Nonces: nonces, OriginalIDs: a.merchants, Log: a.log, Now: a.now})
 	serveCallback := func(c *gin.Context) {
-		id, err := strconv.ParseUint(c.Param("merchant_id"), 10, 64)
-		if err != nil || id == 0 {
+		id, ok := httpx.ParseID(c.Param("merchant_id"))
+		if !ok {
 			c.String(http.StatusNotFound, "unknown merchant")
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -160,13 +161,38 @@ const (
 	loggerKey    = "logger"
 )
 
-// PathID reads a numeric id from the path parameter name. Anything but a
-// plain positive decimal answers notFound: a malformed id is as missing as
-// an id of another merchant (404, no existence leak).
-func PathID(c *gin.Context, name string, notFound error) (uint64, bool) {
-	s := c.Param(name)
+// MaxID is the largest row id the API accepts anywhere (paths, queries,
+// bodies). The id columns are BIGINT UNSIGNED on MySQL, but SQLite stores
+// signed 64-bit integers and database/sql refuses uint64 arguments with the
+// high bit set, so ids are 1 to 2^63-1 on every database: a larger number
+// is simply not an id, never a query that fails.
+const MaxID = math.MaxInt64
+
+// ParseID reads an id in its one canonical form: plain decimal digits, no
+// sign, no leading zeros, from 1 to MaxID. Every id taken from a request
+// goes through it (PathID for paths).
+func ParseID(s string) (uint64, bool) {
+	if s == "" || len(s) > len("9223372036854775807") || s[0] == '0' {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
 	id, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || id == 0 || strconv.FormatUint(id, 10) != s {
+	if err != nil || id > MaxID {
+		return 0, false
+	}
+	return id, true
+}
+
+// PathID reads an id (see ParseID) from the path parameter name. Anything
+// else answers notFound: a malformed or out-of-range id is as missing as an
+// id of another merchant (404, no existence leak).
+func PathID(c *gin.Context, name string, notFound error) (uint64, bool) {
+	id, ok := ParseID(c.Param(name))
+	if !ok {
 		Fail(c, notFound)
 		return 0, false
 	}

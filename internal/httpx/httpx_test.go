@@ -216,7 +216,11 @@ func TestPathIDAndQuery(t *testing.T) {
 		body string // a substring of the answer
 	}{
 		{"/things/42", 200, "42"},
-		{"/things/18446744073709551615", 200, "18446744073709551615"},
+		{"/things/9223372036854775807", 200, "9223372036854775807"},
+		// Beyond MaxID: not an id on any database (SQLite stores signed
+		// 64-bit integers), so not found rather than a failing query.
+		{"/things/9223372036854775808", 404, "thing not found"},
+		{"/things/18446744073709551615", 404, "thing not found"},
 		{"/things/0", 404, "thing not found"},
 		{"/things/007", 404, "thing not found"},
 		{"/things/-1", 404, "thing not found"},
@@ -234,6 +238,22 @@ func TestPathIDAndQuery(t *testing.T) {
 		r.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))
 		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.body) {
 			t.Errorf("%s: %d %s, want %d with %q", tc.path, rec.Code, rec.Body.String(), tc.code, tc.body)
+		}
+	}
+}
+
+func TestParseID(t *testing.T) {
+	for s, want := range map[string]uint64{
+		"1": 1, "42": 42, "9223372036854775807": MaxID,
+	} {
+		if got, ok := ParseID(s); !ok || got != want {
+			t.Errorf("ParseID(%q) = %d, %v; want %d", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"", "0", "00", "007", "-1", "+1", " 1", "1 ", "1e3", "0x10", "abc", "１",
+		"9223372036854775808", "18446744073709551615", "18446744073709551616", "99999999999999999999999"} {
+		if got, ok := ParseID(s); ok {
+			t.Errorf("ParseID(%q) = %d, accepted", s, got)
 		}
 	}
 }
