@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -81,6 +83,71 @@ func TestOutOfRangeIDsInQueries(t *testing.T) {
 			if st := a.call(tc.method, tc.path, token, body, &e); st != 400 || e.Error.Fields[tc.field] == "" {
 				t.Errorf("%s %s %s: %d %+v, want 400 naming %s", tc.method, tc.path, tc.body, st, e, tc.field)
 			}
+		}
+	})
+}
+
+// goTypeNames are fragments of encoding/json's and strconv's own error
+// texts, which must never reach a client.
+var goTypeNames = regexp.MustCompile(`Go struct|Go value|json:|unmarshal|UnmarshalJSON|strconv|int64|uint64|float64|time\.Time|\w+\.\w+ of type`)
+
+// Every JSON body is read strictly: a key given twice is refused (it was
+// read as its last value, so {"points":1,"points":1000} added 1000 points),
+// an id beyond the range is refused, and the messages name the field in the
+// API's own words, never with Go type names.
+func TestJSONBodiesAreStrict(t *testing.T) {
+	eachApp(t, func(t *testing.T, a *testApp) {
+		token := a.login()
+		var followed struct {
+			MemberID uint64 `json:"member_id"`
+		}
+		if st := a.call("POST", "/api/admin/v1/sandbox/follow", token, map[string]string{}, &followed); st != 200 {
+			t.Fatalf("follow: %d", st)
+		}
+		var tag struct{ ID uint64 }
+		if st := a.call("POST", "/api/admin/v1/tags", token, map[string]string{"name": "vip"}, &tag); st != 201 {
+			t.Fatalf("create tag: %d", st)
+		}
+		adjust := fmt.Sprintf("/api/admin/v1/members/%d/points/adjustments", followed.MemberID)
+		for _, tc := range []struct {
+			method, path, body, field, reason string
+		}{
+			{"POST", adjust, `{"points":1,"points":1000,"reason":"x","request_id":"r1"}`, "points", "more than once"},
+			{"POST", adjust, `{"points":1,"Points":1000,"reason":"x","request_id":"r2"}`, "Points", "more than once"},
+			{"POST", adjust, `{"points":"1000","reason":"x","request_id":"r3"}`, "points", "must be an integer"},
+			{"POST", adjust, `{"points":1.5,"reason":"x","request_id":"r4"}`, "points", "whole number"},
+			{"POST", adjust, `{"points":99999999999999999999,"reason":"x","request_id":"r5"}`, "points", "at most"},
+			{"POST", "/api/admin/v1/segments/preview", `{"rule":{"field":1}}`, "rule.field", "must be a string"},
+			{"POST", "/api/admin/v1/segments/preview", `{"rule":{"field":"tags","field":"tags","op":"in","value":[1]}}`, "rule.field", "more than once"},
+			{"POST", "/api/admin/v1/rewards", `{"name":"x","kind":"gift","points_cost":1,"valid_from":12}`, "valid_from", "RFC 3339"},
+			{"POST", "/api/admin/v1/rewards", `{"name":"x","kind":"gift","points_cost":1,"valid_from":"soon"}`, "valid_from", "RFC 3339"},
+			{"POST", "/api/admin/v1/orders", `{"external_id":"o-1","amount_fen":100,"ordered_at":true,"member_id":1}`, "ordered_at", "RFC 3339"},
+			{"POST", fmt.Sprintf("/api/admin/v1/tags/%d/assign", tag.ID), `{"member_ids":[` + tooBig + `]}`, "member_ids", "at most 9223372036854775807"},
+			{"POST", "/api/admin/v1/orders", `{"external_id":"o-1","member_id":` + tooBig + `,"amount_fen":100}`, "member_id", "at most 9223372036854775807"},
+			{"POST", "/api/admin/v1/orders", `{"external_id":"o-1","member_id":-1,"amount_fen":100}`, "member_id", "must not be negative"},
+		} {
+			st, body := a.raw(tc.method, tc.path, token, json.RawMessage(tc.body))
+			var e errorBody
+			_ = json.Unmarshal([]byte(body), &e)
+			if st != 400 || !strings.Contains(e.Error.Fields[tc.field], tc.reason) {
+				t.Errorf("%s %s %s: %d %s, want 400 with %s %q", tc.method, tc.path, tc.body, st, body, tc.field, tc.reason)
+			}
+			if goTypeNames.MatchString(body) {
+				t.Errorf("%s %s: the answer shows Go's own words: %s", tc.method, tc.path, body)
+			}
+		}
+		// Nothing was adjusted by the refused bodies; the same body without
+		// the duplicate goes through.
+		if st, body := a.raw("POST", adjust, token, json.RawMessage(`{"points":7,"reason":"x","request_id":"ok"}`)); st != 201 {
+			t.Fatalf("a valid adjustment: %d %s", st, body)
+		}
+		var pts struct {
+			Summary struct{ Available int64 }
+			Entries []json.RawMessage
+		}
+		if st := a.call("GET", fmt.Sprintf("/api/admin/v1/members/%d/points", followed.MemberID), token, nil, &pts); st != 200 ||
+			pts.Summary.Available != 7 || len(pts.Entries) != 1 {
+			t.Fatalf("points after refused adjustments and one valid one: %d %+v", st, pts)
 		}
 	})
 }

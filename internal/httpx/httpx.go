@@ -4,20 +4,16 @@
 package httpx
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -90,70 +86,6 @@ func Fail(c *gin.Context, err error) {
 		Logger(c).ErrorContext(c.Request.Context(), "request failed", "error", err)
 	}
 	c.AbortWithStatusJSON(status, body)
-}
-
-// MaxJSONBody bounds request bodies of the JSON API.
-const MaxJSONBody = 1 << 20
-
-// BindJSON decodes the request body into dst strictly: unknown fields, wrong
-// types, trailing data and bodies over MaxJSONBody are errors naming the
-// field where possible (an *apperr.Validation).
-func BindJSON(c *gin.Context, dst any) error {
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxJSONBody)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return jsonError(err)
-	}
-	if dec.More() {
-		return apperr.Invalid("body", "must be a single JSON value")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return apperr.Invalid("body", "must be a single JSON value")
-	}
-	return nil
-}
-
-func jsonError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	var maxErr *http.MaxBytesError
-	switch {
-	case errors.Is(err, io.EOF):
-		return apperr.Invalid("body", "is empty; a JSON object is required")
-	case errors.As(err, &maxErr):
-		return apperr.Invalid("body", fmt.Sprintf("is larger than %d bytes", maxErr.Limit))
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			field = "body"
-		}
-		return apperr.Invalid(field, "must be "+jsonTypeName(typeErr.Type.Kind().String()))
-	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
-		return apperr.Invalid("body", "is not valid JSON")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return apperr.Invalid(name, "is not a known field")
-	}
-	return apperr.Invalid("body", "cannot be read: "+err.Error())
-}
-
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "struct", "map":
-		return "an object"
-	case "slice", "array":
-		return "an array"
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "an integer"
-	case "float32", "float64":
-		return "a number"
-	}
-	return "of another type"
 }
 
 const (
@@ -333,30 +265,4 @@ func newID() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// DecodeJSON decodes a nested JSON value (kept as json.RawMessage by the
-// outer request type) as strictly as BindJSON, naming fields with prefix,
-// e.g. "birthday.month".
-func DecodeJSON(data []byte, dst any, prefix string) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
-	if err == nil {
-		return nil
-	}
-	var v *apperr.Validation
-	if errors.As(jsonError(err), &v) {
-		out := &apperr.Validation{}
-		for f, reason := range v.Fields {
-			if f == "body" {
-				f = prefix
-			} else {
-				f = prefix + "." + f
-			}
-			out.Add(f, reason)
-		}
-		return out
-	}
-	return apperr.Invalid(prefix, "is not valid")
 }

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -86,7 +89,15 @@ func TestBindJSONNamesTheField(t *testing.T) {
 		`{"inner":{"month":"May"}}`: "inner.month",
 		`{"surprise":true}`:         "surprise",
 		`["not an object"]`:         "body",
-		`{"name":"` + strings.Repeat("x", MaxJSONBody) + `"}`: "body",
+		`{"name":"` + strings.Repeat("x", MaxJSONBody) + `"}`:         "body",
+		`{"count":1,"count":1000}`:                                    "count",
+		`{"count":1,"COUNT":1000}`:                                    "COUNT",
+		`{"inner":{"month":1,"month":2}}`:                             "inner.month",
+		`{"count":9223372036854775808}`:                               "count",
+		`{"inner":{"month":1e999}}`:                                   "inner.month",
+		`{"name":"a"} x`:                                              "body",
+		strings.Repeat("[", 100):                                      "body",
+		strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100): "a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a",
 	}
 	for body, field := range cases {
 		err := bind(body)
@@ -256,4 +267,109 @@ func TestParseID(t *testing.T) {
 			t.Errorf("ParseID(%q) = %d, accepted", s, got)
 		}
 	}
+}
+
+// strictTarget has a field of each shape the API's requests use.
+type strictTarget struct {
+	Name   string            `json:"name"`
+	Count  int64             `json:"count"`
+	Small  int               `json:"small"`
+	ID     uint64            `json:"id"`
+	IDs    []uint64          `json:"ids"`
+	Ratio  float64           `json:"ratio"`
+	Flag   *bool             `json:"flag"`
+	At     *time.Time        `json:"at"`
+	Tags   map[string]string `json:"tags"`
+	Raw    json.RawMessage   `json:"raw"`
+	Nested struct {
+		Month int `json:"month"`
+	} `json:"nested"`
+}
+
+// goWords are fragments of Go's own error texts, which must never reach a
+// client.
+var goWords = regexp.MustCompile(`Go struct|Go value|json:|unmarshal|UnmarshalJSON|strconv|int64|uint64|float64|time\.Time|\w+\.\w+ of type`)
+
+func TestBindJSONReasons(t *testing.T) {
+	cases := []struct{ body, field, reason string }{
+		{`{"count":1,"count":1000}`, "count", "is given more than once"},
+		{`{"tags":{"a":"x","A":"y"}}`, "tags.A", "is given more than once"},
+		{`{"nested":{"month":1},"nested":{"month":2}}`, "nested", "is given more than once"},
+		{`{"ids":[1,9223372036854775808]}`, "ids", "must be at most 9223372036854775807"},
+		{`{"count":-9223372036854775809}`, "count", "must be at least -9223372036854775808"},
+		{`{"id":-1}`, "id", "must not be negative"},
+		{`{"count":"3"}`, "count", "must be an integer"},
+		{`{"count":1.5}`, "count", "must be a whole number"},
+		{`{"small":1e300}`, "small", "must be a whole number"},
+		{`{"ratio":"x"}`, "ratio", "must be a number"},
+		{`{"flag":"yes"}`, "flag", "must be true or false"},
+		{`{"name":{}}`, "name", "must be a string"},
+		{`{"nested":[]}`, "nested", "must be an object"},
+		{`{"ids":{}}`, "ids", "must be an array"},
+		{`{"at":"tomorrow"}`, "at", "must be an RFC 3339 time"},
+		{`{"at":12}`, "at", "must be an RFC 3339 time"},
+		{`{"surprise":1}`, "surprise", "is not a known field"},
+		{`{"name":"a"}{}`, "body", "must be a single JSON value"},
+		{`{"name":"a",}`, "body", "is not valid JSON"},
+		{` `, "body", "is empty"},
+	}
+	for _, tc := range cases {
+		var dst strictTarget
+		err := decodeStrict([]byte(tc.body), &dst, "")
+		var v *apperr.Validation
+		if !errors.As(err, &v) || !strings.Contains(v.Fields[tc.field], tc.reason) {
+			t.Errorf("%s: %v, want %s %q", tc.body, err, tc.field, tc.reason)
+		}
+	}
+	// DecodeJSON names fields under its prefix.
+	var dst strictTarget
+	err := DecodeJSON([]byte(`{"nested":{"month":"May"}}`), &dst, "rule")
+	var v *apperr.Validation
+	if !errors.As(err, &v) || v.Fields["rule.nested.month"] != "must be an integer" {
+		t.Errorf("DecodeJSON: %v", err)
+	}
+	// What is valid reads exactly as encoding/json reads it.
+	ok := `{"name":"a","count":-9223372036854775808,"id":9223372036854775807,"ids":[1,2],"ratio":1e300,
+		"at":"2026-11-01T00:00:00+08:00","tags":{"a":"x","b":"y"},"raw":{"x":[1,{"y":2}]},"nested":{"month":12}}`
+	var got, want strictTarget
+	if err := decodeStrict([]byte(ok), &got, ""); err != nil {
+		t.Fatal(err)
+	}
+	_ = json.Unmarshal([]byte(ok), &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+// FuzzBindJSON: whatever the body, the answer is nil or a validation error
+// in the API's words, and an accepted body means what encoding/json says it
+// means.
+func FuzzBindJSON(f *testing.F) {
+	for _, seed := range []string{`{"name":"a","count":1}`, `{"count":1,"count":2}`, `{"ids":[1,18446744073709551615]}`,
+		`{"at":"2026-01-01T00:00:00Z"}`, `{"at":1}`, `{"raw":{"a":1,"a":2}}`, `{"tags":{"K":"1","\u212a":"2"}}`, `[`, `"x"`, `null`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var dst strictTarget
+		err := decodeStrict(body, &dst, "")
+		if err != nil {
+			var v *apperr.Validation
+			if !errors.As(err, &v) {
+				t.Fatalf("%q: %T %v", body, err, err)
+			}
+			for f, reason := range v.Fields {
+				if goWords.MatchString(f + " " + reason) {
+					t.Fatalf("%q: %s: %s shows Go's words", body, f, reason)
+				}
+			}
+			return
+		}
+		var want strictTarget
+		if err := json.Unmarshal(body, &want); err != nil {
+			t.Fatalf("%q accepted, but encoding/json says %v", body, err)
+		}
+		if !reflect.DeepEqual(dst, want) {
+			t.Fatalf("%q: got %+v, encoding/json %+v", body, dst, want)
+		}
+	})
 }

@@ -24,7 +24,6 @@
 package segment
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -32,6 +31,7 @@ import (
 	"time"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/httpx"
 )
 
 // Kind is the type of a field, which decides its operators and values.
@@ -145,14 +145,9 @@ type Cond struct {
 // *apperr.Validation naming each node by its path under prefix
 // ("rule.all[1].op"), all at once.
 func Parse(raw []byte, schema Schema, prefix string) (Node, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var r Rule
-	if err := dec.Decode(&r); err != nil {
-		return Node{}, apperr.Invalid(prefix, "must be a rule object: "+cleanJSONError(err))
-	}
-	if dec.More() {
-		return Node{}, apperr.Invalid(prefix, "must be a single rule object")
+	if err := httpx.DecodeJSON(raw, &r, prefix); err != nil {
+		return Node{}, err
 	}
 	p := parser{schema: schema, v: &apperr.Validation{}}
 	n := p.node(r, prefix, 1)
@@ -163,12 +158,6 @@ func Parse(raw []byte, schema Schema, prefix string) (Node, error) {
 		return Node{}, err
 	}
 	return n, nil
-}
-
-func cleanJSONError(err error) string {
-	s := err.Error()
-	s = strings.TrimPrefix(s, "json: ")
-	return s
 }
 
 type parser struct {
