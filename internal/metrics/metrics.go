@@ -1,6 +1,7 @@
 // Package metrics exposes Prometheus metrics: HTTP requests, WeChat API
 // calls by errcode, and inbox event outcomes. A Metrics value owns its own
 // registry (no global default registry), so tests can build isolated ones.
+// Every label value comes from a closed set (see other).
 package metrics
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wxloyalty/loyalty/wechat"
+	"github.com/wxloyalty/loyalty/wechat/inbox"
 )
 
 // Metrics holds the collectors.
@@ -70,18 +72,46 @@ func (m *Metrics) Handler() http.Handler {
 // Registry returns the registry, for tests and further collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
+// Every label value comes from a closed set: each distinct value is a
+// series kept in memory for the life of the process, so a value taken from
+// a request (a method, a path, an event kind from WeChat's XML) would let
+// anyone grow the process and /metrics without bound. Values outside the
+// set are counted as other.
+const other = "other"
+
+// unmatched is the route label of requests no route matched.
+const unmatched = "unmatched"
+
+// methodLabel is the request method if it is a standard one.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return other
+}
+
+// statusLabel is the response status if it is a valid HTTP status code.
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return other
+	}
+	return strconv.Itoa(status)
+}
+
 // Middleware counts and times requests by route template (never by raw
-// path, which would explode the label set).
+// path) and standard method.
 func (m *Metrics) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		route := c.FullPath()
+		route := c.FullPath() // a registered route's pattern: a closed set
 		if route == "" {
-			route = "unmatched"
+			route = unmatched
 		}
-		method := c.Request.Method
-		m.httpRequests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
+		method := methodLabel(c.Request.Method)
+		m.httpRequests.WithLabelValues(route, method, statusLabel(c.Writer.Status())).Inc()
 		m.httpDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	}
 }
@@ -92,16 +122,38 @@ func (m *Metrics) ObserveCall(api string, err error, took time.Duration) {
 	if err != nil {
 		code = "transport"
 		if c := wechat.ErrCode(err); c != 0 {
-			code = strconv.Itoa(c)
+			code = other
+			if wechat.KnownCode(c) {
+				code = strconv.Itoa(c)
+			}
 		} else if !errors.Is(err, wechat.ErrTransient) {
 			code = "error"
 		}
+	}
+	if !wechat.KnownAPI(api) {
+		api = other
 	}
 	m.wxCalls.WithLabelValues(api, code).Inc()
 	m.wxDuration.WithLabelValues(api).Observe(took.Seconds())
 }
 
+// eventKinds are the inbox's kinds of stored events: user messages and the
+// events the service acts on.
+var eventKinds = map[string]bool{
+	inbox.KindMessage: true, wechat.EventSubscribe: true, wechat.EventUnsubscribe: true,
+	wechat.EventScan: true, wechat.EventClick: true, wechat.EventTemplateFinish: true,
+}
+
+// eventOutcomes are the dispatcher's outcomes.
+var eventOutcomes = map[string]bool{"applied": true, "duplicate": true, "failed": true, "gave_up": true}
+
 // ObserveEvent implements inbox.Observer.
 func (m *Metrics) ObserveEvent(kind, outcome string) {
+	if !eventKinds[kind] {
+		kind = other
+	}
+	if !eventOutcomes[outcome] {
+		outcome = other
+	}
 	m.events.WithLabelValues(kind, outcome).Inc()
 }
