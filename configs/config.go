@@ -95,8 +95,15 @@ type HTTP struct {
 	PublicURL string `yaml:"public_url" env:"LOYALTY_PUBLIC_URL"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"LOYALTY_HTTP_SHUTDOWN_TIMEOUT"`
+	// MetricsAddr, when set, serves /metrics and Go's pprof profiles on
+	// their own listener there, and the main listener no longer serves
+	// /metrics (404). Production should set it to a loopback or private
+	// address: neither is for the public. When empty, /metrics is on the
+	// main listener (block it at the proxy).
+	MetricsAddr string `yaml:"metrics_addr" env:"LOYALTY_METRICS_ADDR"`
 	// DebugAddr, when set, serves Go's pprof profiles there (keep it on a
-	// loopback or private address).
+	// loopback or private address). Kept for older configurations:
+	// MetricsAddr serves the profiles too.
 	DebugAddr string `yaml:"debug_addr" env:"LOYALTY_DEBUG_ADDR"`
 	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
 	// (load balancers) whose X-Forwarded-For is believed. Empty: the client
@@ -259,6 +266,16 @@ func (c Config) Validate() error {
 			bad("HTTP.DebugAddr", "must be host:port, e.g. 127.0.0.1:6060")
 		}
 	}
+	if c.HTTP.MetricsAddr != "" {
+		switch _, _, err := net.SplitHostPort(c.HTTP.MetricsAddr); {
+		case err != nil:
+			bad("HTTP.MetricsAddr", "must be host:port, e.g. 127.0.0.1:9090")
+		case c.HTTP.MetricsAddr == c.HTTP.Addr:
+			bad("HTTP.MetricsAddr", "must differ from http.addr: it is a separate listener")
+		case c.HTTP.MetricsAddr == c.HTTP.DebugAddr:
+			bad("HTTP.MetricsAddr", "must differ from http.debug_addr (the metrics listener serves the profiles too; leave debug_addr empty)")
+		}
+	}
 	for _, p := range c.HTTP.TrustedProxies {
 		if net.ParseIP(p) == nil {
 			if _, _, err := net.ParseCIDR(p); err != nil {
@@ -392,6 +409,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("secret_key", redact(c.SecretKey)),
 		slog.Int("secret_keys_old", len(c.SecretKeysOld)),
 		slog.String("http_addr", c.HTTP.Addr),
+		slog.String("metrics_addr", c.HTTP.MetricsAddr),
 		slog.String("public_url", c.HTTP.PublicURL),
 		slog.String("db_driver", c.DB.Driver),
 		slog.String("db_dsn", dsn),

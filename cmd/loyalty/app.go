@@ -61,7 +61,8 @@ type App struct {
 	sandboxOff string         // outside sandbox mode, why (the sandbox routes say it)
 
 	handler   http.Handler
-	bannerOut io.Writer // where sandbox mode prints its how-to
+	opsLn     net.Listener // the metrics listener (http.metrics_addr), or nil
+	bannerOut io.Writer    // where sandbox mode prints its how-to
 
 	stopWorkers context.CancelFunc
 	workers     sync.WaitGroup
@@ -97,6 +98,11 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	}()
 
 	var err error
+	if cfg.HTTP.MetricsAddr != "" {
+		if a.opsLn, err = net.Listen("tcp", cfg.HTTP.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen on %s (LOYALTY_METRICS_ADDR): %w", cfg.HTTP.MetricsAddr, err)
+		}
+	}
 	if a.db, err = openDB(ctx, cfg, log); err != nil {
 		return nil, err
 	}
@@ -329,6 +335,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	a.Start()
+	stopOps := a.serveOps()
+	defer stopOps()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("listening", "addr", ln.Addr().String(), "public_url", a.cfg.HTTP.PublicURL)
@@ -366,6 +374,9 @@ func (a *App) stop() {
 // Close stops the workers and releases connections.
 func (a *App) Close() {
 	a.stop()
+	if a.opsLn != nil {
+		_ = a.opsLn.Close() // already closed if Serve ran
+	}
 	if a.rdb != nil {
 		_ = a.rdb.Close()
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wxloyalty/loyalty/configs"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 )
 
@@ -225,5 +226,43 @@ func TestRequestMetricsStayBounded(t *testing.T) {
 	resp.Body.Close()
 	if strings.Contains(string(raw), "PURGE") || strings.Contains(string(raw), "random-") {
 		t.Fatal("/metrics shows a method or path taken from a request")
+	}
+}
+
+// get returns the status and body of a GET.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+// With http.metrics_addr set, /metrics and the profiles are served on that
+// listener only; the public one answers 404 for both.
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	a := startAppOn(t, onBackend(t, dbtest.SQLite), func(c *configs.Config) { c.HTTP.MetricsAddr = "127.0.0.1:0" })
+	ops := "http://" + a.opsLn.Addr().String()
+	if st, _ := get(t, a.base+"/healthz"); st != 200 {
+		t.Fatalf("healthz %d", st)
+	}
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/cmdline"} {
+		if st, body := get(t, a.base+path); st != 404 || !strings.Contains(body, `"not_found"`) {
+			t.Errorf("public listener %s: %d %s", path, st, body)
+		}
+	}
+	st, body := get(t, ops+"/metrics")
+	if st != 200 || !strings.Contains(body, `loyalty_http_requests_total{method="GET",route="/healthz",status="200"} 1`) ||
+		!strings.Contains(body, `loyalty_http_requests_total{method="GET",route="unmatched",status="404"}`) {
+		t.Fatalf("metrics listener /metrics: %d %.300s", st, body)
+	}
+	if st, body := get(t, ops+"/debug/pprof/"); st != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("metrics listener pprof: %d %.200s", st, body)
+	}
+	if st, _ := get(t, ops+"/api/admin/v1/me"); st != 404 {
+		t.Fatalf("the metrics listener serves the API: %d", st)
 	}
 }

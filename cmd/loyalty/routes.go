@@ -38,7 +38,9 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
-	r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
+	if a.opsLn == nil { // else served on the metrics listener only
+		r.GET("/metrics", gin.WrapH(a.metrics.Handler()))
+	}
 	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", docs.OpenAPI) })
 
 	// Every instance must see the same nonce bindings: Redis when there is one.
