@@ -91,7 +91,8 @@ type HTTP struct {
 	Addr string `yaml:"addr" env:"LOYALTY_HTTP_ADDR"`
 	// PublicURL is how WeChat and browsers reach the service (for example
 	// https://crm.example.com); used to print the callback URL. Defaults to
-	// http://<addr>.
+	// http://<addr>. An https URL means TLS is terminated in front of the
+	// service, and responses then carry Strict-Transport-Security.
 	PublicURL string `yaml:"public_url" env:"LOYALTY_PUBLIC_URL"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"LOYALTY_HTTP_SHUTDOWN_TIMEOUT"`
@@ -112,6 +113,10 @@ type HTTP struct {
 	// would then lock everyone out together).
 	TrustedProxies []string `yaml:"trusted_proxies" env:"LOYALTY_TRUSTED_PROXIES" envSeparator:","`
 }
+
+// BehindTLS reports whether clients reach the service over https
+// (PublicURL says so): responses then carry Strict-Transport-Security.
+func (h HTTP) BehindTLS() bool { return strings.HasPrefix(h.PublicURL, "https://") }
 
 // DB configures the database.
 type DB struct {

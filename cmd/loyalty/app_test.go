@@ -97,7 +97,10 @@ func startAppOnWith(t *testing.T, pw admin.PasswordOptions, db func(*configs.Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.HTTP.PublicURL = "http://" + ln.Addr().String()
+	base := "http://" + ln.Addr().String()
+	if cfg.HTTP.PublicURL == "" { // a test may say the service is behind a TLS proxy
+		cfg.HTTP.PublicURL = base
+	}
 	banner, logs := &bytes.Buffer{}, &lockedBuffer{}
 	app, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})), banner,
 		func(o *appOptions) { o.passwords = pw })
@@ -105,7 +108,7 @@ func startAppOnWith(t *testing.T, pw admin.PasswordOptions, db func(*configs.Con
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testApp{App: app, t: t, base: cfg.HTTP.PublicURL, banner: banner, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	ta := &testApp{App: app, t: t, base: base, banner: banner, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { ta.done <- app.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()

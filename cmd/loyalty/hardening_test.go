@@ -266,3 +266,46 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 		t.Fatalf("the metrics listener serves the API: %d", st)
 	}
 }
+
+// Every response carries the security headers: tokens, personal data and
+// exports are never stored by a cache, no body is sniffed into another
+// type, no URL leaks as a referrer; HSTS only when TLS is in front.
+func TestSecurityHeaders(t *testing.T) {
+	check := func(t *testing.T, a *testApp, hsts bool) {
+		token := a.login()
+		for _, tc := range []struct{ method, path, token, body string }{
+			{"GET", "/healthz", "", ""},
+			{"GET", "/no/such/route", "", ""},
+			{"DELETE", "/healthz", "", ""},
+			{"POST", "/api/admin/v1/login", "", `{"username":"demo","password":"` + a.password + `"}`},
+			{"POST", "/api/admin/v1/login", "", `{"username":"demo","username":"x"}`},
+			{"GET", "/api/admin/v1/members", token, ""},
+			{"GET", "/api/admin/v1/members/export.csv", token, ""},
+			{"GET", "/wechat/1/callback?signature=x", "", ""},
+		} {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, _ := http.NewRequest(tc.method, a.base+tc.path, body)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			h := resp.Header
+			if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" ||
+				h.Get("Cache-Control") != "no-store" || (h.Get("Strict-Transport-Security") != "") != hsts {
+				t.Errorf("%s %s (%d): headers %v", tc.method, tc.path, resp.StatusCode, h)
+			}
+		}
+	}
+	t.Run("http", func(t *testing.T) { check(t, startAppOn(t, onBackend(t, dbtest.SQLite)), false) })
+	t.Run("behind TLS", func(t *testing.T) {
+		check(t, startAppOn(t, onBackend(t, dbtest.SQLite), func(c *configs.Config) { c.HTTP.PublicURL = "https://crm.example.com" }), true)
+	})
+}

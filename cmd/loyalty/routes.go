@@ -26,7 +26,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	// The client address is the peer address unless proxies are configured
 	// (validated with the configuration, so this cannot fail).
 	_ = r.SetTrustedProxies(a.cfg.HTTP.TrustedProxies)
-	r.Use(httpx.Recover(), httpx.RequestLog(a.log, httpx.LogOptions{
+	r.Use(httpx.SecurityHeaders(a.cfg.HTTP.BehindTLS()), httpx.Recover(), httpx.RequestLog(a.log, httpx.LogOptions{
 		Skip:        []string{"/healthz", "/readyz", "/metrics"},
 		QuietRoutes: []string{callbackRoute},
 	}), a.metrics.Middleware())

@@ -244,6 +244,25 @@ func Recover() gin.HandlerFunc {
 	}
 }
 
+// SecurityHeaders sets the headers every response carries. Nothing the
+// API answers is for a shared cache (tokens, members' personal data,
+// exports), so Cache-Control is no-store unless a handler that knows better
+// sets its own. hsts adds Strict-Transport-Security: only when the service
+// is reached over https (a TLS proxy in front), or browsers would be told
+// to insist on a TLS that does not exist.
+func SecurityHeaders(hsts bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.Writer.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		if hsts {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		c.Next()
+	}
+}
+
 // NotFound and MethodNotAllowed answer unknown routes in the JSON shape.
 func NotFound(c *gin.Context) {
 	Fail(c, fmt.Errorf("no route %s %s: %w", c.Request.Method, c.Request.URL.Path, apperr.ErrNotFound))

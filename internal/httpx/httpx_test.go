@@ -373,3 +373,23 @@ func FuzzBindJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestSecurityHeadersLetAHandlerAllowCaching(t *testing.T) {
+	r := gin.New()
+	r.Use(SecurityHeaders(true))
+	r.GET("/cacheable", func(c *gin.Context) {
+		c.Header("Cache-Control", "private, max-age=60")
+		c.String(200, "ok")
+	})
+	r.GET("/plain", func(c *gin.Context) { c.String(200, "ok") })
+	for path, want := range map[string]string{"/cacheable": "private, max-age=60", "/plain": "no-store"} {
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if got := rec.Header().Get("Cache-Control"); got != want {
+			t.Errorf("%s: Cache-Control %q, want %q", path, got, want)
+		}
+		if rec.Header().Get("Strict-Transport-Security") == "" || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: %v", path, rec.Header())
+		}
+	}
+}
