@@ -385,17 +385,14 @@ func (a *App) Close() {
 	}
 }
 
-// readyz reports whether the database answers.
+// readyz reports whether the database can serve requests: its schema is
+// there and current (see db.Ready).
 func (a *App) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	sqlDB, err := a.db.DB()
-	if err == nil {
-		err = sqlDB.PingContext(ctx)
-	}
-	if err != nil {
+	if err := db.Ready(ctx, a.db); err != nil {
 		a.log.WarnContext(ctx, "not ready", "error", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "database": "unreachable"})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "database": "not ready"})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -307,5 +308,33 @@ func TestSecurityHeaders(t *testing.T) {
 	t.Run("http", func(t *testing.T) { check(t, startAppOn(t, onBackend(t, dbtest.SQLite)), false) })
 	t.Run("behind TLS", func(t *testing.T) {
 		check(t, startAppOn(t, onBackend(t, dbtest.SQLite), func(c *configs.Config) { c.HTTP.PublicURL = "https://crm.example.com" }), true)
+	})
+}
+
+// /readyz says ready only while the database holds the schema: a ping
+// succeeded after the database was dropped (MySQL) or its file deleted
+// (SQLite).
+func TestReadyzChecksTheSchema(t *testing.T) {
+	eachApp(t, func(t *testing.T, a *testApp) {
+		if st, body := get(t, a.base+"/readyz"); st != 200 {
+			t.Fatalf("readyz: %d %s", st, body)
+		}
+		if a.cfg.DB.Driver == dbtest.MySQL {
+			var name string
+			if err := a.db.Raw("SELECT DATABASE()").Row().Scan(&name); err != nil || name == "" {
+				t.Fatalf("database name %q: %v", name, err)
+			}
+			if err := a.db.Exec("DROP DATABASE `" + name + "`").Error; err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.Remove(a.cfg.DB.DSN); err != nil {
+			t.Fatal(err)
+		}
+		if st, body := get(t, a.base+"/readyz"); st != 503 {
+			t.Fatalf("readyz without the database: %d %s", st, body)
+		}
+		if st, _ := get(t, a.base+"/healthz"); st != 200 {
+			t.Fatalf("healthz: %d (the process is alive)", st)
+		}
 	})
 }

@@ -309,3 +309,33 @@ func TestTakeOne(t *testing.T) {
 		}
 	})
 }
+
+// Ready wants the schema, not just a server that answers.
+func TestReady(t *testing.T) {
+	ctx := context.Background()
+	t.Run(dbtest.SQLite, func(t *testing.T) {
+		gdb := dbtest.OpenSQLite(t)
+		if err := db.Ready(ctx, gdb); err != nil {
+			t.Fatalf("migrated: %v", err)
+		}
+		newest := latest(t, gdb)
+		if err := gdb.Exec("DELETE FROM goose_db_version WHERE version_id = ?", newest).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Ready(ctx, gdb); err == nil || !strings.Contains(err.Error(), "expects") {
+			t.Fatalf("schema behind: %v", err)
+		}
+	})
+	t.Run(dbtest.MySQL, func(t *testing.T) {
+		gdb := dbtest.OpenMySQLIsolated(t)
+		if err := db.Ready(ctx, gdb); err != nil {
+			t.Fatalf("migrated: %v", err)
+		}
+		if err := gdb.Exec("DROP TABLE goose_db_version").Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Ready(ctx, gdb); err == nil {
+			t.Fatal("ready without a schema")
+		}
+	})
+}

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -62,6 +65,62 @@ func SchemaVersion(ctx context.Context, gdb *gorm.DB) (current, latest int64, er
 		latest = sources[len(sources)-1].Version
 	}
 	return current, latest, nil
+}
+
+// Ready reports whether the database can serve this binary: the schema is
+// there and at least at the newest embedded version (a query on the schema,
+// not a ping: a ping succeeds against a server whose database was dropped),
+// and for SQLite the database file still exists (a deleted file keeps
+// answering through open connections, but nothing written is kept). It is
+// cheap enough for a readiness probe: one indexed query, no migration lock.
+func Ready(ctx context.Context, gdb *gorm.DB) error {
+	var current sql.NullInt64
+	// goose_db_version is goose's default table; the service never migrates
+	// down, so the newest applied version is the largest.
+	if err := gdb.WithContext(ctx).Raw("SELECT MAX(version_id) FROM goose_db_version").Row().Scan(&current); err != nil {
+		return fmt.Errorf("db: read the schema version: %w", err)
+	}
+	latest, err := latestVersion(gdb.Dialector.Name())
+	if err != nil {
+		return err
+	}
+	if current.Int64 < latest {
+		return fmt.Errorf("db: the schema is at version %d, this binary expects %d", current.Int64, latest)
+	}
+	if gdb.Dialector.Name() == SQLite {
+		sqlDB, err := gdb.DB()
+		if err != nil {
+			return fmt.Errorf("db: %w", err)
+		}
+		file, err := sqliteFile(sqlDB)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(file); err != nil {
+			return fmt.Errorf("db: the database file is gone: %w", err)
+		}
+	}
+	return nil
+}
+
+// latestVersion is the newest migration embedded for the dialect.
+func latestVersion(dialect string) (int64, error) {
+	dir := "migrations/sqlite"
+	if dialect == MySQL {
+		dir = "migrations/mysql"
+	}
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return 0, fmt.Errorf("db: migrations: %w", err)
+	}
+	var latest int64
+	for _, e := range entries {
+		prefix, _, _ := strings.Cut(e.Name(), "_")
+		if v, err := strconv.ParseInt(prefix, 10, 64); err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest, nil
 }
 
 func newProvider(gdb *gorm.DB, log *slog.Logger) (*goose.Provider, func(), error) {
