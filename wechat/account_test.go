@@ -422,3 +422,32 @@ func TestTemplateLists(t *testing.T) {
 		t.Fatalf("unauthorized: %v", err)
 	}
 }
+
+// The connection test tells an operator why WeChat could not be reached in
+// words, never with the text of the SDK's decoder ("json: cannot unmarshal
+// ... into Go struct field ...") when the answer is odd.
+func TestCheckSaysWhyInWords(t *testing.T) {
+	c := newCreds(t)
+	reg := wechat.NewAccounts(credMap{7: c}, endpoint, wechat.NewMemoryTokenCache(), nil, time.Minute)
+	for _, tc := range []struct {
+		fault wechattest.Fault
+		want  string
+	}{
+		{wechattest.Fault{Body: `{"access_token":7,"expires_in":"soon"}`}, "could not be read"},
+		{wechattest.Fault{Body: `<html>`}, "could not be read"},
+		{wechattest.Fault{HTTPStatus: 502}, "HTTP 502"},
+		{wechattest.Fault{ErrCode: 40125}, "AppSecret is wrong"},
+	} {
+		sim.Script("/cgi-bin/stable_token", tc.fault)
+		res, err := reg.Check(context.Background(), 7)
+		sim.ClearFaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[0].OK || !strings.Contains(res[0].Message, tc.want) ||
+			strings.Contains(res[0].Message, "Go struct") || strings.Contains(res[0].Message, "json:") ||
+			strings.Contains(res[0].Message, "invalid character") {
+			t.Errorf("%+v: %+v, want %q in our words", tc.fault, res[0], tc.want)
+		}
+	}
+}

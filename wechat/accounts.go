@@ -195,7 +195,7 @@ func checkToken(ctx context.Context, app, appID string, t *tokenSource) CheckRes
 	if res.ErrCode != 0 {
 		res.Message = Describe(res.ErrCode)
 	} else {
-		res.Message = "WeChat could not be reached: " + err.Error()
+		res.Message = "WeChat could not be reached: " + transportReason(err)
 	}
 	return res
 }

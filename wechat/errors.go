@@ -183,3 +183,29 @@ func classify(api string, err error) *APIError {
 	}
 	return &APIError{API: api, Msg: text, Kind: ErrTransient, Cause: err}
 }
+
+// transportReason says in words why a call failed without an errcode, for
+// the operators' connection test: never the underlying error's text, which
+// may be a decoder's ("json: cannot unmarshal number into Go struct field
+// ResAccessToken.access_token of type string" when the answer is odd).
+func transportReason(err error) string {
+	var netErr net.Error
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	text := err.Error()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	case errors.Is(err, context.Canceled):
+		return "the call was cancelled"
+	case errors.As(err, &netErr):
+		return "the connection failed"
+	case statusRe.MatchString(text):
+		return "it answered HTTP " + statusRe.FindStringSubmatch(text)[1]
+	case errors.As(err, &syntaxErr), errors.As(err, &typeErr), strings.Contains(text, "json: "):
+		// The SDK does not always wrap the decoder's error; its text is
+		// the only sign left.
+		return "its answer could not be read"
+	}
+	return "the call failed"
+}

@@ -384,6 +384,7 @@ type Fault struct {
 	ErrCode    int           // WeChat errcode to answer with (0 = none)
 	ErrMsg     string        // default: a realistic message for known codes
 	HTTPStatus int           // if non-zero, answer with this HTTP status and an empty body instead (e.g. 502); wins over ErrCode
+	Body       string        // if non-empty, answer 200 with this body as JSON (a broken or odd answer); wins over ErrCode
 	Latency    time.Duration // sleep before answering (respects request context cancellation)
 	Hang       bool          // never answer until the client gives up (request context done)
 }
@@ -610,6 +611,11 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if f.HTTPStatus != 0 {
 			w.WriteHeader(f.HTTPStatus)
+			return
+		}
+		if f.Body != "" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, f.Body)
 			return
 		}
 		if f.ErrCode != 0 {
