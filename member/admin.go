@@ -181,8 +181,8 @@ func (u AdminUpdate) validate(today time.Time) (parsedAdminUpdate, error) {
 			if err := httpx.DecodeJSON(u.Phone, &phone, "phone"); err != nil {
 				v.Add("phone", "must be a string or null")
 			} else {
-				phone = strings.TrimPrefix(strings.TrimSpace(phone), "+86")
-				if !phoneRe.MatchString(phone) {
+				phone, ok := NormalizePhone(phone)
+				if !ok {
 					v.Add("phone", "must be an 11-digit mainland number or +<country code><number>")
 				}
 				p.phone = &phone

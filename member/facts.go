@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -187,9 +186,15 @@ type Buyer struct {
 	Erased          bool // PIPL-erased: an anonymous tombstone
 }
 
-// buyerPhoneRe accepts the forms the member package stores: an 11-digit
-// mainland number without +86, or +<country code><number>.
-var buyerPhoneRe = regexp.MustCompile(`^(1[0-9]{10}|\+[1-9][0-9]{6,18})$`)
+// NormalizePhone returns a phone number as members store it, and whether s
+// is one: an 11-digit mainland number (an optional +86 is dropped) or
+// +<country code><number>. Callers that take a phone number from a request
+// check it with this, so a malformed number is a bad request naming the
+// field, not a member that was not found.
+func NormalizePhone(s string) (string, bool) {
+	phone := strings.TrimPrefix(strings.TrimSpace(s), "+86")
+	return phone, phoneRe.MatchString(phone)
+}
 
 // FindBuyer returns the member a BuyerRef names. An id that was merged into
 // another member resolves to the survivor. Each lookup is a probe of the
@@ -210,8 +215,8 @@ func (s *Service) FindBuyer(ctx context.Context, merchantID uint64, ref BuyerRef
 			m, err = st.by(ctx, merchantID, byMPOpenID, ref.OpenID, false)
 		}
 	case ref.Phone != "":
-		phone := strings.TrimPrefix(strings.TrimSpace(ref.Phone), "+86")
-		if !buyerPhoneRe.MatchString(phone) {
+		phone, ok := NormalizePhone(ref.Phone)
+		if !ok {
 			return Buyer{}, errMemberNotFound
 		}
 		m, err = st.by(ctx, merchantID, byPhone, phone, false)

@@ -181,7 +181,13 @@ func TestHTTPOrdersAndRefunds(t *testing.T) {
 			"ghost member": {`{"external_id":"T-2","member_id":999999999999,"amount_fen":100}`, 422, ""},
 			"ghost openid": {`{"external_id":"T-3","openid":"nobody","amount_fen":100}`, 422, ""},
 			"ghost phone":  {`{"external_id":"T-3","phone":"13900000000","amount_fen":100}`, 422, ""},
-			"conflict":     {`{"external_id":"T-1","member_id":` + u64(m) + `,"amount_fen":2600}`, 409, ""},
+			// A phone number that cannot be one is a bad request naming
+			// the field, not an unknown member.
+			"short phone":   {`{"external_id":"T-3","phone":"123","amount_fen":100}`, 400, "phone"},
+			"+86 short":     {`{"external_id":"T-3","phone":"+86123","amount_fen":100}`, 400, "phone"},
+			"letters phone": {`{"external_id":"T-3","phone":"1380013800a","amount_fen":100}`, 400, "phone"},
+			"long phone":    {`{"external_id":"T-3","phone":"+123456789012345678901","amount_fen":100}`, 400, "phone"},
+			"conflict":      {`{"external_id":"T-1","member_id":` + u64(m) + `,"amount_fen":2600}`, 409, ""},
 		} {
 			r := a.do("POST", admin+"/orders", "pos0", c.body)
 			if r.code != c.code || (c.field != "" && r.field(c.field) == "") {

@@ -67,8 +67,8 @@ func (in OrderInput) validate(now time.Time) error {
 	}
 	if in.Member.Phone != "" {
 		refs++
-		if len(in.Member.Phone) > 20 {
-			v.Add("phone", "must be at most 20 characters")
+		if _, ok := member.NormalizePhone(in.Member.Phone); !ok {
+			v.Add("phone", "must be an 11-digit mainland number (an optional +86 is accepted) or +<country code><number>")
 		}
 	}
 	if refs != 1 {
