@@ -2,6 +2,7 @@ package points
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -219,6 +220,51 @@ func TestHTTPOrdersAndRefunds(t *testing.T) {
 			[]string{"order.create", "order.refund"}).Count(&n)
 		if n != 3 {
 			t.Fatalf("%d audit entries", n)
+		}
+	})
+}
+
+// campaignSet is a Campaigns of fixed (merchant, campaign) pairs.
+type campaignSet map[[2]uint64]bool
+
+func (c campaignSet) CampaignExists(_ context.Context, merchantID, campaignID uint64) (bool, error) {
+	return c[[2]uint64{merchantID, campaignID}], nil
+}
+
+// An order may name only one of the caller's campaigns: another merchant's
+// campaign id, or one that does not exist, is 400 naming campaign_id and
+// nothing is stored; without a way to check campaigns, any campaign_id is
+// refused.
+func TestHTTPOrderCampaignMustBeTheMerchants(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		f, other := newFixture(t, gdb), newFixture(t, gdb)
+		a := newAPI(t, f)
+		m := f.newMember(memberOpts{})
+		order := func(ext string, campaignID uint64) reply {
+			return a.do("POST", admin+"/orders", "pos0", map[string]any{"external_id": ext, "member_id": m,
+				"amount_fen": 1000, "campaign_id": campaignID})
+		}
+		r := order("C-0", 7)
+		if r.code != http.StatusBadRequest || r.field("campaign_id") == "" {
+			t.Fatalf("campaign id without a campaign checker: %d %s, want 400 naming campaign_id", r.code, r.raw)
+		}
+		f.svc.UseCampaigns(campaignSet{{f.merchantID, 7}: true, {other.merchantID, 8}: true})
+		for name, id := range map[string]uint64{"another merchant's": 8, "unknown": 9} {
+			r := order("C-"+name, id)
+			if r.code != http.StatusBadRequest || r.field("campaign_id") == "" {
+				t.Errorf("%s campaign: %d %s, want 400 naming campaign_id", name, r.code, r.raw)
+			}
+		}
+		var n int64
+		gdb.Table("points_orders").Where("merchant_id = ?", f.merchantID).Count(&n)
+		if n != 0 {
+			t.Fatalf("refused orders stored %d rows", n)
+		}
+		f.wantBalance(m, 0, 0)
+		r = order("C-1", 7)
+		want(t, r, http.StatusCreated)
+		if r.num("order.campaign_id") != 7 {
+			t.Fatalf("own campaign: %s", r.raw)
 		}
 	})
 }

@@ -47,7 +47,34 @@ type OrderInput struct {
 	AmountFen  int64
 	OrderedAt  *time.Time // default: now
 	Items      []Item
-	CampaignID *uint64 // the campaign that brought the order, if the shop knows it
+	CampaignID *uint64 // the campaign that brought the order, if the shop knows it (one of the merchant's)
+}
+
+// UseCampaigns sets how order campaign ids are checked. Without it an order
+// naming a campaign is refused: an id that cannot be checked is not
+// stored. Call before serving.
+func (s *Service) UseCampaigns(c Campaigns) { s.campaigns = c }
+
+// checkCampaign refuses a campaign id that is not one of the merchant's
+// campaigns (another merchant's is "not a campaign", as one that does not
+// exist), so campaign reports never count an order attributed by mistake
+// or on purpose to someone else's campaign.
+func (s *Service) checkCampaign(ctx context.Context, merchantID uint64, id *uint64) error {
+	if id == nil {
+		return nil
+	}
+	unknown := apperr.Invalid("campaign_id", "is not a campaign of this merchant")
+	if s.campaigns == nil {
+		return unknown
+	}
+	ok, err := s.campaigns.CampaignExists(ctx, merchantID, *id)
+	if err != nil {
+		return fmt.Errorf("points: campaign %d: %w", *id, err)
+	}
+	if !ok {
+		return unknown
+	}
+	return nil
 }
 
 func (in OrderInput) validate(now time.Time) error {
@@ -135,6 +162,9 @@ var (
 func (s *Service) RecordOrder(ctx context.Context, merchantID uint64, in OrderInput) (OrderResult, bool, error) {
 	now := s.now()
 	if err := in.validate(now); err != nil {
+		return OrderResult{}, false, err
+	}
+	if err := s.checkCampaign(ctx, merchantID, in.CampaignID); err != nil {
 		return OrderResult{}, false, err
 	}
 	orderedAt := now

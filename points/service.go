@@ -25,6 +25,14 @@ type Members interface {
 	FindBuyer(ctx context.Context, merchantID uint64, ref member.BuyerRef) (member.Buyer, error)
 }
 
+// Campaigns tells whether an id names one of a merchant's campaigns, so an
+// order's campaign_id is checked before it is stored. The campaign package
+// imports points (gifts), so points cannot import it: cmd/loyalty
+// satisfies this with a small adapter.
+type Campaigns interface {
+	CampaignExists(ctx context.Context, merchantID, campaignID uint64) (bool, error)
+}
+
 // Zones gives a merchant's time zone; *admin.Merchants satisfies it.
 type Zones interface {
 	Location(ctx context.Context, merchantID uint64) (*time.Location, error)
@@ -54,6 +62,7 @@ type Service struct {
 	keywords  sync.Map // merchant id → keywordEntry
 
 	purchaseHooks []PurchaseHook
+	campaigns     Campaigns // nil: orders cannot name a campaign
 
 	// JobBatch is how many lots or accounts a job takes per query.
 	JobBatch int

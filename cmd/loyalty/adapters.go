@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
+
+	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/admin"
 	"github.com/wxloyalty/loyalty/campaign"
@@ -111,4 +114,20 @@ func (g campaignGifts) Check(ctx context.Context, merchantID uint64, gift campai
 	}
 	_, err := g.points.GetReward(ctx, merchantID, gift.RewardID)
 	return err
+}
+
+// orderCampaigns checks an order's campaign_id for points against the
+// campaigns table: one probe of the primary key, with the merchant in the
+// condition so another merchant's campaign is "not a campaign". (points
+// cannot import campaign, which imports points.)
+type orderCampaigns struct{ db *gorm.DB }
+
+func (c orderCampaigns) CampaignExists(ctx context.Context, merchantID, campaignID uint64) (bool, error) {
+	var n int64
+	err := c.db.WithContext(ctx).Raw("SELECT COUNT(*) FROM campaigns WHERE id = ? AND merchant_id = ?", campaignID, merchantID).
+		Scan(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("campaign %d: %w", campaignID, err)
+	}
+	return n > 0, nil
 }

@@ -277,6 +277,26 @@ func TestAdminRoutesAreTenantScoped(t *testing.T) {
 					t.Fatalf("order for B's member: %d %s", st, body)
 				}
 			}},
+		// An order of A's member attributed to B's campaign is refused
+		// (400 naming campaign_id) and not stored; A's own campaign is
+		// accepted.
+		"POST /api/admin/v1/orders#foreign-campaign": {body: map[string]any{"external_id": "x-campaign", "member_id": A.member,
+			"amount_fen": 100, "campaign_id": B.campaign},
+			check: func(t *testing.T, st int, body string) {
+				if st != http.StatusBadRequest || !strings.Contains(body, `"campaign_id"`) {
+					t.Fatalf("order with B's campaign: %d %s, want 400 naming campaign_id", st, body)
+				}
+				if n := a.count("points_orders", "external_id = ?", "x-campaign"); n != 0 {
+					t.Fatal("the order with B's campaign was stored")
+				}
+			}},
+		"POST /api/admin/v1/orders#own-campaign": {body: map[string]any{"external_id": "x-own-campaign", "member_id": A.member,
+			"amount_fen": 100, "campaign_id": A.campaign},
+			check: func(t *testing.T, st int, body string) {
+				if st != http.StatusCreated || !strings.Contains(body, fmt.Sprintf(`"campaign_id":%d`, A.campaign)) {
+					t.Fatalf("order with A's own campaign: %d %s", st, body)
+				}
+			}},
 		"GET /api/admin/v1/orders/{external_id}":                    {path: B.order, check: notFound},
 		"POST /api/admin/v1/orders/{external_id}/refunds":           {path: B.order, body: map[string]any{"refund_id": "r1", "amount_fen": 100}, check: notFound},
 		"GET /api/admin/v1/points/rules":                            {check: noneOfB},
