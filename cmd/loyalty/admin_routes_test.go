@@ -40,8 +40,10 @@ func routesOf(t *testing.T, a *testApp) []string {
 // Every route the service registers is described in docs/openapi.yaml, and
 // the document describes no route that does not exist. The simulator's own
 // API, mounted in sandbox mode, is the fake WeChat, not ours to describe.
-func TestOpenAPICoversEveryRoute(t *testing.T) {
-	a := startApp(t)
+func TestOpenAPICoversEveryRoute(t *testing.T) { eachBackendName(t, testOpenAPICoversEveryRoute) }
+
+func testOpenAPICoversEveryRoute(t *testing.T, backend string) {
+	a := startAppOn(t, onBackend(t, backend))
 	var spec struct {
 		OpenAPI    string                          `yaml:"openapi"`
 		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
@@ -169,8 +171,10 @@ func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken st
 // using merchant B's ids gets 404, exactly as for ids that do not exist,
 // and B's data is unchanged; lists show none of B's rows. A route added to
 // the admin API without a case here fails the test.
-func TestAdminRoutesAreTenantScoped(t *testing.T) {
-	a := startApp(t)
+func TestAdminRoutesAreTenantScoped(t *testing.T) { eachBackendName(t, testAdminRoutesAreTenantScoped) }
+
+func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
+	a := startAppOn(t, onBackend(t, backend))
 	ctx := context.Background()
 	other, err := a.merchants.Create(ctx, adminSandboxInput("Other shop"))
 	if err != nil {

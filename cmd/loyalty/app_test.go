@@ -49,6 +49,8 @@ type testApp struct {
 	merchant uint64
 }
 
+// startApp starts the service on its own MySQL database (skipped without
+// LOYALTY_TEST_MYSQL_DSN).
 func startApp(t *testing.T, mutate ...func(*configs.Config)) *testApp {
 	t.Helper()
 	return startAppWith(t, admin.PasswordOptions{}, mutate...)
@@ -66,6 +68,16 @@ func startAppWith(t *testing.T, pw admin.PasswordOptions, mutate ...func(*config
 func startAppOn(t *testing.T, db func(*configs.Config), mutate ...func(*configs.Config)) *testApp {
 	t.Helper()
 	return startAppOnWith(t, admin.PasswordOptions{}, db, mutate...)
+}
+
+// eachBackendName runs test as a subtest against a service on each database
+// the service supports: SQLite always (so `go test ./...` on a fresh
+// machine runs the HTTP contract tests) and MySQL when configured.
+func eachBackendName(t *testing.T, test func(t *testing.T, backend string)) {
+	t.Helper()
+	for _, backend := range []string{dbtest.SQLite, dbtest.MySQL} {
+		t.Run(backend, func(t *testing.T) { test(t, backend) })
+	}
 }
 
 // onBackend configures a new database of backend: dbtest.MySQL (skipped
@@ -203,8 +215,10 @@ type profile struct {
 // The sandbox, as a merchant's developer uses it: log in, simulate a
 // follower, log in from the mini-program as the same person, edit the
 // profile, bind a phone, unfollow and follow again.
-func TestSandboxEndToEnd(t *testing.T) {
-	a := startApp(t)
+func TestSandboxEndToEnd(t *testing.T) { eachBackendName(t, testSandboxEndToEnd) }
+
+func testSandboxEndToEnd(t *testing.T, backend string) {
+	a := startAppOn(t, onBackend(t, backend))
 	if a.password == "" || !strings.Contains(a.banner.String(), "/api/admin/v1/sandbox/follow") {
 		t.Fatalf("sandbox banner does not say how to log in and simulate a follower:\n%s", a.banner)
 	}
@@ -453,8 +467,10 @@ func TestTenantIsolation(t *testing.T) {
 	}
 }
 
-func TestMemberTokenForgeries(t *testing.T) {
-	a := startApp(t)
+func TestMemberTokenForgeries(t *testing.T) { eachBackendName(t, testMemberTokenForgeries) }
+
+func testMemberTokenForgeries(t *testing.T, backend string) {
+	a := startAppOn(t, onBackend(t, backend))
 	path := fmt.Sprintf("/api/member/v1/%d/profile", a.merchant)
 	claims := jwt.MapClaims{"mid": a.merchant, "sub": "1", "iss": "loyalty", "aud": []string{"member"},
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
@@ -552,8 +568,10 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 }
 
-func TestErrorShape(t *testing.T) {
-	a := startApp(t)
+func TestErrorShape(t *testing.T) { eachBackendName(t, testErrorShape) }
+
+func testErrorShape(t *testing.T, backend string) {
+	a := startAppOn(t, onBackend(t, backend))
 	var e errorBody
 	if st := a.call("GET", "/no/such/route", "", nil, &e); st != 404 || e.Error.Code != "not_found" {
 		t.Fatalf("unknown route: %d %+v", st, e)
