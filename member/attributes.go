@@ -445,12 +445,10 @@ func (a *Attributes) RunNightly(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 			continue
 		}
-		raw, _ := json.Marshal(res)
-		summary := string(raw)
 		done := a.now()
 		if err := a.db.WithContext(ctx).Model(&JobRun{}).
 			Where("merchant_id = ? AND job = ? AND run_key = ? AND owner = ?", id, jobAttributes, key, a.owner).
-			Updates(map[string]any{"finished_at": done, "result": summary}).Error; err != nil {
+			Updates(map[string]any{"finished_at": done, "result": summarize(res)}).Error; err != nil {
 			errs = append(errs, err)
 		}
 		a.log.InfoContext(ctx, "member: nightly attributes", "merchant_id", id, "members", res.Members,
@@ -458,6 +456,43 @@ func (a *Attributes) RunNightly(ctx context.Context) (int, error) {
 		ran++
 	}
 	return ran, errors.Join(errs...)
+}
+
+func summarize(res RecomputeResult) string {
+	raw, _ := json.Marshal(res)
+	return string(raw)
+}
+
+// RecomputeNow runs the merchant's pass at once, outside the nightly
+// schedule (after a bulk load such as the demo seed), and records it as
+// the pass of the merchant's local date, replacing a pass that already ran
+// that day. The pass's figures (the 2:8 share LastRun gives) must come from
+// the latest pass, the one whose RFM scores and pyramid tiers the member
+// rows hold: a day already claimed by an earlier pass (say, one that found
+// no members at startup) must not keep the earlier figures, or one
+// dashboard answer shows filled tiers beside an empty 2:8 figure.
+// RunNightly treats the date as done, as for any finished pass.
+func (a *Attributes) RecomputeNow(ctx context.Context, merchantID uint64) (RecomputeResult, error) {
+	loc, err := a.merchants.Location(ctx, merchantID)
+	if err != nil {
+		return RecomputeResult{}, err
+	}
+	res, err := a.Recompute(ctx, merchantID)
+	if err != nil {
+		return res, err
+	}
+	done := a.now()
+	summary := summarize(res)
+	run := JobRun{MerchantID: merchantID, Job: jobAttributes, RunKey: done.In(loc).Format(time.DateOnly),
+		Owner: a.owner, StartedAt: res.ComputedAtUTC, FinishedAt: &done, Result: &summary}
+	err = a.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "merchant_id"}, {Name: "job"}, {Name: "run_key"}},
+		DoUpdates: clause.AssignmentColumns([]string{"owner", "started_at", "finished_at", "result"}),
+	}).Create(&run).Error
+	if err != nil {
+		return res, fmt.Errorf("member: record the attribute pass: %w", err)
+	}
+	return res, nil
 }
 
 // Run calls RunNightly every interval until ctx ends.

@@ -9,7 +9,8 @@
 // points program would have written them (`loyalty points reconcile`
 // finds nothing to report), the members' purchase facts, and the lifecycle
 // stage events the service would have recorded. It ends with the nightly
-// attribute pass (member.Attributes.Recompute), so stages, RFM scores,
+// attribute pass (member.Attributes.RecomputeNow, recorded as the day's
+// pass even when the service already ran one), so stages, RFM scores,
 // pyramid tiers and CLV are real.
 //
 // The seed only fills a merchant without members, once: a second run is
@@ -91,13 +92,8 @@ var (
 		"the merchant has points tiers: demo seed generates points for merchants without tiers (create them afterwards)")
 )
 
-// Job names in job_runs: the seed's own claim, and the nightly attribute
-// pass it runs at the end (member/attributes.go's job, so
-// Attributes.LastRun and the dashboard's 2:8 figure see it).
-const (
-	jobSeed       = "demo_seed"
-	jobAttributes = "attributes"
-)
+// jobSeed names the seed's own claim in job_runs.
+const jobSeed = "demo_seed"
 
 // Seed generates the merchant's demo data. merchants gives the merchant's
 // time zone and CRM settings (admin.Merchants satisfies it).
@@ -240,20 +236,15 @@ feed:
 	o.Log.InfoContext(ctx, "demo: rows written", "merchant_id", o.MerchantID, "members", out.Members,
 		"orders", out.Orders, "duration_ms", out.WriteDuration.Milliseconds())
 
+	// The pass is recorded as today's, replacing one that already ran
+	// today (the service's pass at startup, before the merchant had
+	// members): the dashboard's 2:8 figure then comes from this pass, like
+	// the tiers and scores it wrote.
 	attrs := member.NewAttributes(gdb, points.NewHistory(gdb), merchants, o.Now, o.Log)
-	if out.Recompute, err = attrs.Recompute(ctx, o.MerchantID); err != nil {
+	if out.Recompute, err = attrs.RecomputeNow(ctx, o.MerchantID); err != nil {
 		return out, fmt.Errorf("demo: attributes: %w", err)
 	}
-	// Record the pass as the nightly one of today, as RunNightly would
-	// (unless tonight's already ran): the dashboard's 2:8 figure reads it.
-	summary, _ := json.Marshal(out.Recompute)
 	finished := o.Now()
-	text := string(summary)
-	if err := gdb.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&member.JobRun{
-		MerchantID: o.MerchantID, Job: jobAttributes, RunKey: finished.In(loc).Format(time.DateOnly), Owner: claim.Owner,
-		StartedAt: finished, FinishedAt: &finished, Result: &text}).Error; err != nil {
-		return out, fmt.Errorf("demo: record the attribute pass: %w", err)
-	}
 	out.Duration = time.Since(start)
 	seedSummary, _ := json.Marshal(out)
 	seedText := string(seedSummary)
