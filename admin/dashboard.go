@@ -51,6 +51,19 @@ const (
 	// dashboardTimeout bounds one computation, which runs detached from
 	// the request that started it (others may be waiting for it).
 	dashboardTimeout = time.Minute
+	// DashboardPerMerchant bounds one merchant's cold computations running
+	// at once in a process, DashboardOverall all merchants'. A computation
+	// runs up to eight statements at once (four per feature), so these
+	// bound the database connections and CPU the dashboard can take from
+	// every other request (the member list of another merchant).
+	DashboardPerMerchant = 2
+	DashboardOverall     = 4
+	// DashboardQueue is how many more of one merchant's cold computations
+	// may wait for a slot; a request beyond that is 429.
+	DashboardQueue = 8
+	// dashboardWait bounds how long a computation waits for a slot (503
+	// after that).
+	dashboardWait = 30 * time.Second
 )
 
 // DashboardHandler serves GET /dashboard: the merchant's figures for a
@@ -63,6 +76,10 @@ const (
 // computes a key at most once per TTL, and nothing depends on the cache
 // for correctness; a shared store would add writes and a dependency for no
 // better answer.
+//
+// Cold computations are bounded per merchant and overall (see
+// computeSlots), so a merchant asking for many periods at once waits for
+// its own computations instead of slowing every other merchant down.
 type DashboardHandler struct {
 	members MemberDashboard
 	points  PointsDashboard
@@ -71,6 +88,7 @@ type DashboardHandler struct {
 	ttl     time.Duration
 
 	flight singleflight.Group
+	slots  *computeSlots
 	mu     sync.Mutex
 	cache  map[dashboardKey]dashboardEntry
 }
@@ -89,7 +107,7 @@ type dashboardEntry struct {
 // the default periods and of the cache.
 func NewDashboardHandler(members MemberDashboard, points PointsDashboard, zones DashboardZones, now func() time.Time) *DashboardHandler {
 	return &DashboardHandler{members: members, points: points, zones: zones, now: now, ttl: DashboardTTL,
-		cache: map[dashboardKey]dashboardEntry{}}
+		slots: newComputeSlots(DashboardPerMerchant, DashboardOverall, DashboardQueue), cache: map[dashboardKey]dashboardEntry{}}
 }
 
 // Register adds the route under the authenticated admin group:
@@ -171,6 +189,13 @@ func (h *DashboardHandler) get(c *gin.Context) {
 		if v, ok := h.lookup(key); ok { // computed while this call waited for the flight
 			return v, nil
 		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dashboardWait)
+		release, err := h.slots.acquire(wctx, p.MerchantID)
+		cancel()
+		if err != nil {
+			return DashboardView{}, err
+		}
+		defer release()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dashboardTimeout)
 		defer cancel()
 		v, err := h.compute(cctx, p.MerchantID, loc, period, compare)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -328,4 +329,161 @@ func TestDashboardEndToEnd(t *testing.T) {
 			}
 		}
 	})
+}
+
+// blockingMemberDash holds every computation of a merchant not in free
+// until release is closed, and reports each computation as it starts.
+type blockingMemberDash struct {
+	free    map[uint64]bool
+	started chan uint64
+	release chan struct{}
+
+	mu                  sync.Mutex
+	running, maxRunning map[uint64]int
+	total, maxTotal     int
+}
+
+func newBlockingMemberDash(free ...uint64) *blockingMemberDash {
+	f := &blockingMemberDash{free: map[uint64]bool{}, started: make(chan uint64, 100), release: make(chan struct{}),
+		running: map[uint64]int{}, maxRunning: map[uint64]int{}}
+	for _, id := range free {
+		f.free[id] = true
+	}
+	return f
+}
+
+func (f *blockingMemberDash) Figures(_ context.Context, merchantID uint64, _, _ member.Period) (member.MemberFigures, error) {
+	f.mu.Lock()
+	f.running[merchantID]++
+	f.total++
+	f.maxRunning[merchantID] = max(f.maxRunning[merchantID], f.running[merchantID])
+	f.maxTotal = max(f.maxTotal, f.total)
+	f.mu.Unlock()
+	f.started <- merchantID
+	if !f.free[merchantID] {
+		<-f.release
+	}
+	f.mu.Lock()
+	f.running[merchantID]--
+	f.total--
+	f.mu.Unlock()
+	return member.MemberFigures{}, nil
+}
+
+type slotWait struct {
+	merchant uint64
+	slot     string
+}
+
+// receive returns the next value of ch; the deadline only keeps a broken
+// handler from hanging the test.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s", what)
+		panic("unreachable")
+	}
+}
+
+// Cold computations are bounded per merchant and overall, and one
+// merchant's many concurrent requests do not hold up another's: merchant 1
+// asks for many periods at once; two are computed, the rest wait in
+// merchant 1's own queue (and beyond the queue are refused with 429),
+// while merchant 2's request is computed at once. Merchant 3's two
+// computations then fill the shared slots, and merchant 4's waits for
+// one. Asserted by where each computation is (started, or waiting for
+// which slot), with computations held until the end, not by timing.
+func TestDashboardBoundsColdComputations(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 3, 15, 20, 0, 0, 0, time.UTC))
+	mf := newBlockingMemberDash(2)
+	h := admin.NewDashboardHandler(mf, &fakePointsDash{}, dashZones{}, clk.Now)
+	waits := make(chan slotWait, 100)
+	admin.OnDashboardWait(h, func(m uint64, slot string) { waits <- slotWait{m, slot} })
+	r := dashServer(h)
+	var pending []<-chan dashResp
+	get := func(merchant uint64, day int) <-chan dashResp {
+		ch := make(chan dashResp, 1)
+		go func() {
+			ch <- dashGet(r, merchant, "owner", fmt.Sprintf("?from=2026-01-%02d&to=2026-01-%02d", day, day))
+		}()
+		return ch
+	}
+	// started expects the next computation of merchant to start, not to
+	// wait; waited expects it to wait for slot, not to start.
+	started := func(merchant uint64) {
+		t.Helper()
+		select {
+		case m := <-mf.started:
+			if m != merchant {
+				t.Fatalf("merchant %d's computation started, want %d's", m, merchant)
+			}
+		case w := <-waits:
+			t.Fatalf("merchant %d's computation waits for a %s slot, want it started", w.merchant, w.slot)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("merchant %d's computation neither started nor waits", merchant)
+		}
+	}
+	waited := func(merchant uint64, slot string) {
+		t.Helper()
+		select {
+		case m := <-mf.started:
+			t.Fatalf("merchant %d's computation started, want merchant %d's to wait for a %s slot", m, merchant, slot)
+		case w := <-waits:
+			if w != (slotWait{merchant, slot}) {
+				t.Fatalf("%+v waits, want merchant %d for a %s slot", w, merchant, slot)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("merchant %d's computation neither started nor waits", merchant)
+		}
+	}
+
+	for day := 1; day <= admin.DashboardPerMerchant; day++ {
+		pending = append(pending, get(1, day))
+		started(1)
+	}
+	pending = append(pending, get(1, 10))
+	waited(1, "merchant")
+
+	// Merchant 2 is not behind merchant 1's queue.
+	b := get(2, 1)
+	started(2)
+	if res := receive(t, b, "answer for merchant 2"); res.code != http.StatusOK {
+		t.Fatalf("merchant 2: %d %s", res.code, res.body)
+	}
+
+	// Merchant 3 takes the remaining shared slots; merchant 4 waits.
+	for day := 1; day <= admin.DashboardOverall-admin.DashboardPerMerchant; day++ {
+		pending = append(pending, get(3, day))
+		started(3)
+	}
+	pending = append(pending, get(4, 1))
+	waited(4, "overall")
+
+	// Merchant 1's queue holds DashboardQueue computations; one more is
+	// refused at once.
+	for day := 11; day < 10+admin.DashboardQueue; day++ {
+		pending = append(pending, get(1, day))
+		waited(1, "merchant")
+	}
+	res := receive(t, get(1, 28), "answer beyond the queue")
+	if res.code != http.StatusTooManyRequests || res.header.Get("Retry-After") == "" {
+		t.Fatalf("beyond merchant 1's queue: %d %s (Retry-After %q), want 429", res.code, res.body, res.header.Get("Retry-After"))
+	}
+
+	// Let everything finish: every accepted request is answered.
+	close(mf.release)
+	for _, ch := range pending {
+		if res := receive(t, ch, "answer after release"); res.code != http.StatusOK {
+			t.Fatalf("after release: %d %s", res.code, res.body)
+		}
+	}
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	if mf.maxRunning[1] != admin.DashboardPerMerchant || mf.maxTotal > admin.DashboardOverall {
+		t.Fatalf("at most %d of merchant 1's and %d in all ran at once, want %d and at most %d",
+			mf.maxRunning[1], mf.maxTotal, admin.DashboardPerMerchant, admin.DashboardOverall)
+	}
 }
