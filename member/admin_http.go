@@ -2,8 +2,11 @@ package member
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,7 +24,21 @@ type AdminHandler struct {
 // AdminOptions tune the admin handler.
 type AdminOptions struct {
 	ExportBatch int // members per query of the CSV export; DefaultExportBatch when 0
+	// ExportWriteWindow is how long one write of the CSV export may take
+	// (the client not reading) before the export is aborted;
+	// DefaultExportWriteWindow when 0.
+	ExportWriteWindow time.Duration
 }
+
+// DefaultExportWriteWindow is the export's default write window: the
+// server's write timeout, now applied per write instead of to the whole
+// response.
+const DefaultExportWriteWindow = 60 * time.Second
+
+// exportRowsTrailer is the HTTP trailer a complete export ends with: the
+// number of members in it. An export that fails after its first bytes has
+// none, and its connection is aborted.
+const exportRowsTrailer = "X-Export-Rows"
 
 // NewAdminHandler returns the admin handler of members and tags.
 func NewAdminHandler(svc *Service, o AdminOptions) *AdminHandler {
@@ -163,11 +180,18 @@ func (h *AdminHandler) export(c *gin.Context) {
 		c.Header("Content-Type", "text/csv; charset=utf-8")
 		c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
 		c.Header("Cache-Control", "no-store")
+		c.Header("Trailer", exportRowsTrailer)
 		c.Status(http.StatusOK)
 	}
+	window := h.o.ExportWriteWindow
+	if window <= 0 {
+		window = DefaultExportWriteWindow
+	}
+	w := exportWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), window: window}
 	n, err := h.svc.ExportCSV(c.Request.Context(), p.MerchantID, f,
-		ExportOptions{MaskPhones: masked(p), BatchSize: h.o.ExportBatch, Begin: begin}, c.Writer)
+		ExportOptions{MaskPhones: masked(p), BatchSize: h.o.ExportBatch, Begin: begin}, w)
 	if err == nil {
+		c.Writer.Header().Set(exportRowsTrailer, strconv.FormatInt(n, 10))
 		return
 	}
 	if !started {
@@ -176,11 +200,50 @@ func (h *AdminHandler) export(c *gin.Context) {
 	}
 	// The status line and part of the file are sent: the error can only be
 	// logged. Aborting the connection (instead of ending the response
-	// normally) lets the client see a failed download rather than a CSV
-	// that looks complete.
+	// normally) leaves the chunked body without its last chunk and the
+	// trailer, so the client sees a failed download rather than a CSV that
+	// looks complete.
 	httpx.Logger(c).ErrorContext(c.Request.Context(), "member export failed after it started",
 		"merchant_id", p.MerchantID, "rows_written", n, "error", err)
 	panic(http.ErrAbortHandler)
+}
+
+// exportWriter is the response writer of a CSV export. Before each write
+// and flush it moves the connection's write deadline window ahead: the
+// server's write timeout is a deadline for the whole response, which would
+// cut a large export to a slow but steadily reading client (the client
+// already holding a 200 and part of the file); with it, the timeout bounds
+// a stall instead. (The read timeout needs nothing: net/http clears the
+// read deadline once the request is read.) Deadlines are wall-clock times,
+// as the connection's are.
+type exportWriter struct {
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	window time.Duration
+}
+
+func (e exportWriter) extend() error {
+	err := e.rc.SetWriteDeadline(time.Now().Add(e.window))
+	if err != nil && !errors.Is(err, http.ErrNotSupported) { // no connection (a recorder in tests)
+		return fmt.Errorf("member: export: extend deadline: %w", err)
+	}
+	return nil
+}
+
+func (e exportWriter) Write(p []byte) (int, error) {
+	if err := e.extend(); err != nil {
+		return 0, err
+	}
+	return e.w.Write(p)
+}
+
+// Flush implements http.Flusher: ExportCSV flushes after every batch. A
+// failure shows in the next write (or ends the response without its
+// terminating chunk).
+func (e exportWriter) Flush() {
+	if e.extend() == nil {
+		_ = e.rc.Flush()
+	}
 }
 
 // memberDetailView is the admin detail: the member's own profile view plus
