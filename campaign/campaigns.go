@@ -33,7 +33,9 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 func nextCron(expr string, t time.Time, loc *time.Location) (time.Time, error) {
 	sched, err := cronParser.Parse(expr)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("cron %q: %w", expr, err)
+		// The parser's own words name Go functions (strconv.Atoi...): an
+		// API answer says it plainly.
+		return time.Time{}, fmt.Errorf("cron %q is not a valid expression", expr)
 	}
 	next := sched.Next(t.In(loc))
 	if next.IsZero() || next.Sub(t) > 366*24*time.Hour {

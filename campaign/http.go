@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -110,16 +111,35 @@ func ViewOf(c Campaign) View {
 	return v
 }
 
+// positive reads an optional id from the query (httpx.ParseID's range).
 func positive(q url.Values, name string, v *apperr.Validation) uint64 {
 	s := q.Get(name)
 	if s == "" {
 		return 0
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n == 0 {
-		v.Add(name, "must be a positive integer")
+	n, ok := httpx.ParseID(s)
+	if !ok {
+		v.Add(name, fmt.Sprintf("must be a whole number from 1 to %d", uint64(httpx.MaxID)))
 	}
 	return n
+}
+
+// maxStep bounds a step number taken from a request (a campaign runs once
+// per step: a million runs is far beyond any real one).
+const maxStep = 1_000_000
+
+// stepOf reads an optional step number from the query.
+func stepOf(q url.Values, v *apperr.Validation) int {
+	s := q.Get("step")
+	if s == "" {
+		return 0
+	}
+	n, ok := httpx.ParseID(s)
+	if !ok || n > maxStep {
+		v.Add("step", fmt.Sprintf("must be a whole number from 1 to %d", maxStep))
+		return 0
+	}
+	return int(n)
 }
 
 func limitOf(q url.Values, v *apperr.Validation) int {
@@ -303,7 +323,7 @@ func (h *Handler) deliveries(c *gin.Context) {
 		return
 	}
 	v := &apperr.Validation{}
-	f := DeliveryFilter{Step: int(positive(q, "step", v)), Status: DeliveryStatus(q.Get("status")), Reason: Reason(q.Get("reason")),
+	f := DeliveryFilter{Step: stepOf(q, v), Status: DeliveryStatus(q.Get("status")), Reason: Reason(q.Get("reason")),
 		MemberID: positive(q, "member_id", v), Before: positive(q, "before", v), Limit: limitOf(q, v)}
 	if f.Status != "" && !slices.Contains(DeliveryStatuses, f.Status) {
 		v.Add("status", "is not a delivery status")
@@ -344,7 +364,7 @@ func (h *Handler) report(c *gin.Context) {
 		return
 	}
 	v := &apperr.Validation{}
-	step := int(positive(q, "step", v))
+	step := stepOf(q, v)
 	if err := v.Err(); err != nil {
 		httpx.Fail(c, err)
 		return
