@@ -507,21 +507,34 @@ func TestProbesAndMetrics(t *testing.T) {
 	}
 	token := a.login()
 	a.call("POST", "/api/admin/v1/sandbox/follow", token, map[string]string{}, nil)
-	resp, err := http.Get(a.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
+	// The sandbox answers once the member is committed; the dispatcher
+	// counts the event just after: read until it has, for a while.
+	wants := []string{
 		`loyalty_wechat_calls_total{api="user.info",errcode="0"} 1`,
 		`loyalty_http_requests_total{method="POST",route="/wechat/:merchant_id/callback",status="200"} 1`,
 		`loyalty_wechat_events_total{kind="subscribe",outcome="applied"} 1`,
 		`go_goroutines`,
-	} {
-		if !strings.Contains(string(raw), want) {
-			t.Errorf("/metrics lacks %s", want)
+	}
+	var missing []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(a.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(string(raw), want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, m := range missing {
+		t.Errorf("/metrics lacks %s", m)
 	}
 	// Not ready when the database is gone.
 	sqlDB, _ := a.db.DB()
