@@ -19,6 +19,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/admin"
+	"github.com/wxloyalty/loyalty/internal/apicontract"
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 	"github.com/wxloyalty/loyalty/wechat"
@@ -159,6 +160,7 @@ func (e *apiEnv) do(method, path, token string, body any, ip ...string) response
 	}
 	rec := httptest.NewRecorder()
 	e.engine.ServeHTTP(rec, req)
+	apicontract.Recorded(e.t, req, rec.Code, rec.Header(), rec.Body.Bytes())
 	return response{code: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 }
 

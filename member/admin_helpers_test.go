@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/internal/apicontract"
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/httpx"
@@ -81,6 +82,7 @@ func (a *adminAPI) do(p authz.Principal, method, path string, body any) *httptes
 	req = req.WithContext(authz.WithPrincipal(req.Context(), p))
 	w := httptest.NewRecorder()
 	a.engine.ServeHTTP(w, req)
+	apicontract.Recorded(a.t, req, w.Code, w.Header(), w.Body.Bytes())
 	return w
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/internal/apicontract"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/wechat"
@@ -28,6 +29,7 @@ func (a *adminAPI) memberCall(method, path, token string, body, out any) int {
 	}
 	w := httptest.NewRecorder()
 	a.engine.ServeHTTP(w, req)
+	apicontract.Recorded(a.t, req, w.Code, w.Header(), w.Body.Bytes())
 	if out != nil && w.Code/100 == 2 && w.Body.Len() > 0 {
 		if err := json.Unmarshal(w.Body.Bytes(), out); err != nil {
 			a.t.Fatalf("%s %s: %v in %s", method, path, err, w.Body)

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/internal/apicontract"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 	"github.com/wxloyalty/loyalty/internal/httpx"
@@ -126,6 +127,7 @@ func (a *api) do(method, path, who string, body any) reply {
 	}
 	rec := httptest.NewRecorder()
 	a.engine.ServeHTTP(rec, req)
+	apicontract.Recorded(a.t, req, rec.Code, rec.Header(), rec.Body.Bytes())
 	out := reply{code: rec.Code, raw: rec.Body.String()}
 	_ = json.Unmarshal(rec.Body.Bytes(), &out.body)
 	return out

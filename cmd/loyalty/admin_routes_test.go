@@ -466,7 +466,7 @@ func (a *testApp) raw(method, path, token string, body any) (int, string) {
 	req, _ := http.NewRequest(method, a.base+path, r)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.client().Do(req)
 	if err != nil {
 		a.t.Fatalf("%s %s: %v", method, path, err)
 	}

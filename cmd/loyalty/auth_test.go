@@ -28,7 +28,7 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 	for i := range admin.UserThrottle.Free + 3 {
 		req, _ := http.NewRequest("POST", a.base+"/api/admin/v1/login", bytes.NewReader(creds))
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := a.client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func (a *testApp) memberLogin(path, code, client string) (int, string) {
 	req, _ := http.NewRequest("POST", a.base+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Forwarded-For", client)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := a.client().Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}

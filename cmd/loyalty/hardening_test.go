@@ -233,7 +233,7 @@ func TestRequestMetricsStayBounded(t *testing.T) {
 // get returns the status and body of a GET.
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := http.Get(url) // the metrics listener: not the API
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -292,7 +292,7 @@ func TestSecurityHeaders(t *testing.T) {
 			if tc.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tc.token)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := contractClient(t).Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

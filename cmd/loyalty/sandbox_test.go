@@ -39,7 +39,8 @@ func createRealMerchant(t *testing.T, env map[string]string, key string) uint64 
 // get fetches a URL of the service without following redirects.
 func (a *testApp) get(path string) (int, string, http.Header) {
 	a.t.Helper()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := a.client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.Get(a.base + path)
 	if err != nil {
 		a.t.Fatalf("GET %s: %v", path, err)
