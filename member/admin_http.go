@@ -52,6 +52,7 @@ func NewAdminHandler(svc *Service, o AdminOptions) *AdminHandler {
 //
 //	GET    /members                            members:read    list (filters, keyset pages)
 //	GET    /members/export.csv                 members:export  CSV of the filtered list
+//	GET    /members/lookup                     members:read    the member with an openid, unionid or phone
 //	GET    /members/:member_id                 members:read    detail
 //	PATCH  /members/:member_id                 members:write   edit remark, name, gender, birthday, phone, tags
 //	GET    /members/:member_id/privacy-export  privacy:manage  everything stored about the member (PIPL)
@@ -65,6 +66,7 @@ func NewAdminHandler(svc *Service, o AdminOptions) *AdminHandler {
 func (h *AdminHandler) Register(r gin.IRouter) {
 	r.GET("/members", authz.Require(authz.MembersRead), h.list)
 	r.GET("/members/export.csv", authz.Require(authz.MembersExport), h.export)
+	r.GET("/members/lookup", authz.Require(authz.MembersRead), h.lookup) // lookup.go
 	r.GET("/members/:member_id", authz.Require(authz.MembersRead), h.detail)
 	r.PATCH("/members/:member_id", authz.Require(authz.MembersWrite), h.update)
 	r.GET("/members/:member_id/privacy-export", authz.Require(authz.PrivacyManage), h.privacyExport)
@@ -155,7 +157,11 @@ func (h *AdminHandler) list(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	mask := masked(p)
+	c.JSON(http.StatusOK, pageView(page, masked(p)))
+}
+
+// pageView is a page of members as the lists show it.
+func pageView(page MemberPage, mask bool) memberPageView {
 	out := memberPageView{Members: make([]memberItemView, len(page.Members))}
 	for i, lm := range page.Members {
 		out.Members[i] = memberItem(lm.Member, lm.TagIDs, mask)
@@ -163,7 +169,7 @@ func (h *AdminHandler) list(c *gin.Context) {
 	if page.NextCursor != "" {
 		out.NextCursor = &page.NextCursor
 	}
-	c.JSON(http.StatusOK, out)
+	return out
 }
 
 func (h *AdminHandler) export(c *gin.Context) {
@@ -173,23 +179,29 @@ func (h *AdminHandler) export(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	streamExport(c, h.svc, h.o, p, f, "members-")
+}
+
+// streamExport answers with the CSV export of the members f selects, named
+// <prefix><UTC time>.csv (the members export and a segment's).
+func streamExport(c *gin.Context, svc *Service, o AdminOptions, p authz.Principal, f MemberFilter, prefix string) {
 	started := false
 	begin := func() {
 		started = true
-		name := "members-" + h.svc.now().UTC().Format("20060102-150405") + ".csv"
+		name := prefix + svc.now().UTC().Format("20060102-150405") + ".csv"
 		c.Header("Content-Type", "text/csv; charset=utf-8")
 		c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
 		c.Header("Cache-Control", "no-store")
 		c.Header("Trailer", exportRowsTrailer)
 		c.Status(http.StatusOK)
 	}
-	window := h.o.ExportWriteWindow
+	window := o.ExportWriteWindow
 	if window <= 0 {
 		window = DefaultExportWriteWindow
 	}
 	w := exportWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), window: window}
-	n, err := h.svc.ExportCSV(c.Request.Context(), p.MerchantID, f,
-		ExportOptions{MaskPhones: masked(p), BatchSize: h.o.ExportBatch, Begin: begin}, w)
+	n, err := svc.ExportCSV(c.Request.Context(), p.MerchantID, f,
+		ExportOptions{MaskPhones: masked(p), BatchSize: o.ExportBatch, Begin: begin}, w)
 	if err == nil {
 		c.Writer.Header().Set(exportRowsTrailer, strconv.FormatInt(n, 10))
 		return

@@ -208,5 +208,8 @@ func (f MemberFilter) summary() map[string]any {
 	if f.PhonePrefix != "" || f.NamePrefix != "" {
 		out["q"] = "set"
 	}
+	if f.Segment != nil {
+		out["segment_id"] = f.Segment.ID
+	}
 	return out
 }

@@ -32,8 +32,11 @@ type MemberFilter struct {
 	// it for callers who see phone numbers masked, so they cannot recover a
 	// number digit by digit with prefix searches.
 	PhoneExact bool
-	Limit      int    // page size, 1 to MaxPageSize (list only)
-	Before     uint64 // keyset cursor: members with a smaller id; 0 for the first page
+	// Segment, when set, keeps the members of a saved segment: its id (for
+	// the audit log) and its rule compiled for the merchant.
+	Segment *SegmentAudience
+	Limit   int    // page size, 1 to MaxPageSize (list only)
+	Before  uint64 // keyset cursor: members with a smaller id; 0 for the first page
 }
 
 // Limits of the member list.
@@ -358,6 +361,11 @@ func (f MemberFilter) listQuery(merchantID uint64, limit int) sqlQuery {
 			f.PhonePrefix, f.PhonePrefix+":", db.LikePrefix(f.PhonePrefix))
 	case f.NamePrefix != "":
 		cond("k.name LIKE ?"+db.LikeEscape, db.LikePrefix(f.NamePrefix))
+	}
+	if f.Segment != nil {
+		// The compiled rule is written over the alias m; as a semi-join on
+		// the primary key it keeps the id order of the walk below.
+		cond("k.id IN (SELECT m.id FROM members m WHERE "+f.Segment.Audience.Where+")", f.Segment.Audience.Args...)
 	}
 	if f.Before != 0 {
 		cond("k.id < ?", f.Before)

@@ -16,8 +16,9 @@ import (
 
 // SegmentHandler serves the admin API of segments.
 type SegmentHandler struct {
-	segs *Segments
-	svc  *Service
+	segs   *Segments
+	svc    *Service
+	export AdminOptions // the segment members' CSV export (defaults)
 }
 
 // NewSegmentHandler returns the segment routes' handler.
@@ -35,6 +36,8 @@ func NewSegmentHandler(segs *Segments, svc *Service) *SegmentHandler {
 //	PATCH  /segments/:segment_id          campaigns:write
 //	DELETE /segments/:segment_id          campaigns:write
 //	POST   /segments/:segment_id/refresh  campaigns:write  recount now
+//	GET    /segments/:segment_id/members  members:read     its members now, in the members list's pages
+//	GET    /segments/:segment_id/members/export.csv  members:export  the same as CSV
 func (h *SegmentHandler) Register(r gin.IRouter) {
 	r.GET("/segments/fields", authz.Require(authz.CampaignsRead), h.fields)
 	r.POST("/segments/preview", authz.Require(authz.CampaignsRead), audit.ReadOnly, h.preview)
@@ -44,6 +47,8 @@ func (h *SegmentHandler) Register(r gin.IRouter) {
 	r.PATCH("/segments/:segment_id", authz.Require(authz.CampaignsWrite), h.update)
 	r.DELETE("/segments/:segment_id", authz.Require(authz.CampaignsWrite), h.delete)
 	r.POST("/segments/:segment_id/refresh", authz.Require(authz.CampaignsWrite), h.refresh)
+	r.GET("/segments/:segment_id/members", authz.Require(authz.MembersRead), h.members)                    // segment_members.go
+	r.GET("/segments/:segment_id/members/export.csv", authz.Require(authz.MembersExport), h.exportMembers) // segment_members.go
 }
 
 type fieldView struct {

@@ -34,11 +34,13 @@ func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
 // redemption is "not found", like an id that does not exist (and a path id
 // that is not a number).
 //
+//	GET    /orders                                 points:read   orders, newest first (?member_id=&from=&to=&cursor=&limit=)
 //	POST   /orders                                 orders:write  record an order (idempotent by external_id)
 //	GET    /orders/:external_id                    points:read   an order with its refunds
 //	POST   /orders/:external_id/refunds            orders:write  refund, full or partial (idempotent by refund_id)
 //	GET    /points/rules                           points:read   current rules (?version= for a past one)
 //	PUT    /points/rules                           points:write  replace the rules (a new version)
+//	PATCH  /points/rules                           points:write  change some rules, keep the rest (a new version)
 //	GET    /points/liability                       points:read   liability report (?from=YYYY-MM&to=YYYY-MM)
 //	GET    /points/expiring                        points:read   members with points expiring soon (?days=&cursor=&limit=)
 //	GET    /tiers                                  points:read   tiers
@@ -57,11 +59,13 @@ func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
 //	GET    /members/:member_id/points              points:read   balance, expiries, tier and ledger (?cursor=&limit=)
 //	POST   /members/:member_id/points/adjustments  points:write  manual adjustment {"points","reason","request_id"}
 func (h *Handler) RegisterAdmin(r gin.IRouter) {
+	r.GET("/orders", authz.Require(authz.PointsRead), h.listOrders) // orders_list.go
 	r.POST("/orders", authz.Require(authz.OrdersWrite), h.postOrder)
 	r.GET("/orders/:external_id", authz.Require(authz.PointsRead), h.getOrder)
 	r.POST("/orders/:external_id/refunds", authz.Require(authz.OrdersWrite), h.postRefund)
 	r.GET("/points/rules", authz.Require(authz.PointsRead), h.getRules)
 	r.PUT("/points/rules", authz.Require(authz.PointsWrite), h.putRules)
+	r.PATCH("/points/rules", authz.Require(authz.PointsWrite), h.patchRules) // rules_patch.go
 	r.GET("/points/liability", authz.Require(authz.PointsRead), h.liability)
 	r.GET("/points/expiring", authz.Require(authz.PointsRead), h.expiring)
 	catalogue[TierInput, Tier, tierView]{name: "tiers", param: "tier_id", notFound: errTierNotFound,

@@ -505,6 +505,8 @@ func TestHTTPTenantIsolation(t *testing.T) {
 			{"GET", admin + "/redemptions?member_id=" + mem, "owner1", nil, 200},
 			{"GET", admin + "/points/rules", "owner1", nil, 200},
 			{"PUT", admin + "/points/rules", "owner1", `{}`, 200},
+			{"PATCH", admin + "/points/rules", "owner1", `{"daily_cap":7}`, 200},
+			{"GET", admin + "/orders?member_id=" + mem, "owner1", nil, 200},
 			{"GET", admin + "/points/liability", "owner1", nil, 200},
 			{"GET", admin + "/points/expiring", "owner1", nil, 200},
 			{"POST", admin + "/tiers", "owner1", map[string]any{"name": "g", "level": 1, "threshold": 0}, 201},
@@ -527,6 +529,9 @@ func TestHTTPTenantIsolation(t *testing.T) {
 			if c.code == 200 && strings.Contains(r.raw, `"`+mem+`"`) {
 				t.Errorf("%s %s leaks the other merchant's member: %s", c.method, c.path, r.raw)
 			}
+			if c.code == 200 && (strings.Contains(r.raw, `"member_id":`+mem) || strings.Contains(r.raw, ext)) {
+				t.Errorf("%s %s shows the other merchant's member or order: %s", c.method, c.path, r.raw)
+			}
 			covered[c.method+" "+routeOf(a.engine, c.method, c.path)] = true
 		}
 		for _, rt := range a.engine.Routes() {
@@ -538,6 +543,9 @@ func TestHTTPTenantIsolation(t *testing.T) {
 		f.wantBalance(m, 990, 0)
 		if r, _ := f.svc.GetReward(f.ctx(), f.merchantID, rw.ID); r.PointsCost != 10 {
 			t.Fatal("reward changed by another merchant")
+		}
+		if rs, err := f.svc.Rules(f.ctx(), f.merchantID); err != nil || rs.Rules.DailyCap == 7 {
+			t.Fatalf("rules changed by another merchant's patch: %+v %v", rs.Rules, err)
 		}
 	})
 }

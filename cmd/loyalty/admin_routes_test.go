@@ -105,6 +105,7 @@ type tenantFixture struct {
 	merchant uint64
 	token    string // owner session
 	member   uint64
+	openid   string // the member's official-account openid
 	tag      uint64
 	staff    uint64
 	apiKey   uint64
@@ -123,11 +124,12 @@ func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken st
 	f := tenantFixture{merchant: merchantID, token: ownerToken}
 	var followed struct {
 		MemberID uint64 `json:"member_id"`
+		OpenID   string `json:"openid"`
 	}
 	if st := a.call("POST", "/api/admin/v1/sandbox/follow", ownerToken, map[string]string{"scene": "fixture"}, &followed); st != 200 || followed.MemberID == 0 {
 		t.Fatalf("fixture member: %d", st)
 	}
-	f.member = followed.MemberID
+	f.member, f.openid = followed.MemberID, followed.OpenID
 	var id struct{ ID uint64 }
 	must := func(method, path string, body any) uint64 {
 		id.ID = 0
@@ -195,8 +197,9 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 	B := newTenantFixture(t, a, other.ID, bToken)
 
 	type probe struct {
-		path string // with B's ids filled in
-		body any
+		path  string // with B's ids filled in
+		query string // added to the path
+		body  any
 		// check, for routes without an id of B's, asserts the answer shows
 		// nothing of B; nil means "must be 404".
 		check func(t *testing.T, status int, body string)
@@ -235,26 +238,36 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		}
 	}
 	memberB, tagB := fmt.Sprint(B.member), fmt.Sprint(B.tag)
+	noOrderOfB := func(t *testing.T, status int, body string) {
+		t.Helper()
+		noneOfB(t, status, body)
+		if strings.Contains(body, B.order) || strings.Contains(body, fmt.Sprintf(`"member_id":%d`, B.member)) {
+			t.Fatalf("answer shows B's order: %s", body)
+		}
+	}
 	cases := map[string]probe{
-		"POST /api/admin/v1/logout":                            {check: func(t *testing.T, st int, _ string) {}}, // ends A's own session: checked last
-		"GET /api/admin/v1/me":                                 {check: noneOfB},
-		"POST /api/admin/v1/me/password":                       {body: map[string]string{"current_password": "wrong", "new_password": "whatever-1"}, check: func(t *testing.T, st int, _ string) {}},
-		"GET /api/admin/v1/staff":                              {check: notB(B.staff)},
-		"POST /api/admin/v1/staff":                             {body: map[string]any{"username": "x", "role": "root"}, check: func(t *testing.T, st int, _ string) {}},
-		"PATCH /api/admin/v1/staff/{staff_id}":                 {path: fmt.Sprint(B.staff), body: map[string]any{"disabled": true}, check: notFound},
-		"GET /api/admin/v1/api-keys":                           {check: notB(B.apiKey)},
-		"POST /api/admin/v1/api-keys":                          {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
-		"DELETE /api/admin/v1/api-keys/{api_key_id}":           {path: fmt.Sprint(B.apiKey), check: notFound},
-		"PUT /api/admin/v1/api-keys/{api_key_id}/owner":        {path: fmt.Sprint(B.apiKey), body: map[string]any{"staff_id": A.staff}, check: notFound},
-		"GET /api/admin/v1/audit":                              {check: noneOfB},
-		"GET /api/admin/v1/settings":                           {check: noneOfB},
-		"PATCH /api/admin/v1/settings":                         {body: map[string]any{"name": "Still A"}, check: noneOfB},
-		"POST /api/admin/v1/settings/wechat-test":              {check: noneOfB},
-		"GET /api/admin/v1/channels":                           {check: notB(B.channel)},
-		"POST /api/admin/v1/channels":                          {body: map[string]any{"name": "A poster", "scene": "poster"}, check: func(t *testing.T, st int, _ string) {}},
-		"GET /api/admin/v1/members":                            {check: notB(B.member)},
-		"GET /api/admin/v1/members/export.csv":                 {check: noneOfB},
-		"GET /api/admin/v1/members/{member_id}":                {path: memberB, check: notFound},
+		"POST /api/admin/v1/logout":                     {check: func(t *testing.T, st int, _ string) {}}, // ends A's own session: checked last
+		"GET /api/admin/v1/me":                          {check: noneOfB},
+		"POST /api/admin/v1/me/password":                {body: map[string]string{"current_password": "wrong", "new_password": "whatever-1"}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/staff":                       {check: notB(B.staff)},
+		"POST /api/admin/v1/staff":                      {body: map[string]any{"username": "x", "role": "root"}, check: func(t *testing.T, st int, _ string) {}},
+		"PATCH /api/admin/v1/staff/{staff_id}":          {path: fmt.Sprint(B.staff), body: map[string]any{"disabled": true}, check: notFound},
+		"GET /api/admin/v1/api-keys":                    {check: notB(B.apiKey)},
+		"POST /api/admin/v1/api-keys":                   {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"DELETE /api/admin/v1/api-keys/{api_key_id}":    {path: fmt.Sprint(B.apiKey), check: notFound},
+		"PUT /api/admin/v1/api-keys/{api_key_id}/owner": {path: fmt.Sprint(B.apiKey), body: map[string]any{"staff_id": A.staff}, check: notFound},
+		"GET /api/admin/v1/audit":                       {check: noneOfB},
+		"GET /api/admin/v1/settings":                    {check: noneOfB},
+		"PATCH /api/admin/v1/settings":                  {body: map[string]any{"name": "Still A"}, check: noneOfB},
+		"POST /api/admin/v1/settings/wechat-test":       {check: noneOfB},
+		"GET /api/admin/v1/channels":                    {check: notB(B.channel)},
+		"POST /api/admin/v1/channels":                   {body: map[string]any{"name": "A poster", "scene": "poster"}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/members":                     {check: notB(B.member)},
+		"GET /api/admin/v1/members/export.csv":          {check: noneOfB},
+		"GET /api/admin/v1/members/{member_id}":         {path: memberB, check: notFound},
+		// B's member's identities name no member of A's.
+		"GET /api/admin/v1/members/lookup":                     {query: "openid=" + B.openid, check: notFound},
+		"GET /api/admin/v1/members/lookup#own-member":          {query: "openid=" + A.openid, check: notB(B.member)},
 		"PATCH /api/admin/v1/members/{member_id}":              {path: memberB, body: map[string]any{"remark": "hijacked"}, check: notFound},
 		"GET /api/admin/v1/members/{member_id}/privacy-export": {path: memberB, check: notFound},
 		"POST /api/admin/v1/members/{member_id}/erase":         {path: memberB, check: notFound},
@@ -265,16 +278,21 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		"POST /api/admin/v1/tags/{tag_id}/assign":              {path: tagB, body: map[string]any{"member_ids": []uint64{A.member}}, check: notFound},
 		"POST /api/admin/v1/tags/{tag_id}/unassign":            {path: tagB, body: map[string]any{"member_ids": []uint64{A.member}}, check: notFound},
 		// A's own tag with B's member: still 404, nothing assigned.
-		"POST /api/admin/v1/tags/{tag_id}/assign#foreign-member":   {path: fmt.Sprint(A.tag), body: map[string]any{"member_ids": []uint64{A.member, B.member}}, check: notFound},
-		"POST /api/admin/v1/tags/{tag_id}/unassign#foreign-member": {path: fmt.Sprint(A.tag), body: map[string]any{"member_ids": []uint64{B.member}}, check: notFound},
-		"GET /api/admin/v1/segments/fields":                        {check: noneOfB},
-		"POST /api/admin/v1/segments/preview":                      {body: map[string]any{"rule": map[string]any{"field": "order_count", "op": "gte", "value": 0}}, check: countIsA},
-		"GET /api/admin/v1/segments":                               {check: notB(B.segment)},
-		"POST /api/admin/v1/segments":                              {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
-		"GET /api/admin/v1/segments/{segment_id}":                  {path: fmt.Sprint(B.segment), check: notFound},
-		"PATCH /api/admin/v1/segments/{segment_id}":                {path: fmt.Sprint(B.segment), body: map[string]any{"name": "mine"}, check: notFound},
-		"DELETE /api/admin/v1/segments/{segment_id}":               {path: fmt.Sprint(B.segment), check: notFound},
-		"POST /api/admin/v1/segments/{segment_id}/refresh":         {path: fmt.Sprint(B.segment), check: notFound},
+		"POST /api/admin/v1/tags/{tag_id}/assign#foreign-member":     {path: fmt.Sprint(A.tag), body: map[string]any{"member_ids": []uint64{A.member, B.member}}, check: notFound},
+		"POST /api/admin/v1/tags/{tag_id}/unassign#foreign-member":   {path: fmt.Sprint(A.tag), body: map[string]any{"member_ids": []uint64{B.member}}, check: notFound},
+		"GET /api/admin/v1/segments/fields":                          {check: noneOfB},
+		"POST /api/admin/v1/segments/preview":                        {body: map[string]any{"rule": map[string]any{"field": "order_count", "op": "gte", "value": 0}}, check: countIsA},
+		"GET /api/admin/v1/segments":                                 {check: notB(B.segment)},
+		"POST /api/admin/v1/segments":                                {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/segments/{segment_id}":                    {path: fmt.Sprint(B.segment), check: notFound},
+		"PATCH /api/admin/v1/segments/{segment_id}":                  {path: fmt.Sprint(B.segment), body: map[string]any{"name": "mine"}, check: notFound},
+		"DELETE /api/admin/v1/segments/{segment_id}":                 {path: fmt.Sprint(B.segment), check: notFound},
+		"POST /api/admin/v1/segments/{segment_id}/refresh":           {path: fmt.Sprint(B.segment), check: notFound},
+		"GET /api/admin/v1/segments/{segment_id}/members":            {path: fmt.Sprint(B.segment), check: notFound},
+		"GET /api/admin/v1/segments/{segment_id}/members/export.csv": {path: fmt.Sprint(B.segment), check: notFound},
+		// A's own segment lists A's members only, though B's member
+		// matches its rule too.
+		"GET /api/admin/v1/segments/{segment_id}/members#own-segment": {path: fmt.Sprint(A.segment), check: notB(B.member)},
 		"POST /api/admin/v1/orders": {body: map[string]any{"external_id": "x-1", "member_id": B.member, "amount_fen": 100},
 			check: func(t *testing.T, st int, body string) {
 				if st != http.StatusUnprocessableEntity { // an unknown member, as for an id that does not exist
@@ -301,10 +319,24 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 					t.Fatalf("order with A's own campaign: %d %s", st, body)
 				}
 			}},
-		"GET /api/admin/v1/orders/{external_id}":                    {path: B.order, check: notFound},
-		"POST /api/admin/v1/orders/{external_id}/refunds":           {path: B.order, body: map[string]any{"refund_id": "r1", "amount_fen": 100}, check: notFound},
-		"GET /api/admin/v1/points/rules":                            {check: noneOfB},
-		"PUT /api/admin/v1/points/rules":                            {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/orders/{external_id}": {path: B.order, check: notFound},
+		"GET /api/admin/v1/orders":               {check: noOrderOfB},
+		// B's member as a filter lists nothing.
+		"GET /api/admin/v1/orders#foreign-member": {query: fmt.Sprintf("member_id=%d", B.member), check: func(t *testing.T, st int, body string) {
+			noOrderOfB(t, st, body)
+			if !strings.Contains(body, `"orders":[]`) {
+				t.Fatalf("orders of B's member: %s", body)
+			}
+		}},
+		"POST /api/admin/v1/orders/{external_id}/refunds": {path: B.order, body: map[string]any{"refund_id": "r1", "amount_fen": 100}, check: notFound},
+		"GET /api/admin/v1/points/rules":                  {check: noneOfB},
+		"PUT /api/admin/v1/points/rules":                  {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
+		"PATCH /api/admin/v1/points/rules": {body: map[string]any{"daily_cap": 777}, check: func(t *testing.T, st int, body string) {
+			noneOfB(t, st, body)
+			if n := a.count("points_rule_versions", "merchant_id = ? AND body LIKE ?", other.ID, "%777%"); n != 0 {
+				t.Fatal("A's patch changed B's rules")
+			}
+		}},
 		"GET /api/admin/v1/points/liability":                        {check: noneOfB},
 		"GET /api/admin/v1/points/expiring":                         {check: notB(B.member)},
 		"GET /api/admin/v1/tiers":                                   {check: notB(B.tier)},
@@ -387,6 +419,9 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		}
 		method, path, _ := strings.Cut(route, " ")
 		path = regexp.MustCompile(`\{[a-z_]+\}`).ReplaceAllString(path, c.path)
+		if c.query != "" {
+			path += "?" + c.query
+		}
 		t.Run(key, func(t *testing.T) {
 			status, body := a.raw(method, path, aToken, c.body)
 			if c.check == nil {
