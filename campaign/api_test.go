@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/internal/apicontract"
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
@@ -64,6 +65,7 @@ func (a *api) do(role authz.Role, merchantID uint64, method, path string, body a
 	req.Header.Set("X-Test-Principal", string(p))
 	rec := httptest.NewRecorder()
 	a.engine.ServeHTTP(rec, req)
+	apicontract.Recorded(a.t, req, rec.Code, rec.Header(), rec.Body.Bytes())
 	var out map[string]any
 	_ = json.Unmarshal(rec.Body.Bytes(), &out)
 	return rec.Code, out
