@@ -1,0 +1,291 @@
+// What a merchant does in the admin panel, end to end, against the real
+// binary: each scenario asserts what the person sees and what the API then
+// holds, checks the screen with axe and saves a screenshot.
+//   npm run e2e   (LOYALTY_BIN=path to skip go build)
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { api, apiLogin, checkA11y, launchBrowser, login, newPage, shot, startServer } from './harness.mjs'
+
+const T = 20_000 // the longest wait for a screen
+
+// Element Plus puts attributes of el-input on the <input> itself, and those
+// of el-input-number on its wrapper: this finds the field either way.
+const input = (page, id) => page.locator(`input[data-testid="${id}"], [data-testid="${id}"] input`).first()
+
+describe('admin panel', { concurrency: 1 }, () => {
+  let server
+  let browser
+  let owner // token of the demo owner, for setting up and checking through the API
+  let follower // the member the sandbox follow made
+
+  before(async () => {
+    ;[server, browser] = await Promise.all([startServer(), launchBrowser()])
+    owner = await apiLogin(server.base, server.username, server.password)
+  })
+  after(async () => {
+    await browser?.close()
+    await server?.stop()
+  })
+
+  it('logs in, after a wrong password and a throttled login', async () => {
+    const { page, problems, context } = await newPage(browser)
+    await login(page, server.base, server.username, 'not-the-password')
+    const error = page.getByTestId('login-error')
+    await error.waitFor({ timeout: T })
+    assert.match(await error.innerText(), /用户名或密码不正确/)
+    await checkA11y(page, 'login')
+    await shot(page, '01-login-wrong-password')
+
+    // Another username guessed until the throttle locks it: the wait is shown.
+    await page.locator('input[name=username]').fill('nobody')
+    for (let i = 0; i < 10; i++) {
+      await page.locator('input[name=password]').fill(`guess-${i}`)
+      await page.locator('button[type=submit]').click()
+      await page.waitForFunction(() => !document.querySelector('button[type=submit].is-loading'))
+      if (/尝试次数过多/.test(await error.innerText())) break
+    }
+    assert.match(await error.innerText(), /尝试次数过多.*\d+ 秒后再试/)
+    await shot(page, '02-login-throttled')
+
+    await login(page, server.base, server.username, server.password)
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    assert.match(await page.getByTestId('current-user').innerText(), /demo（所有者）/)
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+
+  it('finds a follower simulated in the sandbox', async () => {
+    const followed = await api(server.base, owner, 'POST', '/api/admin/v1/sandbox/follow', { scene: 'spring-poster' })
+    follower = followed.member_id
+    await api(server.base, owner, 'PATCH', `/api/admin/v1/members/${follower}`, { name: '王小明', phone: '13812345678' })
+
+    const { page, problems, context } = await newPage(browser)
+    await login(page, server.base, server.username, server.password)
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    await page.getByRole('menuitem', { name: '会员' }).click()
+    const table = page.getByTestId('members-table')
+    await table.getByText('王小明').waitFor({ timeout: T })
+
+    // Search by name prefix: the URL holds the filter.
+    await input(page, 'filter-q').fill('王小')
+    await page.getByTestId('search').click()
+    await page.waitForURL(/q=%E7%8E%8B%E5%B0%8F/)
+    await table.getByText('王小明').waitFor({ timeout: T })
+    const row = table.locator('tr', { hasText: '王小明' })
+    assert.match(await row.innerText(), /13812345678/)
+    assert.match(await row.innerText(), /spring-poster/)
+    assert.match(await row.innerText(), /已关注/)
+    await checkA11y(page, 'members')
+    await shot(page, '03-members-found')
+
+    // Nothing matches: the empty state says so.
+    await input(page, 'filter-q').fill('赵钱孙')
+    await page.getByTestId('search').click()
+    await page.getByText('没有符合条件的会员').waitFor({ timeout: T })
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+
+  it('adjusts a member\'s points and shows the ledger and the new balance', async () => {
+    const { page, problems, context } = await newPage(browser)
+    await login(page, server.base, server.username, server.password)
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    await page.goto(`${server.base}/admin/members/${follower}`)
+    await page.getByTestId('member-phone').waitFor({ timeout: T })
+    assert.equal(await page.getByTestId('points-available').innerText(), '0')
+    await checkA11y(page, 'member')
+
+    await page.getByTestId('adjust-open').click()
+    await input(page, 'adjust-points').fill('200')
+    await input(page, 'adjust-reason').fill('客诉补偿')
+    await checkA11y(page, 'adjust points dialog')
+    await page.getByTestId('adjust-submit').click()
+    await page.getByText('已为会员增加 200 积分，当前可用 200。').waitFor({ timeout: T })
+    await page.getByRole('tab', { name: '积分' }).click()
+    await page.waitForURL(/tab=points/)
+    const ledger = page.getByTestId('ledger')
+    await ledger.getByText('客诉补偿').waitFor({ timeout: T })
+    const row = ledger.locator('tr', { hasText: '客诉补偿' })
+    assert.match(await row.innerText(), /手动调整/)
+    assert.match(await row.innerText(), /\+200/)
+    assert.equal(await page.getByTestId('points-available').innerText(), '200')
+    await shot(page, '04-member-points-adjusted')
+
+    const held = await api(server.base, owner, 'GET', `/api/admin/v1/members/${follower}/points`)
+    assert.equal(held.summary.available, 200)
+    assert.equal(held.entries[0].reason, '客诉补偿')
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+
+  it('registers an order and refunds part of it', async () => {
+    const { page, problems, context } = await newPage(browser)
+    await login(page, server.base, server.username, server.password)
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    await page.goto(`${server.base}/admin/members/${follower}`)
+    await page.getByTestId('register-order').click()
+    await page.getByTestId('order-form').waitFor({ timeout: T })
+    assert.equal(await input(page, 'order-member').inputValue(), String(follower))
+    await input(page, 'order-external-id').fill('POS-20261203-001')
+    await input(page, 'order-amount').fill('128.50')
+    await page.getByTestId('order-submit').click()
+    await page.getByText('订单已登记，会员获得 128 积分').waitFor({ timeout: T })
+    await page.waitForURL(/\/admin\/orders\/POS-20261203-001/)
+    assert.equal(await page.getByTestId('order-amount-shown').innerText(), '¥128.50')
+    await checkA11y(page, 'order')
+
+    await input(page, 'refund-amount').fill('28.50')
+    await page.getByTestId('refund-submit').click()
+    const confirm = page.getByRole('dialog', { name: '退款' })
+    await confirm.waitFor({ timeout: T })
+    assert.match(await confirm.innerText(), /确定退款 ¥28.50 吗/)
+    await confirm.getByRole('button', { name: '退款' }).click()
+    await page.getByText('已退款 ¥28.50').waitFor({ timeout: T })
+    assert.equal(await page.getByTestId('order-refunded').innerText(), '¥28.50')
+    assert.match(await page.getByTestId('refunds').innerText(), /POS-20261203-001-R1/)
+    await shot(page, '05-order-refunded')
+
+    const order = await api(server.base, owner, 'GET', '/api/admin/v1/orders/POS-20261203-001')
+    assert.equal(order.amount_fen, 12850)
+    assert.equal(order.refunded_fen, 2850)
+    assert.equal(order.refunds.length, 1)
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+
+  it('creates a reward; a member redeems it and the panel shows it', async () => {
+    const { page, problems, context } = await newPage(browser)
+    await login(page, server.base, server.username, server.password)
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    await page.getByRole('menuitem', { name: '奖励' }).click()
+    await page.getByText('还没有奖励').waitFor({ timeout: T })
+    await page.getByTestId('reward-create').click()
+    await input(page, 'reward-name').fill('拿铁一杯')
+    await input(page, 'reward-cost').fill('100')
+    await checkA11y(page, 'reward dialog')
+    await page.getByTestId('reward-submit').click()
+    await page.getByText('奖励「拿铁一杯」已创建').waitFor({ timeout: T })
+    const row = page.getByTestId('rewards-table').locator('tr', { hasText: '拿铁一杯' })
+    assert.match(await row.innerText(), /100/)
+    assert.match(await row.innerText(), /上架/)
+    await checkA11y(page, 'rewards')
+    await shot(page, '06-reward-created')
+
+    // The member redeems it in the mini-program (the admin API has no redeem route).
+    const rewards = await api(server.base, owner, 'GET', '/api/admin/v1/rewards')
+    const reward = rewards.rewards.find((r) => r.name === '拿铁一杯')
+    const { code } = await api(server.base, owner, 'POST', '/api/admin/v1/sandbox/mp-login-code', {})
+    const mp = await api(server.base, null, 'POST', `/api/mp/v1/${server.merchant}/login`, { code })
+    const memberId = mp.member.id
+    await api(server.base, owner, 'POST', `/api/admin/v1/members/${memberId}/points/adjustments`, { points: 150, reason: '开业赠送' })
+    await api(server.base, mp.token, 'POST', `/api/member/v1/${server.merchant}/rewards/${reward.id}/redeem`, { request_id: 'e2e-redeem-1' })
+
+    await page.goto(`${server.base}/admin/members/${memberId}?tab=redemptions`)
+    const redemptions = page.getByTestId('member-redemptions')
+    await redemptions.getByText('拿铁一杯').waitFor({ timeout: T })
+    assert.match(await redemptions.innerText(), /已兑换/)
+    assert.equal(await page.getByTestId('points-available').innerText(), '50')
+    await shot(page, '07-member-redemption')
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+
+  it('shows a viewer masked phones and no buttons it cannot use', async () => {
+    const staff = await api(server.base, owner, 'POST', '/api/admin/v1/staff', { username: 'viewer1', role: 'viewer', password: 'viewer-pass-1' })
+    assert.equal(staff.role, 'viewer')
+    const { page, problems, context } = await newPage(browser)
+    await login(page, server.base, 'viewer1', 'viewer-pass-1')
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    assert.match(await page.getByTestId('current-user').innerText(), /viewer1（只读成员）/)
+    await page.getByRole('menuitem', { name: '会员' }).click()
+    const table = page.getByTestId('members-table')
+    await table.getByText('王小明').waitFor({ timeout: T })
+    const row = table.locator('tr', { hasText: '王小明' })
+    assert.match(await row.innerText(), /138\*\*\*\*5678/)
+    assert.doesNotMatch(await row.innerText(), /13812345678/)
+    assert.equal(await page.getByTestId('export').count(), 0)
+    assert.equal(await page.getByTestId('bulk-tag-select').count(), 0)
+    await checkA11y(page, 'members (viewer)')
+    await shot(page, '08-viewer-members')
+
+    await page.goto(`${server.base}/admin/members/${follower}`)
+    await page.getByTestId('member-phone').waitFor({ timeout: T })
+    assert.equal(await page.getByTestId('member-phone').innerText(), '138****5678')
+    assert.equal(await page.getByTestId('adjust-open').count(), 0)
+    assert.equal(await page.getByTestId('register-order').count(), 0)
+    await shot(page, '09-viewer-member')
+
+    await page.getByRole('menuitem', { name: '奖励' }).click()
+    await page.getByTestId('rewards-table').getByText('拿铁一杯').waitFor({ timeout: T })
+    assert.equal(await page.getByTestId('reward-create').count(), 0)
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+
+  it('switches to English, remembers it, and back to Chinese', async () => {
+    const { page, problems, context } = await newPage(browser)
+    await login(page, server.base, server.username, server.password)
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    await page.getByTestId('locale-switch').getByText('EN').click()
+    await page.getByRole('menuitem', { name: 'Members' }).waitFor({ timeout: T })
+    assert.equal(await page.locator('html').getAttribute('lang'), 'en')
+    await page.getByRole('menuitem', { name: 'Members' }).click()
+    await page.getByTestId('members-table').getByText('王小明').waitFor({ timeout: T })
+    assert.match(await page.getByTestId('members-table').innerText(), /Following/)
+    await page.reload()
+    await page.getByRole('heading', { name: 'Members' }).waitFor({ timeout: T })
+    await checkA11y(page, 'members (English)')
+    await shot(page, '10-english')
+    await page.getByTestId('locale-switch').getByText('中文').click()
+    await page.getByRole('heading', { name: '会员' }).waitFor({ timeout: T })
+    assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN')
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+
+  it('fits a tablet: the menu collapses to icons', async () => {
+    const { page, problems, context } = await newPage(browser, { width: 820, height: 1180 })
+    await login(page, server.base, server.username, server.password)
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    const aside = await page.locator('.shell-aside').boundingBox()
+    assert.ok(aside && aside.width <= 64, `menu width ${aside?.width}`)
+    await page.goto(`${server.base}/admin/members/${follower}`)
+    await page.getByTestId('member-phone').waitFor({ timeout: T })
+    await shot(page, '11-tablet-member')
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+})
+
+describe('dashboard after demo seed', { concurrency: 1 }, () => {
+  let server
+  let browser
+  before(async () => {
+    ;[server, browser] = await Promise.all([startServer({ seedMembers: 400 }), launchBrowser()])
+  })
+  after(async () => {
+    await browser?.close()
+    await server?.stop()
+  })
+
+  it('renders every chart with data', async () => {
+    const { page, problems, context } = await newPage(browser)
+    await login(page, server.base, server.username, server.password)
+    await page.getByTestId('kpis').waitFor({ timeout: T })
+    assert.equal(await page.getByTestId('kpi-members').locator('.kpi-value').innerText(), '400')
+    for (const chart of ['acquisition', 'lifecycle', 'pyramid', 'rfm', 'cohort', 'liability']) {
+      const card = page.getByTestId(`chart-${chart}`)
+      await card.locator('canvas').first().waitFor({ timeout: T })
+      assert.equal(await card.getByText('暂无数据').count(), 0, `${chart} has no data`)
+    }
+    await page.waitForTimeout(800) // let the charts' entry animation finish before the screenshot
+    await checkA11y(page, 'dashboard')
+    await shot(page, '12-dashboard-seeded')
+
+    // The period is in the URL: a colleague opening the link sees the same figures.
+    await page.goto(`${server.base}/admin/?from=2026-01-01&to=2026-01-31`)
+    await page.getByText('对比 2025-12-01 至 2025-12-31').waitFor({ timeout: T })
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+})

@@ -1,0 +1,21 @@
+// The navigation: one entry per area, shown only to those allowed in.
+// A new area adds its route in router.ts and one line here.
+import type { Component } from 'vue'
+import { DataAnalysis, Present, ShoppingCart, User } from '@element-plus/icons-vue'
+import type { Requirement } from '@/admin/permissions'
+
+export interface NavItem {
+  /** The route's name. */
+  route: string
+  /** The i18n key of its label. */
+  label: string
+  icon: Component
+  need: Requirement
+}
+
+export const navItems: NavItem[] = [
+  { route: 'dashboard', label: 'nav.dashboard', icon: DataAnalysis, need: 'members:read' },
+  { route: 'members', label: 'nav.members', icon: User, need: 'members:read' },
+  { route: 'orders', label: 'nav.orders', icon: ShoppingCart, need: ['points:read', 'orders:write'] },
+  { route: 'rewards', label: 'nav.rewards', icon: Present, need: 'points:read' },
+]

@@ -1,0 +1,74 @@
+// Routes: one lazy page per route, so the first screen loads only what it
+// shows. meta.need is the permission a page needs (the menu and the guard
+// both read it); meta.title is the i18n key of its title.
+import { createRouter, createWebHistory, type RouteLocationNormalized, type Router } from 'vue-router'
+import type { Pinia } from 'pinia'
+import { setUnauthorizedHandler } from '@/api/client'
+import { useSession } from '@/admin/stores/session'
+import type { Requirement } from '@/admin/permissions'
+import { navItems } from '@/admin/nav'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    public?: boolean
+    need?: Requirement
+    title?: string
+  }
+}
+
+export function createPanelRouter(pinia: Pinia): Router {
+  const router = createRouter({
+    history: createWebHistory('/admin/'),
+    routes: [
+      { path: '/login', name: 'login', component: () => import('./pages/login/LoginPage.vue'), meta: { public: true, title: 'login.title' } },
+      {
+        path: '/',
+        component: () => import('./layout/AppShell.vue'),
+        children: [
+          { path: '', name: 'dashboard', component: () => import('./pages/dashboard/DashboardPage.vue'), meta: { need: 'members:read', title: 'nav.dashboard' } },
+          { path: 'members', name: 'members', component: () => import('./pages/members/MembersPage.vue'), meta: { need: 'members:read', title: 'nav.members' } },
+          { path: 'members/:id(\\d+)', name: 'member', component: () => import('./pages/member/MemberPage.vue'), meta: { need: 'members:read', title: 'member.title' } },
+          { path: 'orders/:externalId?', name: 'orders', component: () => import('./pages/orders/OrdersPage.vue'), meta: { need: ['points:read', 'orders:write'], title: 'nav.orders' } },
+          { path: 'rewards', name: 'rewards', component: () => import('./pages/rewards/RewardsPage.vue'), meta: { need: 'points:read', title: 'nav.rewards' } },
+          { path: 'forbidden', name: 'forbidden', component: () => import('./pages/status/StatusPage.vue'), props: { kind: 'forbidden' } },
+          { path: ':rest(.*)*', name: 'not-found', component: () => import('./pages/status/StatusPage.vue'), props: { kind: 'not-found' } },
+        ],
+      },
+    ],
+    scrollBehavior: () => ({ top: 0 }),
+  })
+
+  const session = useSession(pinia)
+
+  setUnauthorizedHandler(() => {
+    session.clear()
+    const current = router.currentRoute.value
+    if (!current.meta.public) void router.replace({ name: 'login', query: { redirect: current.fullPath, expired: '1' } })
+  })
+
+  router.beforeEach(async (to: RouteLocationNormalized) => {
+    if (to.meta.public) {
+      return session.loggedIn && to.name === 'login' ? { name: 'dashboard' } : true
+    }
+    if (!session.loggedIn) return { name: 'login', query: { redirect: to.fullPath } }
+    if (!session.me) {
+      try {
+        await session.load()
+      } catch {
+        // A 401 has cleared the session already; anything else: start over.
+        session.clear()
+        return { name: 'login', query: { redirect: to.fullPath } }
+      }
+    }
+    if (!session.can(to.meta.need)) {
+      // The start page is the first area the person may open.
+      if (to.name === 'dashboard') {
+        const first = navItems.find((n) => session.can(n.need))
+        if (first) return { name: first.route }
+      }
+      return { name: 'forbidden' }
+    }
+    return true
+  })
+  return router
+}

@@ -1,0 +1,71 @@
+import { fileURLToPath, URL } from 'node:url'
+import { defineConfig } from 'vitest/config'
+import vue from '@vitejs/plugin-vue'
+import AutoImport from 'unplugin-auto-import/vite'
+import Components from 'unplugin-vue-components/vite'
+import { ElementPlusResolver } from 'unplugin-vue-components/resolvers'
+
+// One build, one entry per face: src/admin/index.html becomes
+// dist/admin/index.html (served at /admin/), the member centre will add
+// src/member/index.html. Hashed chunks land in dist/assets/, served at
+// /assets/ with a year-long cache; the HTML is never cached.
+//
+// The output must be reproducible (CI rebuilds and diffs dist/), so nothing
+// here may depend on the time, the machine or absolute paths.
+export default defineConfig({
+  root: fileURLToPath(new URL('./src', import.meta.url)),
+  base: '/',
+  publicDir: false,
+  plugins: [
+    vue(),
+    // Element Plus on demand: components used in templates and the service
+    // APIs (ElMessage, ElMessageBox) are imported with their CSS only where used.
+    AutoImport({
+      resolvers: [ElementPlusResolver()],
+      dts: false,
+    }),
+    Components({
+      resolvers: [ElementPlusResolver({ importStyle: 'css' })],
+      dirs: [],
+      dts: false,
+    }),
+  ],
+  resolve: {
+    alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) },
+  },
+  define: {
+    __VUE_OPTIONS_API__: 'false',
+    __VUE_PROD_DEVTOOLS__: 'false',
+    __VUE_PROD_HYDRATION_MISMATCH_DETAILS__: 'false',
+    __VUE_I18N_FULL_INSTALL__: 'false',
+    __VUE_I18N_LEGACY_API__: 'false',
+    __INTLIFY_PROD_DEVTOOLS__: 'false',
+  },
+  build: {
+    outDir: fileURLToPath(new URL('./dist', import.meta.url)),
+    emptyOutDir: true,
+    assetsDir: 'assets',
+    target: 'es2022',
+    sourcemap: false,
+    // dist/.vite/manifest.json: the chunk graph, read by e2e/budget.mjs to
+    // measure each route's initial JavaScript.
+    manifest: true,
+    reportCompressedSize: true,
+    chunkSizeWarningLimit: 800,
+    rollupOptions: {
+      input: {
+        admin: fileURLToPath(new URL('./src/admin/index.html', import.meta.url)),
+      },
+    },
+  },
+  server: {
+    port: 5173,
+    // `npm run dev` against a running service (LOYALTY_HTTP_ADDR=127.0.0.1:8080).
+    proxy: { '/api': 'http://127.0.0.1:8080' },
+  },
+  test: {
+    root: fileURLToPath(new URL('.', import.meta.url)),
+    include: ['src/**/*.test.ts'],
+    environment: 'node',
+  },
+})
