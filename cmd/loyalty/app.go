@@ -26,6 +26,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/secrets"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
+	"github.com/wxloyalty/loyalty/web"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/inbox"
 	"github.com/wxloyalty/loyalty/wechat/wechattest"
@@ -61,6 +62,7 @@ type App struct {
 	sandboxOff string         // outside sandbox mode, why (the sandbox routes say it)
 
 	handler   http.Handler
+	panel     *web.Panel   // the admin panel's embedded build
 	opsLn     net.Listener // the metrics listener (http.metrics_addr), or nil
 	bannerOut io.Writer    // where sandbox mode prints its how-to
 
@@ -98,6 +100,9 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	}()
 
 	var err error
+	if a.panel, err = web.NewPanel(); err != nil {
+		return nil, err
+	}
 	if cfg.HTTP.MetricsAddr != "" {
 		if a.opsLn, err = net.Listen("tcp", cfg.HTTP.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("listen on %s (LOYALTY_METRICS_ADDR): %w", cfg.HTTP.MetricsAddr, err)

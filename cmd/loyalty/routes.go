@@ -30,7 +30,13 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 		Skip:        []string{"/healthz", "/readyz", "/metrics"},
 		QuietRoutes: []string{callbackRoute},
 	}), a.metrics.Middleware())
-	r.NoRoute(httpx.NotFound)
+	// The admin panel (web/dist, embedded) answers GET /admin/... and
+	// /assets/...; it is no API route, so it sits in front of the 404.
+	r.NoRoute(func(c *gin.Context) {
+		if !a.panel.Serve(c.Writer, c.Request) {
+			httpx.NotFound(c)
+		}
+	})
 	r.NoMethod(func(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, httpx.ErrorBody{Error: httpx.ErrorDetail{
 			Code: "method_not_allowed", Message: "method not allowed", RequestID: httpx.RequestID(c)}})

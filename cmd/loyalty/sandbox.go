@@ -112,7 +112,9 @@ func (a *App) bootstrapSandbox(ctx context.Context) error {
   Sandbox mode: WeChat is simulated in-process (no credentials configured).
   Demo merchant %d, owner %q, password %q (new at every start).
 
-  Log in:
+  Admin panel: %[4]s/admin/
+
+  Log in with curl:
     TOKEN=$(curl -s -X POST %[4]s/api/admin/v1/login -d '{"username":"%[2]s","password":"%[3]s"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
   Simulate a follower (scanning a channel QR code):
     curl -s -X POST %[4]s/api/admin/v1/sandbox/follow -H "Authorization: Bearer $TOKEN" -d '{"scene":"spring-poster"}'
