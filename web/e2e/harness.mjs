@@ -161,6 +161,10 @@ export async function login(page, base, username, password) {
 
 /** axe runs the accessibility checks; serious and critical violations fail the scenario. */
 export async function checkA11y(page, screen) {
+  // A dialog fading in has half-transparent text: let transitions finish first.
+  await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running' || a.effect?.getTiming().iterations === Infinity), null, {
+    timeout: 10_000,
+  })
   const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze()
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
   const text = bad

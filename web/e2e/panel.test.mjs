@@ -4,6 +4,7 @@
 //   npm run e2e   (LOYALTY_BIN=path to skip go build)
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { api, apiLogin, checkA11y, launchBrowser, login, newPage, shot, startServer } from './harness.mjs'
 
 const T = 20_000 // the longest wait for a screen
@@ -77,6 +78,31 @@ describe('admin panel', { concurrency: 1 }, () => {
     assert.match(await row.innerText(), /已关注/)
     await checkA11y(page, 'members')
     await shot(page, '03-members-found')
+
+    // Tag the selected member in bulk.
+    const tag = await api(server.base, owner, 'POST', '/api/admin/v1/tags', { name: 'VIP' })
+    await page.reload()
+    await table.getByText('王小明').waitFor({ timeout: T })
+    await row.locator('.el-checkbox').click()
+    await page.getByTestId('bulk-tag-select').click()
+    await page.getByRole('option', { name: 'VIP' }).click()
+    await page.getByRole('button', { name: /批量打标签/ }).click()
+    await page.getByText('已为 1 位会员添加标签「VIP」').waitFor({ timeout: T })
+    await row.getByText('VIP').waitFor({ timeout: T })
+    const tagged = await api(server.base, owner, 'GET', `/api/admin/v1/members/${follower}`)
+    assert.deepEqual(tagged.tags.map((x) => x.id), [tag.id])
+
+    // Export what the filter shows, with progress, as a CSV download.
+    const download = page.waitForEvent('download')
+    await page.getByTestId('export').click()
+    const file = await download
+    assert.match(file.suggestedFilename(), /^members-\d{8}-\d{6}\.csv$/)
+    const csv = await readFile(await file.path(), 'utf8')
+    const lines = csv.trim().split('\n')
+    assert.equal(lines.length, 2, csv)
+    assert.match(lines[1], /王小明,13812345678,/)
+    assert.match(lines[1], /VIP/)
+    await page.getByText('导出完成：1 位会员').waitFor({ timeout: T })
 
     // Nothing matches: the empty state says so.
     await input(page, 'filter-q').fill('赵钱孙')
