@@ -62,8 +62,9 @@ export async function unwrap<T>(call: Promise<Result<T>>): Promise<T> {
   }
   if (!r.response.ok) {
     const err = toApiError(r.response.status, r.response.headers, r.error ?? null)
-    const authed = r.response.url && !r.response.url.endsWith('/api/admin/v1/login')
-    if (err.status === 401 && authed) onUnauthorized()
+    // A wrong password is the login form's business, not an ended session.
+    const isLogin = r.response.url.endsWith('/api/admin/v1/login')
+    if (err.status === 401 && !isLogin) onUnauthorized()
     throw err
   }
   return r.data as T
