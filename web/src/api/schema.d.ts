@@ -12,26 +12,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The process is up. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": Record<string, never>;
-                    };
-                };
-            };
-        };
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -48,35 +29,7 @@ export interface paths {
             cookie?: never;
         };
         /** Readiness (the database answers with the schema this binary expects) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Ready. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": Record<string, never>;
-                    };
-                };
-                /** @description The database does not answer, its schema is missing or older than the binary, or (SQLite) its file is gone. */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": Record<string, never>;
-                    };
-                };
-            };
-        };
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -101,35 +54,7 @@ export interface paths {
          *     closed set: a method outside the standard ones is `other`, a request
          *     no route matched is `unmatched`.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Prometheus text format. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/plain": string;
-                    };
-                };
-                /** @description Metrics are served on the separate metrics listener. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -146,26 +71,7 @@ export interface paths {
             cookie?: never;
         };
         /** This document */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OpenAPI 3.1 YAML. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/yaml": string;
-                    };
-                };
-            };
-        };
+        get: operations["getOpenAPIDocument"];
         put?: never;
         post?: never;
         delete?: never;
@@ -184,47 +90,7 @@ export interface paths {
             cookie?: never;
         };
         /** URL verification by WeChat (echoes echostr when the signature is valid) */
-        get: {
-            parameters: {
-                query: {
-                    signature: string;
-                    timestamp: string;
-                    nonce: string;
-                    echostr: string;
-                };
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The echostr. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/plain": string;
-                    };
-                };
-                /** @description Bad or missing signature. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Unknown merchant. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        get: operations["verifyWeChatCallback"];
         put?: never;
         /**
          * Pushed events and messages (plaintext, compatible or safe mode)
@@ -245,73 +111,7 @@ export interface paths {
          *     message 403. A push whose event cannot be stored within 3 seconds
          *     is answered 503, so WeChat retries.
          */
-        post: {
-            parameters: {
-                query: {
-                    signature: string;
-                    timestamp: string;
-                    nonce: string;
-                    encrypt_type?: "aes" | "raw";
-                    msg_signature?: string;
-                };
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "text/xml": string;
-                };
-            };
-            responses: {
-                /** @description `success`, or a passive reply XML. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/plain": string;
-                    };
-                };
-                /** @description Malformed message, or a FromUserName that is not an openid (more than 64 characters, or characters other than letters, digits, `-` and `_`); nothing is stored. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Bad or missing signature, a stale timestamp or CreateTime, a plaintext push to an account in safe mode, a ToUserName other than the account's original id, or a signed query already used with another message; nothing is stored. */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Unknown merchant. */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Body larger than 64 KiB. */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description The event could not be stored in time (or the nonce cache is unavailable); nothing acknowledged, WeChat retries. */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        post: operations["receiveWeChatCallback"];
         delete?: never;
         options?: never;
         head?: never;
@@ -337,24 +137,7 @@ export interface paths {
          *     WeChat is not called, since each login spends one of the merchant's
          *     WeChat code exchanges.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["Code"];
-            responses: {
-                200: components["responses"]["MemberLogin"];
-                400: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-                429: components["responses"]["TooMany"];
-            };
-        };
+        post: operations["loginMiniProgramMember"];
         delete?: never;
         options?: never;
         head?: never;
@@ -373,24 +156,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Bind the member's phone number (getPhoneNumber code) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["Code"];
-            responses: {
-                200: components["responses"]["MemberProfile"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-            };
-        };
+        post: operations["bindMemberPhone"];
         delete?: never;
         options?: never;
         head?: never;
@@ -407,35 +173,7 @@ export interface paths {
             cookie?: never;
         };
         /** The snsapi_base authorization URL for an H5 page */
-        get: {
-            parameters: {
-                query: {
-                    redirect_uri: string;
-                    state?: string;
-                };
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The URL. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            url?: string;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getH5OAuthURL"];
         put?: never;
         post?: never;
         delete?: never;
@@ -463,24 +201,7 @@ export interface paths {
          *     WeChat is not called, since each login spends one of the merchant's
          *     WeChat code exchanges.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["Code"];
-            responses: {
-                200: components["responses"]["MemberLogin"];
-                400: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-                429: components["responses"]["TooMany"];
-            };
-        };
+        post: operations["loginH5Member"];
         delete?: never;
         options?: never;
         head?: never;
@@ -507,31 +228,7 @@ export interface paths {
          *     of a login ended by logout are refused. If a member was merged into
          *     another, the new tokens are the survivor's.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["RefreshToken"];
-            responses: {
-                /** @description A fresh pair. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MemberTokens"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        post: operations["refreshMemberTokens"];
         delete?: never;
         options?: never;
         head?: never;
@@ -554,28 +251,7 @@ export interface paths {
          * @description The access tokens already issued keep working until they expire (at
          *     most 2 hours). An unknown or already ended token is not an error.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["RefreshToken"];
-            responses: {
-                /** @description Ended. */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                400: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        post: operations["logoutMember"];
         delete?: never;
         options?: never;
         head?: never;
@@ -592,65 +268,14 @@ export interface paths {
             cookie?: never;
         };
         /** The member's own profile */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                200: components["responses"]["MemberProfile"];
-                401: components["responses"]["Error"];
-            };
-        };
+        get: operations["getMyProfile"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         /** Edit name, gender, birthday, care dates, consents (all or nothing) */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name?: string;
-                        /** @enum {string} */
-                        gender?: "male" | "female" | "unknown";
-                        /** @description null clears it; Feb 29 allowed without a year */
-                        birthday?: components["schemas"]["Date"] | null;
-                        /** @description Replaces all care dates. */
-                        care_dates?: (components["schemas"]["Date"] & {
-                            /** @enum {string} */
-                            kind: "wedding_anniversary" | "child_birthday" | "custom";
-                            /** @description required for custom */
-                            label?: string;
-                        })[];
-                        consents?: {
-                            template?: boolean;
-                            subscribe?: boolean;
-                            sms?: boolean;
-                        };
-                    };
-                };
-            };
-            responses: {
-                200: components["responses"]["MemberProfile"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-            };
-        };
+        patch: operations["updateMyProfile"];
         trace?: never;
     };
     "/api/admin/v1/login": {
@@ -676,42 +301,7 @@ export interface paths {
          *     costly); when all are busy for too long the login answers 503 with
          *     Retry-After, and that attempt counts as no failure.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        username: string;
-                        password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description A session token (12 hours). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @example lss_… */
-                            token?: string;
-                            /** Format: date-time */
-                            expires_at?: string;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                429: components["responses"]["TooMany"];
-                503: components["responses"]["Busy"];
-            };
-        };
+        post: operations["login"];
         delete?: never;
         options?: never;
         head?: never;
@@ -728,26 +318,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** End this staff session (staff tokens only) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Ended. */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        post: operations["logout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -762,34 +333,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller and what it may do */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The caller. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            merchant_id?: number;
-                            staff_id?: number;
-                            api_key_id?: number;
-                            name?: string;
-                            role?: components["schemas"]["Role"];
-                            permissions?: components["schemas"]["Permission"][];
-                        };
-                    };
-                };
-                401: components["responses"]["Error"];
-            };
-        };
+        get: operations["getMe"];
         put?: never;
         post?: never;
         delete?: never;
@@ -813,37 +357,7 @@ export interface paths {
          *     (and client address), under the same throttle as the login: after 6
          *     the username is locked and this answers 429 with Retry-After.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        current_password: string;
-                        new_password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Changed. */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-                429: components["responses"]["TooMany"];
-                503: components["responses"]["Busy"];
-            };
-        };
+        post: operations["changeMyPassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -858,65 +372,10 @@ export interface paths {
             cookie?: never;
         };
         /** Staff accounts (staff:manage) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The merchant's staff. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            staff?: components["schemas"]["Staff"][];
-                        };
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listStaff"];
         put?: never;
         /** Create a staff account (staff:manage; only owners create owners) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description unique across the service, case-insensitive */
-                        username: string;
-                        /** @description generated and returned once when absent */
-                        password?: string;
-                        role: components["schemas"]["Role"];
-                    };
-                };
-            };
-            responses: {
-                /** @description Created (with `password` when generated). */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Staff"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-            };
-        };
+        post: operations["createStaff"];
         delete?: never;
         options?: never;
         head?: never;
@@ -949,40 +408,7 @@ export interface paths {
          *     owners demoting each other at once one is refused (403), and a
          *     merchant always keeps an enabled owner (409 otherwise).
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    staff_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        role?: components["schemas"]["Role"];
-                        disabled?: boolean;
-                        password?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Updated. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Staff"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-            };
-        };
+        patch: operations["updateStaff"];
         trace?: never;
     };
     "/api/admin/v1/api-keys": {
@@ -993,64 +419,10 @@ export interface paths {
             cookie?: never;
         };
         /** API keys, revoked ones included (apikeys:manage) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Keys (never their secrets). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            api_keys?: components["schemas"]["APIKey"][];
-                        };
-                    };
-                };
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listAPIKeys"];
         put?: never;
         /** Create an API key (apikeys:manage, staff only); the key is shown once */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name: string;
-                        /** @description any permission the creator holds except staff:manage, apikeys:manage and sandbox */
-                        scopes: components["schemas"]["Permission"][];
-                        /** Format: date-time */
-                        expires_at?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Created; `key` is the secret, never shown again. */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["APIKey"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-            };
-        };
+        post: operations["createAPIKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1070,30 +442,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Revoke an API key (apikeys:manage); revoking twice is fine */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    api_key_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Revoked. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["APIKey"];
-                    };
-                };
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        delete: operations["revokeAPIKey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1119,37 +468,7 @@ export interface paths {
          *     moves it first to an enabled account that holds every scope of the
          *     key.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    api_key_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        staff_id: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Moved. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["APIKey"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        put: operations["setAPIKeyOwner"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1165,62 +484,7 @@ export interface paths {
             cookie?: never;
         };
         /** The audit log, newest first (audit:read) */
-        get: {
-            parameters: {
-                query?: {
-                    actor_type?: "staff" | "api_key" | "system";
-                    actor_id?: number;
-                    /** @description 'exact (member.update) or a prefix ending in "." (member.)' */
-                    action?: string;
-                    /** @description member, tag, staff, api_key, channel, merchant… */
-                    target_type?: string;
-                    /** @description needs target_type */
-                    target_id?: number;
-                    since?: string;
-                    until?: string;
-                    /** @description cursor: the previous page's next_before */
-                    before?: number;
-                    limit?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Entries. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            entries?: {
-                                id?: number;
-                                actor_type?: string;
-                                actor_id?: number;
-                                actor_name?: string;
-                                /** @description 'e.g. staff.create, member.update, tag.assign, settings.update, or "METHOD /route" for calls recorded generically' */
-                                action?: string;
-                                target_type?: string;
-                                target_ids?: number[];
-                                /** @description summary of the state before, or null */
-                                before?: unknown;
-                                /** @description summary of the state after, or null */
-                                after?: unknown;
-                                request_id?: string;
-                                client_ip?: string;
-                                /** Format: date-time */
-                                created_at?: string;
-                            }[];
-                            next_before?: number | null;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listAuditEntries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1237,80 +501,14 @@ export interface paths {
             cookie?: never;
         };
         /** Merchant settings; secrets are write-only (settings:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Settings. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Settings"];
-                    };
-                };
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["getSettings"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         /** Change settings and WeChat credentials (settings:manage) */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name?: string;
-                        /** @description IANA name, e.g. Asia/Shanghai */
-                        time_zone?: string;
-                        quiet_hours?: components["schemas"]["QuietHours"];
-                        crm?: components["schemas"]["CRMSettings"];
-                        wechat?: {
-                            app_id?: string;
-                            app_secret?: string;
-                            token?: string;
-                            /** @description empty switches callbacks to plaintext mode (and compatible_mode off) */
-                            aes_key?: string;
-                            /** @description The official account's original id (gh_...); callbacks addressed to another account are refused. Empty forgets it (it is learnt again from the next verified encrypted callback); a new app_id forgets it unless given in the same change. */
-                            original_id?: string;
-                            /** @description Accept plaintext callbacks although aes_key is set, while the account's message encryption is switched in the WeChat console. Needs aes_key. */
-                            compatible_mode?: boolean;
-                            /** @description empty removes the mini-program */
-                            mp_app_id?: string;
-                            mp_app_secret?: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Settings after the change. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Settings"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-            };
-        };
+        patch: operations["updateSettings"];
         trace?: never;
     };
     "/api/admin/v1/settings/wechat-test": {
@@ -1326,37 +524,7 @@ export interface paths {
          * Test the stored WeChat credentials (settings:manage)
          * @description Fetches a fresh access token for the official account and the mini-program and reports WeChat's errcode in plain words (wrong secret, IP not whitelisted…).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description One result per app. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ok?: boolean;
-                            results?: {
-                                /** @enum {string} */
-                                app?: "official_account" | "mini_program";
-                                app_id?: string;
-                                ok?: boolean;
-                                errcode?: number;
-                                message?: string;
-                            }[];
-                        };
-                    };
-                };
-                403: components["responses"]["Error"];
-            };
-        };
+        post: operations["testWeChatCredentials"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1374,68 +542,10 @@ export interface paths {
          * Acquisition channels with their figures (channels:read)
          * @description `followers`: distinct members who followed through the channel's code; `members`: members whose first channel it is.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Channels, newest first. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            channels?: components["schemas"]["Channel"][];
-                        };
-                    };
-                };
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listChannels"];
         put?: never;
         /** Create a channel QR code through WeChat (channels:write) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name: string;
-                        /** @description unique per merchant */
-                        scene: string;
-                        /** @default false */
-                        permanent?: boolean;
-                        /** @description temporary codes only; default 30 days */
-                        expires_in_seconds?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Created. */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Channel"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-                503: components["responses"]["Error"];
-            };
-        };
+        post: operations["createChannel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1460,55 +570,7 @@ export interface paths {
          *     Unknown parameters, parameters given twice (`tag` excepted), empty
          *     values and malformed values are 400 naming the parameter.
          */
-        get: {
-            parameters: {
-                query?: {
-                    follow_status?: components["parameters"]["MemberFollowStatus"];
-                    /** @description Acquisition QR scene, exact (the scene of the first QR code that brought the member). */
-                    channel?: components["parameters"]["MemberChannel"];
-                    /** @description Tag id; repeat (up to 5 times) for members holding all of the tags. */
-                    tag?: components["parameters"]["MemberTag"];
-                    /** @description Loyalty tier id. */
-                    tier?: components["parameters"]["MemberTier"];
-                    /** @description Lifecycle stage. */
-                    stage?: components["parameters"]["MemberStage"];
-                    birthday_month?: components["parameters"]["MemberBirthdayMonth"];
-                    /**
-                     * @description Search by prefix. Digits (optionally after +; +86 is dropped), at least
-                     *     3: phone number prefix (for viewers: the whole number). Anything else,
-                     *     2 to 64 characters of letters, digits, spaces, emoji and . - ' ·: name
-                     *     prefix, ignoring case. Other characters (% _ = ; quotes...) are 400.
-                     */
-                    q?: components["parameters"]["MemberQ"];
-                    /** @description Page size. */
-                    limit?: number;
-                    /** @description The `next_cursor` of the previous page (opaque). */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description One page. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            members: components["schemas"]["AdminMemberListItem"][];
-                            /** @description null on the last page */
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listMembers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1549,55 +611,33 @@ export interface paths {
          *     follow_status, followed_at, channel, stage, tier_id, tags (names
          *     separated by |), remark, created_at, last_interaction_at.
          */
-        get: {
-            parameters: {
-                query?: {
-                    follow_status?: components["parameters"]["MemberFollowStatus"];
-                    /** @description Acquisition QR scene, exact (the scene of the first QR code that brought the member). */
-                    channel?: components["parameters"]["MemberChannel"];
-                    /** @description Tag id; repeat (up to 5 times) for members holding all of the tags. */
-                    tag?: components["parameters"]["MemberTag"];
-                    /** @description Loyalty tier id. */
-                    tier?: components["parameters"]["MemberTier"];
-                    /** @description Lifecycle stage. */
-                    stage?: components["parameters"]["MemberStage"];
-                    birthday_month?: components["parameters"]["MemberBirthdayMonth"];
-                    /**
-                     * @description Search by prefix. Digits (optionally after +; +86 is dropped), at least
-                     *     3: phone number prefix (for viewers: the whole number). Anything else,
-                     *     2 to 64 characters of letters, digits, spaces, emoji and . - ' ·: name
-                     *     prefix, ignoring case. Other characters (% _ = ; quotes...) are 400.
-                     */
-                    q?: components["parameters"]["MemberQ"];
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The CSV file. */
-                200: {
-                    headers: {
-                        /** @example attachment; filename="members-20260102-150405.csv" */
-                        "Content-Disposition"?: string;
-                        /** @description X-Export-Rows: the trailer that ends a complete file, holding its number of members */
-                        Trailer?: string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        /**
-                         * @example id,name,phone,gender,birthday,follow_status,followed_at,channel,stage,tier_id,tags,remark,created_at,last_interaction_at
-                         *     42,王伟,13812345678,male,05-20,following,2026-01-02T03:04:05Z,store-01,potential,,VIP|咖啡,,2026-01-02T03:04:05Z,
-                         */
-                        "text/csv": string;
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
+        get: operations["exportMembersCSV"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/members/lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
         };
+        /**
+         * The member with an openid, unionid or phone number (members:read)
+         * @description Exactly one of `openid` (the official account's or the
+         *     mini-program's), `unionid` or `phone`. Members have no member code
+         *     or card number of their own: these identities and the member id are
+         *     what identify them. Answers the member as `GET /members/{member_id}`
+         *     does (phone masked for viewers, who may still look a member up by a
+         *     whole number); 404 when no member of the caller's merchant has the
+         *     identity (an erased member has none left).
+         */
+        get: operations["lookupMember"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1623,32 +663,7 @@ export interface paths {
          *     is still shown (as an anonymous record with `erased_at`). Phone masked
          *     for viewers.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A member of the caller's merchant (anything else is 404). */
-                    member_id: components["parameters"]["MemberIDPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The member. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminMember"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getMember"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1661,62 +676,7 @@ export interface paths {
          *     (personal fields as "set"/"empty", never their values). An erased
          *     member cannot be changed (409).
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A member of the caller's merchant (anything else is 404). */
-                    member_id: components["parameters"]["MemberIDPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description staff note; line breaks allowed, "" clears */
-                        remark?: string;
-                        name?: string;
-                        /** @enum {string} */
-                        gender?: "male" | "female" | "unknown";
-                        /** @description null clears */
-                        birthday?: components["schemas"]["Date"] | null;
-                        /**
-                         * @description 11-digit mainland number (a +86 prefix is dropped) or +<country code><number>; null clears; unique per merchant
-                         * @example 13812345678
-                         * @example +447700900123
-                         */
-                        phone?: string | null;
-                        /** @description replaces the member's tags ([] removes all); every id must be a tag of the merchant (else 404) */
-                        tag_ids?: number[];
-                    };
-                };
-            };
-            responses: {
-                /** @description The member after the change. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminMember"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                /** @description The phone number belongs to another member, or the member was erased. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["updateMember"];
         trace?: never;
     };
     "/api/admin/v1/members/{member_id}/privacy-export": {
@@ -1733,34 +693,7 @@ export interface paths {
          * Everything stored about a member, for a PIPL access request (privacy:manage)
          * @description Recorded in the audit log (`member.privacy_export`). Phone numbers are never masked here.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A member of the caller's merchant (anything else is 404). */
-                    member_id: components["parameters"]["MemberIDPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The document. */
-                200: {
-                    headers: {
-                        /** @example no-store */
-                        "Cache-Control"?: string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PrivacyExport"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["exportMemberPrivacyData"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1795,39 +728,7 @@ export interface paths {
          *     names of the erased fields, never their values. Erasing again changes
          *     nothing and answers `already_erased: true`.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A member of the caller's merchant (anything else is 404). */
-                    member_id: components["parameters"]["MemberIDPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Erased. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            member_id?: number;
-                            /** Format: date-time */
-                            erased_at?: string;
-                            already_erased?: boolean;
-                            /** @description the personal fields that held data */
-                            erased_fields?: ("oa_openid" | "mp_openid" | "unionid" | "phone" | "name" | "gender" | "birthday" | "remark" | "last_interaction_at")[];
-                        };
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        post: operations["eraseMember"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1842,84 +743,10 @@ export interface paths {
             cookie?: never;
         };
         /** Tags by name, with member counts (members:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The merchant's tags (at most 1000). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            tags?: (components["schemas"]["Tag"] & {
-                                member_count?: number;
-                            })[];
-                        };
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listTags"];
         put?: never;
         /** Create a tag (members:write) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description trimmed; unique per merchant, ignoring case */
-                        name: string;
-                        /** @description stored lower-case; "" for none */
-                        color?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Created (audited as `tag.create`). */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Tag"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                /** @description A tag with this name exists. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description The merchant has 1000 tags already. */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createTag"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1940,76 +767,11 @@ export interface paths {
         put?: never;
         post?: never;
         /** Delete a tag and all its assignments (members:write) */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A tag of the caller's merchant (anything else is 404). */
-                    tag_id: components["parameters"]["TagIDPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted (audited as `tag.delete`, with the number of members who held it). */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        delete: operations["deleteTag"];
         options?: never;
         head?: never;
         /** Rename or recolour a tag (members:write) */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A tag of the caller's merchant (anything else is 404). */
-                    tag_id: components["parameters"]["TagIDPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name?: string;
-                        color?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description The tag after the change (audited as `tag.update`). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Tag"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                /** @description A tag with this name exists. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["updateTag"];
         trace?: never;
     };
     "/api/admin/v1/tags/{tag_id}/assign": {
@@ -2032,34 +794,7 @@ export interface paths {
          *     be tagged (409). Audited as `tag.assign` with the members that gained
          *     the tag as targets.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A tag of the caller's merchant (anything else is 404). */
-                    tag_id: components["parameters"]["TagIDPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["MemberIDs"];
-            responses: {
-                200: components["responses"]["BulkTagResult"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                /** @description Some of the members were erased. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["assignTag"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2084,25 +819,7 @@ export interface paths {
          *     of the caller's merchant (else 404, nothing changes). Audited as
          *     `tag.unassign` with the members that lost the tag as targets.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A tag of the caller's merchant (anything else is 404). */
-                    tag_id: components["parameters"]["TagIDPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["MemberIDs"];
-            responses: {
-                200: components["responses"]["BulkTagResult"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        post: operations["unassignTag"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2117,37 +834,7 @@ export interface paths {
             cookie?: never;
         };
         /** The fields a segment rule may target, with their operators and values (campaigns:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Fields. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            fields?: {
-                                name?: string;
-                                /** @enum {string} */
-                                type?: "enum" | "integer" | "text" | "boolean" | "id_set" | "days_since" | "upcoming_date";
-                                operators?: string[];
-                                values?: string[];
-                                min?: number;
-                                max?: number;
-                            }[];
-                        };
-                    };
-                };
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listSegmentFields"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2166,39 +853,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Count a rule's members now and show the newest 20 (campaigns:read) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        rule: components["schemas"]["SegmentRule"];
-                    };
-                };
-            };
-            responses: {
-                /** @description Count and sample (phones masked for viewers). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            count?: number;
-                            sample?: components["schemas"]["AdminMemberListItem"][];
-                            /** Format: date-time */
-                            counted_at?: string;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        post: operations["previewSegment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2213,54 +868,10 @@ export interface paths {
             cookie?: never;
         };
         /** Saved segments with their cached counts (campaigns:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Segments, newest first. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            segments?: components["schemas"]["Segment"][];
-                        };
-                    };
-                };
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listSegments"];
         put?: never;
         /** Save a segment; it is counted at once (campaigns:write) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["SegmentInput"];
-            responses: {
-                /** @description Saved. */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Segment"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-            };
-        };
+        post: operations["createSegment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2277,81 +888,67 @@ export interface paths {
             cookie?: never;
         };
         /** A saved segment (campaigns:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    segment_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The segment. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Segment"];
-                    };
-                };
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getSegment"];
         put?: never;
         post?: never;
         /** Delete a segment (campaigns:write) */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    segment_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted. */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                404: components["responses"]["Error"];
-            };
-        };
+        delete: operations["deleteSegment"];
         options?: never;
         head?: never;
         /** Rename, describe or change the rule (recounted) (campaigns:write) */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    segment_id: number;
-                };
-                cookie?: never;
+        patch: operations["updateSegment"];
+        trace?: never;
+    };
+    "/api/admin/v1/segments/{segment_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: number;
             };
-            requestBody: components["requestBodies"]["SegmentInput"];
-            responses: {
-                /** @description The segment. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Segment"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-            };
+            cookie?: never;
         };
+        /**
+         * The segment's members now, newest first, in keyset pages (members:read)
+         * @description The rule is evaluated at the time of the request (relative
+         *     conditions such as "ordered within 30 days" mean now), so the
+         *     members may differ from `cached_count`. The same pages and view as
+         *     `GET /members`: follow `next_cursor`; phones masked for viewers.
+         *     Unknown or repeated parameters are 400 naming them.
+         */
+        get: operations["listSegmentMembers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/segments/{segment_id}/members/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * CSV of the segment's members now (members:export)
+         * @description The members export (`GET /members/export.csv`) of the segment's
+         *     members, evaluated now: the same columns, streaming, masking and
+         *     `X-Export-Rows` trailer that ends a complete file; a failure after
+         *     the first bytes aborts the download. Audited as `member.export`
+         *     with the segment id. Takes no parameters.
+         */
+        get: operations["exportSegmentMembersCSV"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/admin/v1/segments/{segment_id}/refresh": {
@@ -2366,29 +963,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Recount a saved segment now (campaigns:write) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    segment_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The segment with its new count. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Segment"];
-                    };
-                };
-                404: components["responses"]["Error"];
-            };
-        };
+        post: operations["refreshSegment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2402,7 +977,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Orders, newest order time first, in keyset pages (points:read)
+         * @description Filters combine with AND: `member_id` (that member's orders; an id
+         *     that is not one of the caller's members lists nothing), `from` and
+         *     `to` (the order time, `ordered_at`, on those merchant-local days,
+         *     both included). Pages follow `next_cursor`, a position in the
+         *     (ordered_at, id) order: orders recorded while you page through do
+         *     not shift or repeat anything. Unknown or repeated parameters and
+         *     malformed values are 400 naming the parameter.
+         */
+        get: operations["listOrders"];
         put?: never;
         /**
          * Record a paid order (orders:write)
@@ -2419,53 +1004,7 @@ export interface paths {
          *     returns the first result (200, replayed true); the same external_id
          *     with another amount or member is 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description the shop's order id: visible ASCII */
-                        external_id: string;
-                        /** @description exactly one of member_id, openid, phone */
-                        member_id?: number;
-                        openid?: string;
-                        /** @description 11-digit mainland number (an optional +86 is accepted) or +<country code><number>; anything else is 400 naming phone */
-                        phone?: string;
-                        amount_fen: number;
-                        /**
-                         * Format: date-time
-                         * @description default now; at most 5 minutes ahead, at most a year ago
-                         */
-                        ordered_at?: string;
-                        /** @description the campaign that brought the order, if known: one of the caller's campaigns (another merchant's or an unknown id is 400 naming campaign_id, and nothing is stored) */
-                        campaign_id?: number;
-                        items?: components["schemas"]["PointsOrderItem"][];
-                    };
-                };
-            };
-            responses: {
-                200: components["responses"]["PointsOrderResult"];
-                201: components["responses"]["PointsOrderResult"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-                /** @description The member does not exist (or was erased). */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["recordOrder"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2482,31 +1021,7 @@ export interface paths {
             cookie?: never;
         };
         /** An order with its refunds (points:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    external_id: components["parameters"]["ExternalOrderPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The order. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsOrder"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getOrder"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2539,35 +1054,7 @@ export interface paths {
          *     counts). A refund larger than what is left to refund is 422. Repeating
          *     a refund_id returns the first result (200); with another amount, 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    external_id: components["parameters"]["ExternalOrderPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        refund_id: string;
-                        amount_fen: number;
-                        reason?: string;
-                    };
-                };
-            };
-            responses: {
-                200: components["responses"]["PointsRefundResult"];
-                201: components["responses"]["PointsRefundResult"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-            };
-        };
+        post: operations["refundOrder"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2585,53 +1072,29 @@ export interface paths {
          * The points rules (points:read)
          * @description The current version, or ?version=N to explain a past entry by its rule_version (0 is the defaults).
          */
-        get: {
-            parameters: {
-                query?: {
-                    version?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                200: components["responses"]["PointsRuleSet"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getPointsRules"];
         /**
          * Replace the points rules (points:write, audited)
          * @description Saves a new version; fields left out take their defaults. Applies to
          *     what happens from now on: existing lots keep their expiry and hold.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["PointsRules"];
-                };
-            };
-            responses: {
-                200: components["responses"]["PointsRuleSet"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        put: operations["replacePointsRules"];
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change some of the points rules, keep the rest (points:write, audited)
+         * @description A JSON merge patch (RFC 7396) of the current rules, saved as a new
+         *     version: a field left out keeps its current value, an object
+         *     (`earn`, `bonuses`, `checkin`, `expiry`, `tiers`) is changed field by
+         *     field, an array (`checkin.streak_bonuses`) replaces the old one. No
+         *     rules field is nullable: a null is 400 naming the field (leave it out
+         *     to keep it). The result is validated as a whole, as for PUT. Two
+         *     patches saved at once both apply, one on top of the other. Applies
+         *     to what happens from now on, like PUT.
+         */
+        patch: operations["updatePointsRules"];
         trace?: never;
     };
     "/api/admin/v1/points/liability": {
@@ -2649,32 +1112,7 @@ export interface paths {
          *     reversed and adjusted per local month from..to (default: the last 12
          *     months; at most 36).
          */
-        get: {
-            parameters: {
-                query?: {
-                    from?: string;
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The report. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsLiability"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["getPointsLiability"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2694,42 +1132,7 @@ export interface paths {
          * Members whose points expire soon (points:read)
          * @description Within ?days (default the rules' expiring_soon_days), by member id, cursor-paged.
          */
-        get: {
-            parameters: {
-                query?: {
-                    days?: number;
-                    /** @description next_cursor of the previous page */
-                    cursor?: components["parameters"]["PointsCursor"];
-                    limit?: components["parameters"]["PointsLimit"];
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of members. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            members?: {
-                                member_id?: number;
-                                points?: number;
-                                /** Format: date-time */
-                                first_expires_at?: string;
-                            }[];
-                            next_cursor?: string | null;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listExpiringPoints"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2746,72 +1149,10 @@ export interface paths {
             cookie?: never;
         };
         /** Tiers, lowest level first (points:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The tiers. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            tiers?: components["schemas"]["PointsTier"][];
-                        };
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listTiers"];
         put?: never;
         /** Create a tier (points:write, audited) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["PointsTierInput"];
-            responses: {
-                /** @description The tier. */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsTier"];
-                    };
-                };
-                /** @description Bad input, or thresholds that do not rise with levels. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                /** @description Another tier has the level or the name. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createTier"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2828,96 +1169,15 @@ export interface paths {
             cookie?: never;
         };
         /** A tier (points:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    tier_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The tier. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsTier"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getTier"];
         put?: never;
         post?: never;
         /** Delete a tier no member holds (points:write, audited) */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    tier_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted. */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                /** @description Members hold the tier. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteTier"];
         options?: never;
         head?: never;
         /** Change a tier (points:write, audited); members keep their tier until their next upgrade or review */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    tier_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["PointsTierInput"];
-            responses: {
-                /** @description The tier. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsTier"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-            };
-        };
+        patch: operations["updateTier"];
         trace?: never;
     };
     "/api/admin/v1/rewards": {
@@ -2928,55 +1188,10 @@ export interface paths {
             cookie?: never;
         };
         /** The rewards catalogue (points:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Rewards, newest first. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            rewards?: components["schemas"]["PointsReward"][];
-                        };
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listRewards"];
         put?: never;
         /** Create a reward (points:write, audited) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["PointsRewardInput"];
-            responses: {
-                /** @description The reward. */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsReward"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        post: operations["createReward"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2993,89 +1208,18 @@ export interface paths {
             cookie?: never;
         };
         /** A reward (points:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    reward_id: components["parameters"]["RewardPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The reward. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsReward"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getReward"];
         put?: never;
         post?: never;
         /** Hide a reward; its redemptions stay (points:write, audited) */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    reward_id: components["parameters"]["RewardPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted. */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        delete: operations["deleteReward"];
         options?: never;
         head?: never;
         /**
          * Change a reward (points:write, audited)
          * @description stock sets the total: what is left moves by the difference and may not fall below what was redeemed; null makes it unlimited.
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    reward_id: components["parameters"]["RewardPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["PointsRewardInput"];
-            responses: {
-                /** @description The reward. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsReward"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        patch: operations["updateReward"];
         trace?: never;
     };
     "/api/admin/v1/redemptions": {
@@ -3086,26 +1230,7 @@ export interface paths {
             cookie?: never;
         };
         /** Redemptions, newest first (points:read) */
-        get: {
-            parameters: {
-                query?: {
-                    member_id?: number;
-                    /** @description next_cursor of the previous page */
-                    cursor?: components["parameters"]["PointsCursor"];
-                    limit?: components["parameters"]["PointsLimit"];
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                200: components["responses"]["PointsRedemptionPage"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listRedemptions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3124,31 +1249,7 @@ export interface paths {
             cookie?: never;
         };
         /** A redemption (points:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    redemption_id: components["parameters"]["RedemptionPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The redemption. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsRedemption"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getRedemption"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3175,38 +1276,7 @@ export interface paths {
          *     expiring by the current policy. Cancelling a cancelled redemption
          *     changes nothing (200).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    redemption_id: components["parameters"]["RedemptionPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description The redemption. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsRedemption"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        post: operations["cancelRedemption"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3223,41 +1293,7 @@ export interface paths {
             cookie?: never;
         };
         /** A member's balance, expiry schedule, tier and ledger (points:read) */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: components["parameters"]["PointsCursor"];
-                    limit?: components["parameters"]["PointsLimit"];
-                };
-                header?: never;
-                path: {
-                    member_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Summary, tier status and a page of entries (newest first). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            summary?: components["schemas"]["PointsSummary"];
-                            tier?: components["schemas"]["PointsTierStatus"];
-                            entries?: components["schemas"]["PointsEntry"][];
-                            next_cursor?: string | null;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getMemberPoints"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3284,35 +1320,7 @@ export interface paths {
          *     member has fewer available points. Adjustments do not count toward
          *     tiers. request_id makes a retry return the first result.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    member_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        points: number;
-                        reason: string;
-                        request_id?: string;
-                    };
-                };
-            };
-            responses: {
-                200: components["responses"]["PointsEntryResult"];
-                201: components["responses"]["PointsEntryResult"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-            };
-        };
+        post: operations["adjustMemberPoints"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3332,29 +1340,7 @@ export interface paths {
          * The member's balance, held points and what expires when
          * @description One-off bonuses the member qualifies for (first follow, completed profile, first mini-program login) are settled first.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The summary. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsSummary"];
-                    };
-                };
-                401: components["responses"]["Error"];
-            };
-        };
+        get: operations["getMyPoints"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3373,37 +1359,7 @@ export interface paths {
             cookie?: never;
         };
         /** The member's ledger, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: components["parameters"]["PointsCursor"];
-                    limit?: components["parameters"]["PointsLimit"];
-                };
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of entries. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            entries?: components["schemas"]["PointsEntry"][];
-                            next_cursor?: string | null;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-            };
-        };
+        get: operations["listMyPointsHistory"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3422,29 +1378,7 @@ export interface paths {
             cookie?: never;
         };
         /** The member's tier, benefits and progress to the next tier */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The tier status. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PointsTierStatus"];
-                    };
-                };
-                401: components["responses"]["Error"];
-            };
-        };
+        get: operations["getMyTier"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3463,31 +1397,7 @@ export interface paths {
             cookie?: never;
         };
         /** Rewards the member can redeem now (active, valid, in stock), cheapest first */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Rewards. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            rewards?: components["schemas"]["PointsReward"][];
-                        };
-                    };
-                };
-                401: components["responses"]["Error"];
-            };
-        };
+        get: operations["listMyRewards"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3516,34 +1426,7 @@ export interface paths {
          *     limit or a reward outside its validity are 422 and change nothing.
          *     Repeating a request_id returns the first redemption (200).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                    reward_id: components["parameters"]["RewardPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description one per user action, reused on retries */
-                        request_id: string;
-                    };
-                };
-            };
-            responses: {
-                200: components["responses"]["PointsRedemptionResult"];
-                201: components["responses"]["PointsRedemptionResult"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-            };
-        };
+        post: operations["redeemReward"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3560,26 +1443,7 @@ export interface paths {
             cookie?: never;
         };
         /** The member's redemptions (with coupon codes), newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: components["parameters"]["PointsCursor"];
-                    limit?: components["parameters"]["PointsLimit"];
-                };
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                200: components["responses"]["PointsRedemptionPage"];
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-            };
-        };
+        get: operations["listMyRedemptions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3606,23 +1470,7 @@ export interface paths {
          *     check-in the same day is 200 with already_checked_in true and no
          *     points. 422 when the merchant has no check-in rewards.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                200: components["responses"]["PointsCheckIn"];
-                201: components["responses"]["PointsCheckIn"];
-                401: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-            };
-        };
+        post: operations["checkIn"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3637,36 +1485,7 @@ export interface paths {
             cookie?: never;
         };
         /** Campaigns, newest first (campaigns:read) */
-        get: {
-            parameters: {
-                query?: {
-                    status?: "draft" | "scheduled" | "running" | "paused" | "completed" | "cancelled";
-                    /** @description cursor: the previous page's next_before */
-                    before?: number;
-                    limit?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            campaigns?: components["schemas"]["Campaign"][];
-                            next_before?: number | null;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listCampaigns"];
         put?: never;
         /**
          * Create a draft campaign (campaigns:write)
@@ -3676,29 +1495,7 @@ export interface paths {
          *     expiring_points, merchant); the segment must exist; a send_at must
          *     be in the future; a cron must fire within a year.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["CampaignInput"];
-            responses: {
-                /** @description The draft. */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Campaign"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                503: components["responses"]["Error"];
-            };
-        };
+        post: operations["createCampaign"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3715,66 +1512,120 @@ export interface paths {
             cookie?: never;
         };
         /** A campaign (campaigns:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    campaign_id: components["parameters"]["CampaignPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The campaign. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Campaign"];
-                    };
-                };
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getCampaign"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         /** Edit a draft or scheduled campaign (campaigns:write); 409 once it has started */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    campaign_id: components["parameters"]["CampaignPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["CampaignInput"];
-            responses: {
-                /** @description The campaign. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Campaign"];
-                    };
-                };
-                400: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-            };
-        };
+        patch: operations["updateCampaign"];
         trace?: never;
     };
-    "/api/admin/v1/campaigns/{campaign_id}/schedule": components["pathItems"]["CampaignAction"];
-    "/api/admin/v1/campaigns/{campaign_id}/pause": components["pathItems"]["CampaignAction"];
-    "/api/admin/v1/campaigns/{campaign_id}/resume": components["pathItems"]["CampaignAction"];
-    "/api/admin/v1/campaigns/{campaign_id}/cancel": components["pathItems"]["CampaignAction"];
+    "/api/admin/v1/campaigns/{campaign_id}/schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Schedule a draft campaign (the segment and template are checked again) (campaigns:write)
+         * @description schedule: draft → scheduled (the segment and template are checked
+         *     again); pause: scheduled or running → paused; resume: paused →
+         *     running (scheduled if it had not started); cancel: anything not
+         *     finished → cancelled. Sends are held in the merchant's quiet hours
+         *     and capped at 2 marketing messages per member per 7 days.
+         */
+        post: operations["scheduleCampaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/campaigns/{campaign_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a scheduled or running campaign (campaigns:write)
+         * @description schedule: draft → scheduled (the segment and template are checked
+         *     again); pause: scheduled or running → paused; resume: paused →
+         *     running (scheduled if it had not started); cancel: anything not
+         *     finished → cancelled. Sends are held in the merchant's quiet hours
+         *     and capped at 2 marketing messages per member per 7 days.
+         */
+        post: operations["pauseCampaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/campaigns/{campaign_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused campaign (running, or scheduled if it had not started) (campaigns:write)
+         * @description schedule: draft → scheduled (the segment and template are checked
+         *     again); pause: scheduled or running → paused; resume: paused →
+         *     running (scheduled if it had not started); cancel: anything not
+         *     finished → cancelled. Sends are held in the merchant's quiet hours
+         *     and capped at 2 marketing messages per member per 7 days.
+         */
+        post: operations["resumeCampaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/campaigns/{campaign_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a campaign that has not finished (campaigns:write)
+         * @description schedule: draft → scheduled (the segment and template are checked
+         *     again); pause: scheduled or running → paused; resume: paused →
+         *     running (scheduled if it had not started); cancel: anything not
+         *     finished → cancelled. Sends are held in the merchant's quiet hours
+         *     and capped at 2 marketing messages per member per 7 days.
+         */
+        post: operations["cancelCampaign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/campaigns/{campaign_id}/resend": {
         parameters: {
             query?: never;
@@ -3790,38 +1641,7 @@ export interface paths {
          * Send again to the last step's failed and/or unknown rows, as a new step (campaigns:write)
          * @description Unknown rows may have reached the member (their worker died mid-send); resending them is the operator's choice.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    campaign_id: components["parameters"]["CampaignPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        statuses: ("failed" | "unknown")[];
-                    };
-                };
-            };
-            responses: {
-                /** @description The new step. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": Record<string, never>;
-                    };
-                };
-                400: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                409: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-            };
-        };
+        post: operations["resendCampaign"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3838,39 +1658,7 @@ export interface paths {
             cookie?: never;
         };
         /** Who the campaign would reach now and who it would skip, with reasons (campaigns:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    campaign_id: components["parameters"]["CampaignPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Counts. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            targeted?: number;
-                            would_get?: number;
-                            holdout?: number;
-                            /** @description by DeliveryReason: no_openid, not_following, no_consent, frequency_cap, outside_window, no_subscription */
-                            skipped_by_reason?: {
-                                [key: string]: number;
-                            };
-                            sample_member_ids?: number[];
-                        };
-                    };
-                };
-                404: components["responses"]["Error"];
-                422: components["responses"]["Error"];
-            };
-        };
+        get: operations["dryRunCampaign"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3889,29 +1677,7 @@ export interface paths {
             cookie?: never;
         };
         /** Planned, sent, delivered, failed and skipped by reason, holdout, rate and ETA of the current step (campaigns:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    campaign_id: components["parameters"]["CampaignPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Progress. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": Record<string, never>;
-                    };
-                };
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getCampaignProgress"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3930,42 +1696,7 @@ export interface paths {
             cookie?: never;
         };
         /** Deliveries of a step, newest first (campaigns:read) */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description default the current step */
-                    step?: number;
-                    status?: components["schemas"]["DeliveryStatus"];
-                    reason?: components["schemas"]["DeliveryReason"];
-                    member_id?: number;
-                    before?: number;
-                    limit?: number;
-                };
-                header?: never;
-                path: {
-                    campaign_id: components["parameters"]["CampaignPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            deliveries: components["schemas"]["Delivery"][];
-                            /** @description the `before` of the next page; null on the last */
-                            next_before: number | null;
-                        };
-                    };
-                };
-                400: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["listCampaignDeliveries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3991,31 +1722,7 @@ export interface paths {
          *     revenue is net of refunds. lift = (targeted − holdout conversion) in
          *     percentage points.
          */
-        get: {
-            parameters: {
-                query?: {
-                    step?: number;
-                };
-                header?: never;
-                path: {
-                    campaign_id: components["parameters"]["CampaignPath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The report. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": Record<string, never>;
-                    };
-                };
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getCampaignReport"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4036,36 +1743,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Record the subscribe-message grants the member accepted (one send each) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    merchant_id: components["parameters"]["MerchantPath"];
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        template_ids: string[];
-                    };
-                };
-            };
-            responses: {
-                /** @description Grants left per template. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": Record<string, never>;
-                    };
-                };
-                400: components["responses"]["Error"];
-                401: components["responses"]["Error"];
-            };
-        };
+        post: operations["recordMySubscriptions"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4080,39 +1758,7 @@ export interface paths {
             cookie?: never;
         };
         /** The merchant's care rules, oldest first (campaigns:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The rules. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            care_rules: components["schemas"]["CareRule"][];
-                        };
-                    };
-                };
-                /** @description An unknown query parameter; `fields` names it. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-            };
-        };
+        get: operations["listCareRules"];
         put?: never;
         /**
          * Create a care rule; it is enabled unless `enabled` is false (campaigns:write)
@@ -4125,62 +1771,7 @@ export interface paths {
          *     `{{variables}}` may be used. Only the parameters of the rule's
          *     kind may be given. A merchant has at most 100 rules.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["CareRuleCreate"];
-            responses: {
-                /** @description The rule. */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CareRule"];
-                    };
-                };
-                /**
-                 * @description Bad input; `fields` names each bad field: an unknown `kind`, a
-                 *     parameter another kind takes (`days_after` on a birthday rule),
-                 *     days out of range, `send_minute` outside 0..1439 (or given for a
-                 *     welcome rule), a template that does not exist or lacks a mapped
-                 *     field (`message.fields.<name>`), an unknown variable, a bad
-                 *     gift, an unknown JSON field.
-                 */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                /** @description The merchant already has 100 care rules. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description WeChat could not list the account's templates; try again. */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createCareRule"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4198,32 +1789,7 @@ export interface paths {
             cookie?: never;
         };
         /** A care rule (campaigns:read) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A care rule of the caller's merchant (anything else is 404). */
-                    rule_id: components["parameters"]["CareRulePath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The rule. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CareRule"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["getCareRule"];
         put?: never;
         post?: never;
         /**
@@ -4232,30 +1798,7 @@ export interface paths {
          *     taken yet is withdrawn (reason `care_rule_deleted`). Its campaigns
          *     and their deliveries stay (GET /campaigns/{campaign_id}/deliveries).
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A care rule of the caller's merchant (anything else is 404). */
-                    rule_id: components["parameters"]["CareRulePath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Deleted. */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        delete: operations["deleteCareRule"];
         options?: never;
         head?: never;
         /**
@@ -4272,51 +1815,7 @@ export interface paths {
          *     `days_before` looks today up again with the new offset; members
          *     already served for an occurrence are not served again.
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description A care rule of the caller's merchant (anything else is 404). */
-                    rule_id: components["parameters"]["CareRulePath"];
-                };
-                cookie?: never;
-            };
-            requestBody: components["requestBodies"]["CareRuleUpdate"];
-            responses: {
-                /** @description The rule. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CareRule"];
-                    };
-                };
-                /** @description Bad input as for create, or an attempt to change `kind`; `fields` names the field. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-                /** @description Someone else changed the rule meanwhile; reload it and try again. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                503: components["responses"]["Error"];
-            };
-        };
+        patch: operations["updateCareRule"];
         trace?: never;
     };
     "/api/admin/v1/care-rules/{rule_id}/sends": {
@@ -4330,50 +1829,7 @@ export interface paths {
             cookie?: never;
         };
         /** The rule's recent sends with their delivery status, newest first (campaigns:read) */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Only this member's sends. */
-                    member_id?: components["parameters"]["CareSendsMember"];
-                    /** @description Keyset cursor: sends with a smaller id (the previous page's `next_before`). */
-                    before?: components["parameters"]["CareSendsBefore"];
-                    limit?: components["parameters"]["CareSendsLimit"];
-                };
-                header?: never;
-                path: {
-                    /** @description A care rule of the caller's merchant (anything else is 404). */
-                    rule_id: components["parameters"]["CareRulePath"];
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of sends; pass `next_before` as `before` for the next page (null at the end). */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            sends: components["schemas"]["CareSend"][];
-                            next_before: number | null;
-                        };
-                    };
-                };
-                /** @description A bad or unknown query parameter; `fields` names it. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                404: components["responses"]["Error"];
-            };
-        };
+        get: operations["listCareRuleSends"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4421,68 +1877,7 @@ export interface paths {
          *     many periods at once waits for its own figures without slowing other
          *     merchants down.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description First day of the period (local date). Default 29 days before `to`. */
-                    from?: components["parameters"]["DashboardFrom"];
-                    /** @description Last day of the period, included (local date). Default today. */
-                    to?: components["parameters"]["DashboardTo"];
-                    /** @description First day of the comparison period; with compare_to. Default the period of the same length just before `from`. */
-                    compare_from?: components["parameters"]["DashboardCompareFrom"];
-                    /** @description Last day of the comparison period, included; with compare_from. */
-                    compare_to?: components["parameters"]["DashboardCompareTo"];
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The dashboard. */
-                200: {
-                    headers: {
-                        /** @description private, max-age=<seconds until expires_at> */
-                        "Cache-Control"?: string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Dashboard"];
-                    };
-                };
-                /** @description A date is not YYYY-MM-DD (or outside 2000-01-01..2100-12-31), `to` is before `from`, a period is longer than 366 days, or only one of compare_from and compare_to is given; `fields` names the parameter. */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                401: components["responses"]["Error"];
-                403: components["responses"]["Error"];
-                /** @description Already 8 of the merchant's dashboards wait to be computed; try again after `Retry-After` seconds. */
-                429: {
-                    headers: {
-                        "Retry-After"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description No computation slot came free within 30 seconds; try again after `Retry-After` seconds. */
-                503: {
-                    headers: {
-                        "Retry-After"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getDashboard"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4491,14 +1886,214 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/admin/v1/sandbox/follow": components["pathItems"]["SandboxPost"];
-    "/api/admin/v1/sandbox/unfollow": components["pathItems"]["SandboxPost"];
-    "/api/admin/v1/sandbox/scan": components["pathItems"]["SandboxPost"];
-    "/api/admin/v1/sandbox/message": components["pathItems"]["SandboxPost"];
-    "/api/admin/v1/sandbox/receipt": components["pathItems"]["SandboxPost"];
-    "/api/admin/v1/sandbox/mp-login-code": components["pathItems"]["SandboxPost"];
-    "/api/admin/v1/sandbox/phone-code": components["pathItems"]["SandboxPost"];
-    "/api/admin/v1/sandbox/oauth-code": components["pathItems"]["SandboxPost"];
+    "/api/admin/v1/sandbox/follow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Simulate a follow (optional openid, unionid and QR scene) (sandbox mode only; sandbox permission)
+         * @description The callback goes through the real HTTP stack, signed as WeChat
+         *     signs it. The tools act on the caller's merchant, which must be a
+         *     sandbox merchant (one the sandbox bootstrap created). In auto mode,
+         *     sandbox mode ends when a real merchant is created (by `merchant
+         *     create` or the configuration): from then on, and after restarts,
+         *     these routes answer 409 saying so. The viewer role has no sandbox
+         *     permission.
+         */
+        post: operations["sandboxFollow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/sandbox/unfollow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Simulate an unfollow (sandbox mode only; sandbox permission)
+         * @description The callback goes through the real HTTP stack, signed as WeChat
+         *     signs it. The tools act on the caller's merchant, which must be a
+         *     sandbox merchant (one the sandbox bootstrap created). In auto mode,
+         *     sandbox mode ends when a real merchant is created (by `merchant
+         *     create` or the configuration): from then on, and after restarts,
+         *     these routes answer 409 saying so. The viewer role has no sandbox
+         *     permission.
+         */
+        post: operations["sandboxUnfollow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/sandbox/scan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Simulate a QR scan by a follower (sandbox mode only; sandbox permission)
+         * @description The callback goes through the real HTTP stack, signed as WeChat
+         *     signs it. The tools act on the caller's merchant, which must be a
+         *     sandbox merchant (one the sandbox bootstrap created). In auto mode,
+         *     sandbox mode ends when a real merchant is created (by `merchant
+         *     create` or the configuration): from then on, and after restarts,
+         *     these routes answer 409 saying so. The viewer role has no sandbox
+         *     permission.
+         */
+        post: operations["sandboxScan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/sandbox/message": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Simulate a text message; returns the keyword reply (sandbox mode only; sandbox permission)
+         * @description The callback goes through the real HTTP stack, signed as WeChat
+         *     signs it. The tools act on the caller's merchant, which must be a
+         *     sandbox merchant (one the sandbox bootstrap created). In auto mode,
+         *     sandbox mode ends when a real merchant is created (by `merchant
+         *     create` or the configuration): from then on, and after restarts,
+         *     these routes answer 409 saying so. The viewer role has no sandbox
+         *     permission.
+         */
+        post: operations["sandboxMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/sandbox/receipt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Simulate a template send receipt (TEMPLATESENDJOBFINISH) (sandbox mode only; sandbox permission)
+         * @description The callback goes through the real HTTP stack, signed as WeChat
+         *     signs it. The tools act on the caller's merchant, which must be a
+         *     sandbox merchant (one the sandbox bootstrap created). In auto mode,
+         *     sandbox mode ends when a real merchant is created (by `merchant
+         *     create` or the configuration): from then on, and after restarts,
+         *     these routes answer 409 saying so. The viewer role has no sandbox
+         *     permission.
+         */
+        post: operations["sandboxReceipt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/sandbox/mp-login-code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A wx.login code for the mini-program login (sandbox mode only; sandbox permission)
+         * @description The callback goes through the real HTTP stack, signed as WeChat
+         *     signs it. The tools act on the caller's merchant, which must be a
+         *     sandbox merchant (one the sandbox bootstrap created). In auto mode,
+         *     sandbox mode ends when a real merchant is created (by `merchant
+         *     create` or the configuration): from then on, and after restarts,
+         *     these routes answer 409 saying so. The viewer role has no sandbox
+         *     permission.
+         */
+        post: operations["sandboxMPLoginCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/sandbox/phone-code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A getPhoneNumber code for a phone number (sandbox mode only; sandbox permission)
+         * @description The callback goes through the real HTTP stack, signed as WeChat
+         *     signs it. The tools act on the caller's merchant, which must be a
+         *     sandbox merchant (one the sandbox bootstrap created). In auto mode,
+         *     sandbox mode ends when a real merchant is created (by `merchant
+         *     create` or the configuration): from then on, and after restarts,
+         *     these routes answer 409 saying so. The viewer role has no sandbox
+         *     permission.
+         */
+        post: operations["sandboxPhoneCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/sandbox/oauth-code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An H5 OAuth code (snapshot: a snapshot-page user) (sandbox mode only; sandbox permission)
+         * @description The callback goes through the real HTTP stack, signed as WeChat
+         *     signs it. The tools act on the caller's merchant, which must be a
+         *     sandbox merchant (one the sandbox bootstrap created). In auto mode,
+         *     sandbox mode ends when a real merchant is created (by `merchant
+         *     create` or the configuration): from then on, and after restarts,
+         *     these routes answer 409 saying so. The viewer role has no sandbox
+         *     permission.
+         */
+        post: operations["sandboxOAuthCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/sandbox/sent": {
         parameters: {
             query?: never;
@@ -4507,44 +2102,7 @@ export interface paths {
             cookie?: never;
         };
         /** What the simulator was asked to send (sandbox mode only) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Sent messages. */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": Record<string, never>;
-                    };
-                };
-                /** @description No sandbox permission, or the caller's merchant is a real merchant (the tools act on sandbox merchants only). */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Sandbox mode is off or ended (for example a real merchant was created); the message says why and what to do. */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listSandboxSent"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4557,6 +2115,55 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        CampaignProgress: {
+            /** @description the current step (0: not started) */
+            step: number;
+            /** @description rows planned so far for the step */
+            planned: number;
+            /** @description still planning: the counts grow */
+            planning: boolean;
+            /** @description rows by DeliveryStatus */
+            by_status: {
+                [key: string]: number;
+            };
+            /** @description skipped rows by DeliveryReason */
+            skipped_by_reason: {
+                [key: string]: number;
+            };
+            /** @description failed rows by DeliveryReason */
+            failed_by_reason: {
+                [key: string]: number;
+            };
+            holdout: number;
+            /** @description pending, claimed or sending */
+            remaining: number;
+            /** @description sent or delivered in the last minute, per second */
+            rate_per_second: number;
+            /**
+             * Format: date-time
+             * @description when the remaining rows are sent at that rate (absent when nothing is left or nothing was sent in the last minute)
+             */
+            eta?: string;
+            pause_reason?: string;
+        };
+        CampaignGroupResult: {
+            members: number;
+            /** @description members with an attributed order */
+            converted: number;
+            /** @description converted / members */
+            conversion: number;
+            /** @description net of refunds */
+            revenue_fen: number;
+            orders: number;
+        };
+        CampaignReport: {
+            step: number;
+            attribution_days: number;
+            targeted: components["schemas"]["CampaignGroupResult"];
+            holdout: components["schemas"]["CampaignGroupResult"];
+            /** @description targeted minus holdout conversion, in percentage points; null without a holdout or without reached members */
+            lift: number | null;
+        };
         /**
          * @description Where one message of a campaign step to one member stands. pending:
          *     waiting for a worker (or its retry time); holdout: the control
@@ -4579,7 +2186,7 @@ export interface components {
             step: number;
             status: components["schemas"]["DeliveryStatus"];
             reason?: components["schemas"]["DeliveryReason"];
-            /** @description WeChat's errcode of the last attempt */
+            /** @description WeChat's errcode of the last attempt, when it failed */
             errcode?: number;
             attempts: number;
             msg_id: number | null;
@@ -4643,44 +2250,76 @@ export interface components {
             value?: unknown;
         };
         Segment: {
-            id?: number;
-            name?: string;
-            description?: string;
-            rule?: components["schemas"]["SegmentRule"];
-            cached_count?: number | null;
+            id: number;
+            name: string;
+            description: string;
+            rule: components["schemas"]["SegmentRule"];
+            cached_count: number | null;
             /** Format: date-time */
-            counted_at?: string | null;
+            counted_at: string | null;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             /** Format: date-time */
-            updated_at?: string;
+            updated_at: string;
         };
         Campaign: {
-            id?: number;
-            name?: string;
+            id: number;
+            name: string;
             /** @enum {string} */
-            kind?: "marketing" | "care" | "service";
+            kind: "marketing" | "care" | "service";
             /** @enum {string} */
-            status?: "draft" | "scheduled" | "running" | "paused" | "completed" | "cancelled";
-            channel?: string;
+            status: "draft" | "scheduled" | "running" | "paused" | "completed" | "cancelled";
+            /** @enum {string} */
+            channel: "template" | "mp_subscribe" | "customer_service";
+            /** @description absent for customer_service */
             template_id?: string;
-            message?: Record<string, never>;
-            target?: Record<string, never>;
-            gift?: Record<string, never> | null;
-            holdout_pct?: number;
-            schedule?: Record<string, never>;
+            message: components["schemas"]["CampaignMessage"];
+            target: components["schemas"]["CampaignTarget"];
+            gift: components["schemas"]["CampaignGift"] | null;
+            holdout_pct: number;
+            schedule: components["schemas"]["CampaignSchedule"];
             /** Format: date-time */
-            next_run_at?: string | null;
-            attribution_days?: number;
+            next_run_at: string | null;
+            attribution_days: number;
             /** @description runs so far (each recurrence or resend is a step) */
-            step?: number;
+            step: number;
+            /** @description present while paused by the engine */
             pause_reason?: string;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             /** Format: date-time */
-            updated_at?: string;
+            updated_at: string;
             /** Format: date-time */
-            completed_at?: string | null;
+            completed_at: string | null;
+        };
+        /** @description The message; each key is present only when set. */
+        CampaignMessage: {
+            /** @description template field -> text, with {{variables}} */
+            fields?: {
+                [key: string]: string;
+            };
+            url?: string;
+            page?: string;
+            text?: string;
+        };
+        /** @description The audience; each key is present only when set. */
+        CampaignTarget: {
+            segment_id?: number;
+            tag_ids?: number[];
+            exclude_tag_ids?: number[];
+            rule?: components["schemas"]["SegmentRule"];
+        };
+        CampaignGift: {
+            points?: number;
+            reward_id?: number;
+        };
+        CampaignSchedule: {
+            /** @enum {string} */
+            kind: "now" | "at" | "cron";
+            /** Format: date-time */
+            send_at: string | null;
+            /** @description "" unless kind is cron */
+            cron: string;
         };
         /**
          * @example {
@@ -4716,46 +2355,46 @@ export interface components {
             year?: number | null;
         };
         Staff: {
-            id?: number;
-            username?: string;
-            role?: components["schemas"]["Role"];
-            disabled?: boolean;
+            id: number;
+            username: string;
+            role: components["schemas"]["Role"];
+            disabled: boolean;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             /** Format: date-time */
-            updated_at?: string;
+            updated_at: string;
             /** @description only when generated at creation */
             password?: string;
         };
         MemberTokens: {
             /** @description the access token (memberToken), 2 hours */
-            token?: string;
+            token: string;
             /** Format: date-time */
-            expires_at?: string;
+            expires_at: string;
             /** @description good for one refresh, within 30 days; store it safely (wx.setStorage) */
-            refresh_token?: string;
+            refresh_token: string;
             /** Format: date-time */
-            refresh_expires_at?: string;
+            refresh_expires_at: string;
         };
         APIKey: {
-            id?: number;
-            name?: string;
+            id: number;
+            name: string;
             /** @description the key's first characters */
-            prefix?: string;
-            scopes?: components["schemas"]["Permission"][];
+            prefix: string;
+            scopes: components["schemas"]["Permission"][];
             /** Format: date-time */
-            expires_at?: string | null;
+            expires_at: string | null;
             /**
              * Format: date-time
              * @description to the minute
              */
-            last_used_at?: string | null;
+            last_used_at: string | null;
             /** Format: date-time */
-            revoked_at?: string | null;
+            revoked_at: string | null;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             /** @description the staff account the key acts for: it works only while that account is enabled, within its role's current permissions */
-            owner_staff_id?: number;
+            owner_staff_id: number;
             /** @description in lists: whether the owning account is enabled (a key of a disabled account answers 401) */
             owner_active?: boolean;
             /** @description the secret, only in the answer to its creation */
@@ -4791,12 +2430,12 @@ export interface components {
             gold_pct: number;
         };
         Settings: {
-            name?: string;
-            time_zone?: string;
-            quiet_hours?: components["schemas"]["QuietHours"];
-            crm?: components["schemas"]["CRMSettings"];
-            sandbox?: boolean;
-            wechat?: {
+            name: string;
+            time_zone: string;
+            quiet_hours: components["schemas"]["QuietHours"];
+            crm: components["schemas"]["CRMSettings"];
+            sandbox: boolean;
+            wechat: {
                 app_id?: string;
                 app_secret_set?: boolean;
                 token_set?: boolean;
@@ -4811,99 +2450,134 @@ export interface components {
             };
         };
         Channel: {
-            id?: number;
-            name?: string;
-            scene?: string;
-            permanent?: boolean;
+            id: number;
+            name: string;
+            scene: string;
+            permanent: boolean;
             /** @description the content of the QR code */
-            url?: string;
+            url: string;
             /** @description where WeChat serves the image */
-            image_url?: string;
+            image_url: string;
             /** Format: date-time */
-            expires_at?: string | null;
+            expires_at: string | null;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             followers?: number;
             members?: number;
             /** @description orders (not fully refunded) of the channel's members */
             orders?: number;
         };
         MemberProfile: {
-            id?: number;
-            merchant_id?: number;
-            name?: string;
+            id: number;
+            merchant_id: number;
+            name: string;
             /** @enum {string} */
-            gender?: "male" | "female" | "unknown";
-            phone?: string | null;
-            birthday?: components["schemas"]["Date"] | null;
+            gender: "male" | "female" | "unknown";
+            phone: string | null;
+            birthday: components["schemas"]["Date"] | null;
             /** @enum {string} */
-            source?: "oa_follow" | "oa_message" | "mp_login" | "oa_oauth";
+            source: "oa_follow" | "oa_message" | "mp_login" | "oa_oauth";
             /** @enum {string} */
-            follow_status?: "none" | "following" | "unfollowed";
+            follow_status: "none" | "following" | "unfollowed";
             /** Format: date-time */
-            followed_at?: string | null;
+            followed_at: string | null;
             /** Format: date-time */
-            unfollowed_at?: string | null;
-            channel_scene?: string | null;
-            has_official_account?: boolean;
-            has_mini_program?: boolean;
-            care_dates?: Record<string, never>[];
-            consents?: Record<string, never>;
-            follow_history?: Record<string, never>[];
+            unfollowed_at: string | null;
+            channel_scene: string | null;
+            has_official_account: boolean;
+            has_mini_program: boolean;
+            care_dates: components["schemas"]["CareDate"][];
+            /** @description by channel; a channel the member never answered is absent */
+            consents: {
+                template?: components["schemas"]["Consent"];
+                subscribe?: components["schemas"]["Consent"];
+                sms?: components["schemas"]["Consent"];
+            };
+            /** @description the 50 most recent follow events, newest first */
+            follow_history: components["schemas"]["FollowEvent"][];
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
+        };
+        CareDate: {
+            id: number;
+            /** @enum {string} */
+            kind: "wedding_anniversary" | "child_birthday" | "custom";
+            label: string;
+            month: number;
+            day: number;
+            year: number | null;
+        };
+        Consent: {
+            granted: boolean;
+            /** Format: date-time */
+            granted_at: string | null;
+            /** Format: date-time */
+            revoked_at: string | null;
+        };
+        FollowEvent: {
+            /** @enum {string} */
+            kind: "subscribe" | "unsubscribe" | "scan";
+            /** @description the QR scene, if the event carried one */
+            scene: string | null;
+            /** Format: date-time */
+            occurred_at: string;
         };
         /** @enum {string} */
         LifecycleStage: "potential" | "new" | "repeat" | "loyal" | "at_risk" | "churned" | "won_back" | "lost";
         Tag: {
-            id?: number;
-            name?: string;
+            id: number;
+            name: string;
             /** @description #rrggbb or empty */
-            color?: string;
+            color: string;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             /** Format: date-time */
-            updated_at?: string;
+            updated_at: string;
         };
         AdminMemberListItem: {
-            id?: number;
-            name?: string;
+            id: number;
+            name: string;
             /** @description masked for viewers */
-            phone?: string | null;
+            phone: string | null;
             /** @enum {string} */
-            gender?: "male" | "female" | "unknown";
-            birthday?: components["schemas"]["Date"] | null;
+            gender: "male" | "female" | "unknown";
+            birthday: components["schemas"]["Date"] | null;
             /** @enum {string} */
-            follow_status?: "none" | "following" | "unfollowed";
-            channel_scene?: string | null;
-            stage?: components["schemas"]["LifecycleStage"];
-            tier_id?: number | null;
-            tag_ids?: number[];
-            remark?: string;
+            follow_status: "none" | "following" | "unfollowed";
+            channel_scene: string | null;
+            stage: components["schemas"]["LifecycleStage"];
+            tier_id: number | null;
+            tag_ids: number[];
+            remark: string;
             /** Format: date-time */
-            last_interaction_at?: string | null;
+            last_interaction_at: string | null;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
+        };
+        AdminMemberPage: {
+            members: components["schemas"]["AdminMemberListItem"][];
+            /** @description null on the last page */
+            next_cursor: string | null;
         };
         AdminMember: components["schemas"]["MemberProfile"] & {
-            remark?: string;
-            stage?: components["schemas"]["LifecycleStage"];
-            tier_id?: number | null;
-            tags?: components["schemas"]["Tag"][];
+            remark: string;
+            stage: components["schemas"]["LifecycleStage"];
+            tier_id: number | null;
+            tags: components["schemas"]["Tag"][];
             /** Format: date-time */
-            last_interaction_at?: string | null;
+            last_interaction_at: string | null;
             /** Format: date-time */
-            updated_at?: string;
+            updated_at: string;
             /**
              * Format: date-time
              * @description set once the member was erased (PIPL)
              */
-            erased_at?: string | null;
+            erased_at: string | null;
         };
         PrivacyExport: {
             /** Format: date-time */
-            exported_at?: string;
-            member?: {
+            exported_at: string;
+            member: {
                 id?: number;
                 official_account_openid?: string | null;
                 mini_program_openid?: string | null;
@@ -4932,13 +2606,13 @@ export interface components {
                 /** Format: date-time */
                 erased_at?: string | null;
             };
-            care_dates?: (components["schemas"]["Date"] & {
+            care_dates: (components["schemas"]["Date"] & {
                 id?: number;
                 kind?: string;
                 label?: string;
             })[];
             /** @description by channel (template, subscribe, sms) */
-            consents?: {
+            consents: {
                 [key: string]: {
                     granted?: boolean;
                     /** Format: date-time */
@@ -4948,21 +2622,21 @@ export interface components {
                 };
             };
             /** @description every follow, unfollow and scan, newest first */
-            follow_history?: {
+            follow_history: {
                 /** @enum {string} */
                 kind?: "subscribe" | "unsubscribe" | "scan";
                 scene?: string | null;
                 /** Format: date-time */
                 occurred_at?: string;
             }[];
-            tags?: {
+            tags: {
                 id?: number;
                 name?: string;
                 /** Format: date-time */
                 assigned_at?: string;
             }[];
             /** @description member records found to be the same person and merged into this one */
-            merged_from?: {
+            merged_from: {
                 member_id?: number;
                 reason?: string;
                 /** Format: date-time */
@@ -4975,6 +2649,24 @@ export interface components {
             category?: string;
             quantity: number;
             price_fen?: number;
+        };
+        /** @description An order as the list shows it (GET /orders/{external_id} adds the earning detail and refunds). */
+        PointsOrderListItem: {
+            id: number;
+            external_id: string;
+            member_id: number;
+            amount_fen: number;
+            refunded_fen: number;
+            /** @description earned (held or available) */
+            points: number;
+            /** @description taken back by refunds */
+            points_reversed: number;
+            rule_version: number;
+            campaign_id: number | null;
+            /** Format: date-time */
+            ordered_at: string;
+            /** Format: date-time */
+            created_at: string;
         };
         /** @description How the order's points were computed. */
         PointsEarnDetail: {
@@ -4990,61 +2682,61 @@ export interface components {
             points?: number;
         };
         PointsRefund: {
-            refund_id?: string;
-            amount_fen?: number;
+            refund_id: string;
+            amount_fen: number;
             /** @description taken from the available balance (or owed as debt) */
-            points_reversed?: number;
+            points_reversed: number;
             /** @description taken from points still on hold */
-            pending_cancelled?: number;
-            reason?: string;
+            pending_cancelled: number;
+            reason: string;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
         };
         PointsOrder: {
-            id?: number;
-            external_id?: string;
-            member_id?: number;
-            amount_fen?: number;
-            refunded_fen?: number;
+            id: number;
+            external_id: string;
+            member_id: number;
+            amount_fen: number;
+            refunded_fen: number;
             /** @description earned (held or available) */
-            points?: number;
-            points_reversed?: number;
+            points: number;
+            points_reversed: number;
             /**
              * Format: date-time
              * @description while the points are held
              */
-            hold_until?: string | null;
+            hold_until: string | null;
             /** Format: date-time */
-            expires_at?: string | null;
-            rule_version?: number;
-            earn?: components["schemas"]["PointsEarnDetail"];
-            campaign_id?: number | null;
-            items?: components["schemas"]["PointsOrderItem"][];
+            expires_at: string | null;
+            rule_version: number;
+            earn: components["schemas"]["PointsEarnDetail"];
+            campaign_id: number | null;
+            items: components["schemas"]["PointsOrderItem"][];
             /** Format: date-time */
-            ordered_at?: string;
+            ordered_at: string;
             /** Format: date-time */
-            created_at?: string;
-            refunds?: components["schemas"]["PointsRefund"][];
+            created_at: string;
+            refunds: components["schemas"]["PointsRefund"][];
         };
         /** @description An immutable ledger entry. points changes the available balance, pending the held balance. */
         PointsEntry: {
-            id?: number;
-            member_id?: number;
+            id: number;
+            member_id: number;
             /** @enum {string} */
-            kind?: "earn" | "redeem" | "expire" | "adjust" | "reverse" | "gift" | "release";
-            points?: number;
-            pending?: number;
+            kind: "earn" | "redeem" | "expire" | "adjust" | "reverse" | "gift" | "release";
+            points: number;
+            pending: number;
             /** @description available balance after the entry */
-            balance?: number;
-            reason?: string;
+            balance: number;
+            reason: string;
             /** @enum {string} */
-            ref_type?: "" | "order" | "refund" | "checkin" | "bonus" | "lot" | "reward" | "redemption" | "admin" | "gift";
-            ref_id?: string;
-            rule_version?: number;
+            ref_type: "" | "order" | "refund" | "checkin" | "bonus" | "lot" | "reward" | "redemption" | "admin" | "gift";
+            ref_id: string;
+            rule_version: number;
             /** Format: date-time */
-            expires_at?: string | null;
+            expires_at: string | null;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
         };
         PointsDatePoints: {
             /**
@@ -5057,96 +2749,152 @@ export interface components {
             points?: number;
         };
         PointsSummary: {
-            member_id?: number;
+            member_id: number;
             /** @description negative while the member owes points after a refund */
-            available?: number;
-            pending?: number;
-            debt?: number;
-            expiring_soon?: number;
-            expiring_soon_days?: number;
+            available: number;
+            pending: number;
+            debt: number;
+            expiring_soon: number;
+            expiring_soon_days: number;
             /** Format: date-time */
-            expiring_soon_at?: string | null;
-            expiries?: components["schemas"]["PointsDatePoints"][];
-            releases?: components["schemas"]["PointsDatePoints"][];
+            expiring_soon_at: string | null;
+            expiries: components["schemas"]["PointsDatePoints"][];
+            releases: components["schemas"]["PointsDatePoints"][];
         };
         PointsTier: {
-            id?: number;
-            name?: string;
-            level?: number;
-            threshold?: number;
-            multiplier_pct?: number;
-            benefits?: string[];
+            id: number;
+            name: string;
+            level: number;
+            threshold: number;
+            multiplier_pct: number;
+            benefits: string[];
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             /** Format: date-time */
-            updated_at?: string;
+            updated_at: string;
         };
         PointsTierStatus: {
             /** @enum {string} */
-            basis?: "spend" | "points";
-            window_months?: number;
+            basis: "spend" | "points";
+            window_months: number;
             /** @description the member's spend (fen) or points earned within the window now */
-            qualifying?: number;
-            current?: components["schemas"]["PointsTier"] | null;
+            qualifying: number;
+            current: components["schemas"]["PointsTier"] | null;
             /** Format: date-time */
-            since?: string | null;
+            since: string | null;
             /**
              * Format: date-time
              * @description when keeping the tier is next checked
              */
-            review_at?: string | null;
+            review_at: string | null;
             /** Format: date-time */
-            grace_until?: string | null;
+            grace_until: string | null;
             /** @description still needed within the window to keep the tier at review_at */
-            to_keep?: number | null;
-            next?: components["schemas"]["PointsTier"] | null;
+            to_keep: number | null;
+            next: components["schemas"]["PointsTier"] | null;
             /** @description still needed to reach the next tier */
-            to_next?: number | null;
+            to_next: number | null;
             /**
              * Format: date-time
              * @description when the oldest amount counted now leaves the window
              */
-            counts_until?: string | null;
+            counts_until: string | null;
         };
         PointsReward: {
-            id?: number;
-            name?: string;
-            description?: string;
+            id: number;
+            name: string;
+            description: string;
             /** @enum {string} */
-            kind?: "gift" | "coupon" | "points_cash";
-            points_cost?: number;
-            cash_fen?: number;
-            stock?: number | null;
-            stock_left?: number | null;
-            per_member_limit?: number;
+            kind: "gift" | "coupon" | "points_cash";
+            points_cost: number;
+            cash_fen: number;
+            stock: number | null;
+            stock_left: number | null;
+            per_member_limit: number;
             /** Format: date-time */
-            valid_from?: string | null;
+            valid_from: string | null;
             /** Format: date-time */
-            valid_until?: string | null;
-            active?: boolean;
+            valid_until: string | null;
+            active: boolean;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             /** Format: date-time */
-            updated_at?: string;
+            updated_at: string;
         };
         PointsRedemption: {
-            id?: number;
-            member_id?: number;
-            reward_id?: number;
-            reward_name?: string;
-            points?: number;
-            cash_fen?: number;
+            id: number;
+            member_id: number;
+            reward_id: number;
+            reward_name: string;
+            points: number;
+            cash_fen: number;
             /** @description coupon rewards only */
-            code?: string | null;
+            code: string | null;
             /** @enum {string} */
-            status?: "completed" | "cancelled";
+            status: "completed" | "cancelled";
             cancel_reason?: string;
             /** Format: date-time */
-            created_at?: string;
+            created_at: string;
             /** Format: date-time */
-            cancelled_at?: string | null;
+            cancelled_at: string | null;
         };
         PointsRules: {
+            /** @description points per per_fen fen, rounded down once per order (default 1 per 100) */
+            earn: {
+                points: number;
+                per_fen: number;
+            };
+            /** @default 100 */
+            birthday_multiplier_pct: number;
+            /** @description one-off points per member (0 = off) */
+            bonuses: {
+                first_follow: number;
+                profile_completed: number;
+                first_mp_login: number;
+            };
+            checkin: {
+                points: number;
+                /** @description 0: the streak keeps counting; N: bonuses repeat every N days */
+                cycle_days: number;
+                streak_bonuses: {
+                    day: number;
+                    points: number;
+                }[];
+            };
+            /** @description points per member per local day from orders and check-ins (0: none) */
+            daily_cap: number;
+            expiry: {
+                /**
+                 * @default rolling_months
+                 * @enum {string}
+                 */
+                policy: "rolling_months" | "end_of_next_year" | "never";
+                /** @default 12 */
+                months: number;
+            };
+            /** @default 0 */
+            pending_days: number;
+            /** @default 30 */
+            expiring_soon_days: number;
+            /** @default 积分 */
+            keyword: string;
+            tiers: {
+                /**
+                 * @default spend
+                 * @enum {string}
+                 */
+                basis: "spend" | "points";
+                /** @default 12 */
+                window_months: number;
+                /** @default 12 */
+                review_months: number;
+                /** @default 0 */
+                grace_days: number;
+            };
+            liability_fen_per_100_points: number;
+        };
+        /** @description The points rules as written: a field left out takes its default (PUT) or keeps its value (PATCH). */
+        PointsRulesInput: {
             /** @description points per per_fen fen, rounded down once per order (default 1 per 100) */
             earn?: {
                 points?: number;
@@ -5203,18 +2951,18 @@ export interface components {
         };
         PointsLiability: {
             /** Format: date-time */
-            as_of?: string;
-            members?: number;
-            outstanding?: number;
-            pending?: number;
-            debt?: number;
-            value_fen?: number;
-            expiring_by_month?: {
+            as_of: string;
+            members: number;
+            outstanding: number;
+            pending: number;
+            debt: number;
+            value_fen: number;
+            expiring_by_month: {
                 month?: string;
                 points?: number;
             }[];
-            never_expiring?: number;
-            periods?: {
+            never_expiring: number;
+            periods: {
                 month?: string;
                 earned?: number;
                 gifted?: number;
@@ -5517,8 +3265,74 @@ export interface components {
                 never_expiring: number;
             };
         };
+        SandboxEventResult: {
+            openid: string;
+            /** @description the HTTP status the callback answered the simulated WeChat */
+            callback_status: number;
+            /** @description the member shows the event's effect (false: not within the wait) */
+            processed: boolean;
+            /** @description when processed */
+            member_id?: number;
+            /**
+             * @description when processed
+             * @enum {string}
+             */
+            follow_status?: "following" | "unfollowed" | "none";
+        };
+        SandboxMessageResult: {
+            openid: string;
+            callback_status: number;
+            /** @description the passive reply's text; null when none */
+            reply: string | null;
+        };
+        SandboxReceiptResult: {
+            callback_status: number;
+        };
+        SandboxCode: {
+            code: string;
+            openid: string;
+        };
+        SandboxPhoneCode: {
+            code: string;
+        };
+        SandboxSent: {
+            /** @enum {string} */
+            kind: "template" | "oa_subscribe" | "mp_subscribe" | "custom";
+            appid: string;
+            touser: string;
+            template_id?: string;
+            /** @description keyword -> value */
+            data?: {
+                [key: string]: string;
+            };
+            url?: string;
+            page?: string;
+            content?: string;
+            /** @description absent where WeChat returns none */
+            msgid?: number;
+            /** Format: date-time */
+            at: string;
+        };
     };
     responses: {
+        /** @description No sandbox permission, or the caller's merchant is a real merchant (the tools act on sandbox merchants only). */
+        SandboxForbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Sandbox mode is off or ended (for example a real merchant was created); the message says why and what to do. */
+        SandboxOff: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description An error. */
         Error: {
             headers: {
@@ -5884,137 +3698,3586 @@ export interface components {
         };
     };
     headers: never;
-    pathItems: {
-        CampaignAction: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    campaign_id: components["parameters"]["CampaignPath"];
-                };
-                cookie?: never;
-            };
-            get?: never;
-            put?: never;
-            /**
-             * Move the campaign through its lifecycle (campaigns:write)
-             * @description schedule: draft → scheduled (the segment and template are checked
-             *     again); pause: scheduled or running → paused; resume: paused →
-             *     running (scheduled if it had not started); cancel: anything not
-             *     finished → cancelled. Sends are held in the merchant's quiet hours
-             *     and capped at 2 marketing messages per member per 7 days.
-             */
-            post: {
-                parameters: {
-                    query?: never;
-                    header?: never;
-                    path: {
-                        campaign_id: components["parameters"]["CampaignPath"];
-                    };
-                    cookie?: never;
-                };
-                requestBody?: never;
-                responses: {
-                    /** @description The campaign. */
-                    200: {
-                        headers: {
-                            [name: string]: unknown;
-                        };
-                        content: {
-                            "application/json": components["schemas"]["Campaign"];
-                        };
-                    };
-                    400: components["responses"]["Error"];
-                    404: components["responses"]["Error"];
-                    409: components["responses"]["Error"];
-                };
-            };
-            delete?: never;
-            options?: never;
-            head?: never;
-            patch?: never;
-            trace?: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
         };
-        SandboxPost: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
+        requestBody?: never;
+        responses: {
+            /** @description The process is up. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok";
+                    };
+                };
             };
-            get?: never;
-            put?: never;
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready";
+                    };
+                };
+            };
+            /** @description The database does not answer, its schema is missing or older than the binary, or (SQLite) its file is gone. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "unavailable";
+                        /** @enum {string} */
+                        database: "not ready";
+                    };
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Metrics are served on the separate metrics listener. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getOpenAPIDocument: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OpenAPI 3.1 YAML. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": string;
+                };
+            };
+        };
+    };
+    verifyWeChatCallback: {
+        parameters: {
+            query: {
+                signature: string;
+                timestamp: string;
+                nonce: string;
+                echostr: string;
+            };
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The echostr. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Bad or missing signature. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Unknown merchant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    receiveWeChatCallback: {
+        parameters: {
+            query: {
+                signature: string;
+                timestamp: string;
+                nonce: string;
+                encrypt_type?: "aes" | "raw";
+                msg_signature?: string;
+            };
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "text/xml": string;
+            };
+        };
+        responses: {
+            /** @description `success` (text/plain), or a passive reply (application/xml; encrypted when the push was). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                    "application/xml": string;
+                };
+            };
+            /** @description Malformed message, or a FromUserName that is not an openid (more than 64 characters, or characters other than letters, digits, `-` and `_`); nothing is stored. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Bad or missing signature, a stale timestamp or CreateTime, a plaintext push to an account in safe mode, a ToUserName other than the account's original id, or a signed query already used with another message; nothing is stored. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Unknown merchant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Body larger than 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The event could not be stored in time (or the nonce cache is unavailable); nothing acknowledged, WeChat retries. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    loginMiniProgramMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["Code"];
+        responses: {
+            200: components["responses"]["MemberLogin"];
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+            429: components["responses"]["TooMany"];
+            /** @description WeChat could not be reached (or answered a system error); try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    bindMemberPhone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["Code"];
+        responses: {
+            200: components["responses"]["MemberProfile"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    getH5OAuthURL: {
+        parameters: {
+            query: {
+                redirect_uri: string;
+                state?: string;
+            };
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The URL. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        url?: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    loginH5Member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["Code"];
+        responses: {
+            200: components["responses"]["MemberLogin"];
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+            429: components["responses"]["TooMany"];
+            /** @description WeChat could not be reached (or answered a system error); try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    refreshMemberTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["RefreshToken"];
+        responses: {
+            /** @description A fresh pair. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberTokens"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    logoutMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["RefreshToken"];
+        responses: {
+            /** @description Ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getMyProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["MemberProfile"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateMyProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @enum {string} */
+                    gender?: "male" | "female" | "unknown";
+                    /** @description null clears it; Feb 29 allowed without a year */
+                    birthday?: components["schemas"]["Date"] | null;
+                    /** @description Replaces all care dates. */
+                    care_dates?: (components["schemas"]["Date"] & {
+                        /** @enum {string} */
+                        kind: "wedding_anniversary" | "child_birthday" | "custom";
+                        /** @description required for custom */
+                        label?: string;
+                    })[];
+                    consents?: {
+                        template?: boolean;
+                        subscribe?: boolean;
+                        sms?: boolean;
+                    };
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["MemberProfile"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    username: string;
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A session token (12 hours). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example lss_… */
+                        token?: string;
+                        /** Format: date-time */
+                        expires_at?: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            429: components["responses"]["TooMany"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        merchant_id?: number;
+                        staff_id?: number;
+                        api_key_id?: number;
+                        name?: string;
+                        role?: components["schemas"]["Role"];
+                        permissions?: components["schemas"]["Permission"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+        };
+    };
+    changeMyPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    current_password: string;
+                    new_password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Changed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            429: components["responses"]["TooMany"];
+            503: components["responses"]["Busy"];
+        };
+    };
+    listStaff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The merchant's staff. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        staff?: components["schemas"]["Staff"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createStaff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description unique across the service, case-insensitive */
+                    username: string;
+                    /** @description generated and returned once when absent */
+                    password?: string;
+                    role: components["schemas"]["Role"];
+                };
+            };
+        };
+        responses: {
+            /** @description Created (with `password` when generated). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Staff"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    updateStaff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                staff_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    role?: components["schemas"]["Role"];
+                    disabled?: boolean;
+                    password?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Staff"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    listAPIKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Keys (never their secrets). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        api_keys?: components["schemas"]["APIKey"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createAPIKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /** @description any permission the creator holds except staff:manage, apikeys:manage and sandbox */
+                    scopes: components["schemas"]["Permission"][];
+                    /** Format: date-time */
+                    expires_at?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created; `key` is the secret, never shown again. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIKey"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    revokeAPIKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                api_key_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIKey"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    setAPIKeyOwner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                api_key_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    staff_id: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Moved. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIKey"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listAuditEntries: {
+        parameters: {
+            query?: {
+                actor_type?: "staff" | "api_key" | "system";
+                actor_id?: number;
+                /** @description 'exact (member.update) or a prefix ending in "." (member.)' */
+                action?: string;
+                /** @description member, tag, staff, api_key, channel, merchant… */
+                target_type?: string;
+                /** @description needs target_type */
+                target_id?: number;
+                since?: string;
+                until?: string;
+                /** @description cursor: the previous page's next_before */
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Entries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        entries?: {
+                            id?: number;
+                            actor_type?: string;
+                            actor_id?: number;
+                            actor_name?: string;
+                            /** @description 'e.g. staff.create, member.update, tag.assign, settings.update, or "METHOD /route" for calls recorded generically' */
+                            action?: string;
+                            target_type?: string;
+                            target_ids?: number[];
+                            /** @description summary of the state before (its keys depend on the action), or null */
+                            before?: {
+                                [key: string]: unknown;
+                            } | null;
+                            /** @description summary of the state after (its keys depend on the action), or null */
+                            after?: {
+                                [key: string]: unknown;
+                            } | null;
+                            request_id?: string;
+                            client_ip?: string;
+                            /** Format: date-time */
+                            created_at?: string;
+                        }[];
+                        next_before?: number | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Settings. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Settings"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    updateSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @description IANA name, e.g. Asia/Shanghai */
+                    time_zone?: string;
+                    quiet_hours?: components["schemas"]["QuietHours"];
+                    crm?: components["schemas"]["CRMSettings"];
+                    wechat?: {
+                        app_id?: string;
+                        app_secret?: string;
+                        token?: string;
+                        /** @description empty switches callbacks to plaintext mode (and compatible_mode off) */
+                        aes_key?: string;
+                        /** @description The official account's original id (gh_...); callbacks addressed to another account are refused. Empty forgets it (it is learnt again from the next verified encrypted callback); a new app_id forgets it unless given in the same change. */
+                        original_id?: string;
+                        /** @description Accept plaintext callbacks although aes_key is set, while the account's message encryption is switched in the WeChat console. Needs aes_key. */
+                        compatible_mode?: boolean;
+                        /** @description empty removes the mini-program */
+                        mp_app_id?: string;
+                        mp_app_secret?: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Settings after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Settings"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    testWeChatCredentials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One result per app. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ok?: boolean;
+                        results?: {
+                            /** @enum {string} */
+                            app?: "official_account" | "mini_program";
+                            app_id?: string;
+                            ok?: boolean;
+                            errcode?: number;
+                            message?: string;
+                        }[];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    listChannels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Channels, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channels?: components["schemas"]["Channel"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /** @description unique per merchant */
+                    scene: string;
+                    /** @default false */
+                    permanent?: boolean;
+                    /** @description temporary codes only; default 30 days */
+                    expires_in_seconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    listMembers: {
+        parameters: {
+            query?: {
+                follow_status?: components["parameters"]["MemberFollowStatus"];
+                /** @description Acquisition QR scene, exact (the scene of the first QR code that brought the member). */
+                channel?: components["parameters"]["MemberChannel"];
+                /** @description Tag id; repeat (up to 5 times) for members holding all of the tags. */
+                tag?: components["parameters"]["MemberTag"];
+                /** @description Loyalty tier id. */
+                tier?: components["parameters"]["MemberTier"];
+                /** @description Lifecycle stage. */
+                stage?: components["parameters"]["MemberStage"];
+                birthday_month?: components["parameters"]["MemberBirthdayMonth"];
+                /**
+                 * @description Search by prefix. Digits (optionally after +; +86 is dropped), at least
+                 *     3: phone number prefix (for viewers: the whole number). Anything else,
+                 *     2 to 64 characters of letters, digits, spaces, emoji and . - ' ·: name
+                 *     prefix, ignoring case. Other characters (% _ = ; quotes...) are 400.
+                 */
+                q?: components["parameters"]["MemberQ"];
+                /** @description Page size. */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (opaque). */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        members: components["schemas"]["AdminMemberListItem"][];
+                        /** @description null on the last page */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    exportMembersCSV: {
+        parameters: {
+            query?: {
+                follow_status?: components["parameters"]["MemberFollowStatus"];
+                /** @description Acquisition QR scene, exact (the scene of the first QR code that brought the member). */
+                channel?: components["parameters"]["MemberChannel"];
+                /** @description Tag id; repeat (up to 5 times) for members holding all of the tags. */
+                tag?: components["parameters"]["MemberTag"];
+                /** @description Loyalty tier id. */
+                tier?: components["parameters"]["MemberTier"];
+                /** @description Lifecycle stage. */
+                stage?: components["parameters"]["MemberStage"];
+                birthday_month?: components["parameters"]["MemberBirthdayMonth"];
+                /**
+                 * @description Search by prefix. Digits (optionally after +; +86 is dropped), at least
+                 *     3: phone number prefix (for viewers: the whole number). Anything else,
+                 *     2 to 64 characters of letters, digits, spaces, emoji and . - ' ·: name
+                 *     prefix, ignoring case. Other characters (% _ = ; quotes...) are 400.
+                 */
+                q?: components["parameters"]["MemberQ"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The CSV file. */
+            200: {
+                headers: {
+                    /** @example attachment; filename="members-20260102-150405.csv" */
+                    "Content-Disposition"?: string;
+                    /** @description X-Export-Rows: the trailer that ends a complete file, holding its number of members */
+                    Trailer?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example id,name,phone,gender,birthday,follow_status,followed_at,channel,stage,tier_id,tags,remark,created_at,last_interaction_at
+                     *     42,王伟,13812345678,male,05-20,following,2026-01-02T03:04:05Z,store-01,potential,,VIP|咖啡,,2026-01-02T03:04:05Z,
+                     */
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    lookupMember: {
+        parameters: {
+            query?: {
+                openid?: string;
+                unionid?: string;
+                /** @description 11-digit mainland number (a +86 prefix is dropped) or +<country code><number> */
+                phone?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The member. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminMember"];
+                };
+            };
+            /** @description None or more than one of the parameters, an unknown or repeated one, or a malformed phone number; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The member. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminMember"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description staff note; line breaks allowed, "" clears */
+                    remark?: string;
+                    name?: string;
+                    /** @enum {string} */
+                    gender?: "male" | "female" | "unknown";
+                    /** @description null clears */
+                    birthday?: components["schemas"]["Date"] | null;
+                    /**
+                     * @description 11-digit mainland number (a +86 prefix is dropped) or +<country code><number>; null clears; unique per merchant
+                     * @example 13812345678
+                     * @example +447700900123
+                     */
+                    phone?: string | null;
+                    /** @description replaces the member's tags ([] removes all); every id must be a tag of the merchant (else 404) */
+                    tag_ids?: number[];
+                };
+            };
+        };
+        responses: {
+            /** @description The member after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminMember"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description The phone number belongs to another member, or the member was erased. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    exportMemberPrivacyData: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The document. */
+            200: {
+                headers: {
+                    /** @example no-store */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrivacyExport"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    eraseMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Erased. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        member_id?: number;
+                        /** Format: date-time */
+                        erased_at?: string;
+                        already_erased?: boolean;
+                        /** @description the personal fields that held data */
+                        erased_fields?: ("oa_openid" | "mp_openid" | "unionid" | "phone" | "name" | "gender" | "birthday" | "remark" | "last_interaction_at")[];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The merchant's tags (at most 1000). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        tags?: (components["schemas"]["Tag"] & {
+                            member_count?: number;
+                        })[];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description trimmed; unique per merchant, ignoring case */
+                    name: string;
+                    /** @description stored lower-case; "" for none */
+                    color?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created (audited as `tag.create`). */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tag"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description A tag with this name exists. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The merchant has 1000 tags already. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag of the caller's merchant (anything else is 404). */
+                tag_id: components["parameters"]["TagIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted (audited as `tag.delete`, with the number of members who held it). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag of the caller's merchant (anything else is 404). */
+                tag_id: components["parameters"]["TagIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    color?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The tag after the change (audited as `tag.update`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tag"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description A tag with this name exists. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    assignTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag of the caller's merchant (anything else is 404). */
+                tag_id: components["parameters"]["TagIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["MemberIDs"];
+        responses: {
+            200: components["responses"]["BulkTagResult"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description Some of the members were erased. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    unassignTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag of the caller's merchant (anything else is 404). */
+                tag_id: components["parameters"]["TagIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["MemberIDs"];
+        responses: {
+            200: components["responses"]["BulkTagResult"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listSegmentFields: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Fields. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        fields?: {
+                            name?: string;
+                            /** @enum {string} */
+                            type?: "enum" | "integer" | "text" | "boolean" | "id_set" | "days_since" | "upcoming_date";
+                            operators?: string[];
+                            values?: string[];
+                            min?: number;
+                            max?: number;
+                        }[];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    previewSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    rule: components["schemas"]["SegmentRule"];
+                };
+            };
+        };
+        responses: {
+            /** @description Count and sample (phones masked for viewers). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        count?: number;
+                        sample?: components["schemas"]["AdminMemberListItem"][];
+                        /** Format: date-time */
+                        counted_at?: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    listSegments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Segments, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        segments?: components["schemas"]["Segment"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["SegmentInput"];
+        responses: {
+            /** @description Saved. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    getSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The segment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    deleteSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["SegmentInput"];
+        responses: {
+            /** @description The segment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    listSegmentMembers: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page (opaque). */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                segment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminMemberPage"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    exportSegmentMembersCSV: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The CSV file. */
+            200: {
+                headers: {
+                    /** @example attachment; filename="segment-7-members-20260102-150405.csv" */
+                    "Content-Disposition"?: string;
+                    /** @description X-Export-Rows: the trailer that ends a complete file, holding its number of members */
+                    Trailer?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    refreshSegment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                segment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The segment with its new count. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Segment"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listOrders: {
+        parameters: {
+            query?: {
+                member_id?: number;
+                /** @description First day (merchant-local date). */
+                from?: string;
+                /** @description Last day, included (merchant-local date); not before from. */
+                to?: string;
+                /** @description The `next_cursor` of the previous page (opaque). */
+                cursor?: string;
+                limit?: components["parameters"]["PointsLimit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        orders: components["schemas"]["PointsOrderListItem"][];
+                        /** @description null on the last page */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    recordOrder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description the shop's order id: visible ASCII */
+                    external_id: string;
+                    /** @description exactly one of member_id, openid, phone */
+                    member_id?: number;
+                    openid?: string;
+                    /** @description 11-digit mainland number (an optional +86 is accepted) or +<country code><number>; anything else is 400 naming phone */
+                    phone?: string;
+                    amount_fen: number;
+                    /**
+                     * Format: date-time
+                     * @description default now; at most 5 minutes ahead, at most a year ago
+                     */
+                    ordered_at?: string;
+                    /** @description the campaign that brought the order, if known: one of the caller's campaigns (another merchant's or an unknown id is 400 naming campaign_id, and nothing is stored) */
+                    campaign_id?: number;
+                    items?: components["schemas"]["PointsOrderItem"][];
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["PointsOrderResult"];
+            201: components["responses"]["PointsOrderResult"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            /** @description The member does not exist (or was erased). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getOrder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                external_id: components["parameters"]["ExternalOrderPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The order. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsOrder"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    refundOrder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                external_id: components["parameters"]["ExternalOrderPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    refund_id: string;
+                    amount_fen: number;
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["PointsRefundResult"];
+            201: components["responses"]["PointsRefundResult"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    getPointsRules: {
+        parameters: {
+            query?: {
+                version?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["PointsRuleSet"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    replacePointsRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PointsRulesInput"];
+            };
+        };
+        responses: {
+            200: components["responses"]["PointsRuleSet"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    updatePointsRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/merge-patch+json": components["schemas"]["PointsRulesInput"];
+                "application/json": components["schemas"]["PointsRulesInput"];
+            };
+        };
+        responses: {
+            200: components["responses"]["PointsRuleSet"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getPointsLiability: {
+        parameters: {
+            query?: {
+                from?: string;
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsLiability"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    listExpiringPoints: {
+        parameters: {
+            query?: {
+                days?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: components["parameters"]["PointsCursor"];
+                limit?: components["parameters"]["PointsLimit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of members. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        members?: {
+                            member_id?: number;
+                            points?: number;
+                            /** Format: date-time */
+                            first_expires_at?: string;
+                        }[];
+                        next_cursor?: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    listTiers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tiers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        tiers?: components["schemas"]["PointsTier"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createTier: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["PointsTierInput"];
+        responses: {
+            /** @description The tier. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsTier"];
+                };
+            };
+            /** @description Bad input, or thresholds that do not rise with levels. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description Another tier has the level or the name. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getTier: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tier_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tier. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsTier"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    deleteTier: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tier_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description Members hold the tier. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateTier: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tier_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["PointsTierInput"];
+        responses: {
+            /** @description The tier. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsTier"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    listRewards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Rewards, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        rewards?: components["schemas"]["PointsReward"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createReward: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["PointsRewardInput"];
+        responses: {
+            /** @description The reward. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsReward"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getReward: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                reward_id: components["parameters"]["RewardPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The reward. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsReward"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    deleteReward: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                reward_id: components["parameters"]["RewardPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateReward: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                reward_id: components["parameters"]["RewardPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["PointsRewardInput"];
+        responses: {
+            /** @description The reward. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsReward"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listRedemptions: {
+        parameters: {
+            query?: {
+                member_id?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: components["parameters"]["PointsCursor"];
+                limit?: components["parameters"]["PointsLimit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["PointsRedemptionPage"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getRedemption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                redemption_id: components["parameters"]["RedemptionPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The redemption. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsRedemption"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    cancelRedemption: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                redemption_id: components["parameters"]["RedemptionPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The redemption. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsRedemption"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getMemberPoints: {
+        parameters: {
+            query?: {
+                /** @description next_cursor of the previous page */
+                cursor?: components["parameters"]["PointsCursor"];
+                limit?: components["parameters"]["PointsLimit"];
+            };
+            header?: never;
+            path: {
+                member_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Summary, tier status and a page of entries (newest first). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        summary?: components["schemas"]["PointsSummary"];
+                        tier?: components["schemas"]["PointsTierStatus"];
+                        entries?: components["schemas"]["PointsEntry"][];
+                        next_cursor?: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    adjustMemberPoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    points: number;
+                    reason: string;
+                    request_id?: string;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["PointsEntryResult"];
+            201: components["responses"]["PointsEntryResult"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    getMyPoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The summary. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsSummary"];
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listMyPointsHistory: {
+        parameters: {
+            query?: {
+                /** @description next_cursor of the previous page */
+                cursor?: components["parameters"]["PointsCursor"];
+                limit?: components["parameters"]["PointsLimit"];
+            };
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of entries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        entries?: components["schemas"]["PointsEntry"][];
+                        next_cursor?: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getMyTier: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tier status. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PointsTierStatus"];
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listMyRewards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Rewards. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        rewards?: components["schemas"]["PointsReward"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    redeemReward: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+                reward_id: components["parameters"]["RewardPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description one per user action, reused on retries */
+                    request_id: string;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["PointsRedemptionResult"];
+            201: components["responses"]["PointsRedemptionResult"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    listMyRedemptions: {
+        parameters: {
+            query?: {
+                /** @description next_cursor of the previous page */
+                cursor?: components["parameters"]["PointsCursor"];
+                limit?: components["parameters"]["PointsLimit"];
+            };
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["PointsRedemptionPage"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    checkIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["PointsCheckIn"];
+            201: components["responses"]["PointsCheckIn"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    listCampaigns: {
+        parameters: {
+            query?: {
+                status?: "draft" | "scheduled" | "running" | "paused" | "completed" | "cancelled";
+                /** @description cursor: the previous page's next_before */
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaigns?: components["schemas"]["Campaign"][];
+                        next_before?: number | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["CampaignInput"];
+        responses: {
+            /** @description The draft. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Campaign"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    getCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The campaign. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Campaign"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["CampaignInput"];
+        responses: {
+            /** @description The campaign. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Campaign"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    scheduleCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The campaign. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Campaign"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    pauseCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The campaign. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Campaign"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    resumeCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The campaign. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Campaign"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    cancelCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The campaign. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Campaign"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+        };
+    };
+    resendCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    statuses: ("failed" | "unknown")[];
+                };
+            };
+        };
+        responses: {
+            /** @description The new step. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaign: components["schemas"]["Campaign"];
+                        /** @description rows of the given statuses taken into the new step */
+                        rows: number;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    dryRunCampaign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Counts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        targeted?: number;
+                        would_get?: number;
+                        holdout?: number;
+                        /** @description by DeliveryReason: no_openid, not_following, no_consent, frequency_cap, outside_window, no_subscription */
+                        skipped_by_reason?: {
+                            [key: string]: number;
+                        };
+                        sample_member_ids?: number[];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    getCampaignProgress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Progress. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaign: components["schemas"]["Campaign"];
+                        progress: components["schemas"]["CampaignProgress"];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listCampaignDeliveries: {
+        parameters: {
+            query?: {
+                /** @description default the current step */
+                step?: number;
+                status?: components["schemas"]["DeliveryStatus"];
+                reason?: components["schemas"]["DeliveryReason"];
+                member_id?: number;
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        deliveries: components["schemas"]["Delivery"][];
+                        /** @description the `before` of the next page; null on the last */
+                        next_before: number | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getCampaignReport: {
+        parameters: {
+            query?: {
+                step?: number;
+            };
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CampaignReport"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    recordMySubscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    template_ids: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Grants left per template. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description template id -> sends the member has granted and not yet used */
+                        remaining: {
+                            [key: string]: number;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listCareRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rules. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        care_rules: components["schemas"]["CareRule"][];
+                    };
+                };
+            };
+            /** @description An unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createCareRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["CareRuleCreate"];
+        responses: {
+            /** @description The rule. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CareRule"];
+                };
+            };
             /**
-             * Simulate a WeChat user action (sandbox mode only; sandbox permission)
-             * @description follow (optional scene), unfollow, scan (scene), message (text; returns
-             *     the keyword reply), receipt (msg_id, status), mp-login-code,
-             *     phone-code (phone), oauth-code (snapshot). The callback goes through
-             *     the real HTTP stack, signed as WeChat signs it. The tools act on the
-             *     caller's merchant, which must be a sandbox merchant (one the sandbox
-             *     bootstrap created). In auto mode, sandbox mode ends when a real
-             *     merchant is created (by `merchant create` or the configuration):
-             *     from then on, and after restarts, these routes answer 409 saying
-             *     so. The viewer role has no sandbox permission.
+             * @description Bad input; `fields` names each bad field: an unknown `kind`, a
+             *     parameter another kind takes (`days_after` on a birthday rule),
+             *     days out of range, `send_minute` outside 0..1439 (or given for a
+             *     welcome rule), a template that does not exist or lacks a mapped
+             *     field (`message.fields.<name>`), an unknown variable, a bad
+             *     gift, an unknown JSON field.
              */
-            post: {
-                parameters: {
-                    query?: never;
-                    header?: never;
-                    path?: never;
-                    cookie?: never;
+            400: {
+                headers: {
+                    [name: string]: unknown;
                 };
-                requestBody?: {
-                    content: {
-                        "application/json": {
-                            openid?: string;
-                            unionid?: string;
-                            scene?: string;
-                            text?: string;
-                            phone?: string;
-                            msg_id?: number;
-                            status?: string;
-                            snapshot?: boolean;
-                        };
-                    };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
-                responses: {
-                    /** @description What WeChat would have seen and what it caused. */
-                    200: {
-                        headers: {
-                            [name: string]: unknown;
-                        };
-                        content: {
-                            "application/json": Record<string, never>;
-                        };
-                    };
-                    400: components["responses"]["Error"];
-                    /** @description No sandbox permission, or the caller's merchant is a real merchant (the tools act on sandbox merchants only). */
-                    403: {
-                        headers: {
-                            [name: string]: unknown;
-                        };
-                        content: {
-                            "application/json": components["schemas"]["Error"];
-                        };
-                    };
-                    /** @description Sandbox mode is off or ended (for example a real merchant was created); the message says why and what to do. */
-                    409: {
-                        headers: {
-                            [name: string]: unknown;
-                        };
-                        content: {
-                            "application/json": components["schemas"]["Error"];
-                        };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description The merchant already has 100 care rules. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description WeChat could not list the account's templates; try again. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCareRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A care rule of the caller's merchant (anything else is 404). */
+                rule_id: components["parameters"]["CareRulePath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CareRule"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    deleteCareRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A care rule of the caller's merchant (anything else is 404). */
+                rule_id: components["parameters"]["CareRulePath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateCareRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A care rule of the caller's merchant (anything else is 404). */
+                rule_id: components["parameters"]["CareRulePath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["CareRuleUpdate"];
+        responses: {
+            /** @description The rule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CareRule"];
+                };
+            };
+            /** @description Bad input as for create, or an attempt to change `kind`; `fields` names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description Someone else changed the rule meanwhile; reload it and try again. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Error"];
+        };
+    };
+    listCareRuleSends: {
+        parameters: {
+            query?: {
+                /** @description Only this member's sends. */
+                member_id?: components["parameters"]["CareSendsMember"];
+                /** @description Keyset cursor: sends with a smaller id (the previous page's `next_before`). */
+                before?: components["parameters"]["CareSendsBefore"];
+                limit?: components["parameters"]["CareSendsLimit"];
+            };
+            header?: never;
+            path: {
+                /** @description A care rule of the caller's merchant (anything else is 404). */
+                rule_id: components["parameters"]["CareRulePath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of sends; pass `next_before` as `before` for the next page (null at the end). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sends: components["schemas"]["CareSend"][];
+                        next_before: number | null;
                     };
                 };
             };
-            delete?: never;
-            options?: never;
-            head?: never;
-            patch?: never;
-            trace?: never;
+            /** @description A bad or unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getDashboard: {
+        parameters: {
+            query?: {
+                /** @description First day of the period (local date). Default 29 days before `to`. */
+                from?: components["parameters"]["DashboardFrom"];
+                /** @description Last day of the period, included (local date). Default today. */
+                to?: components["parameters"]["DashboardTo"];
+                /** @description First day of the comparison period; with compare_to. Default the period of the same length just before `from`. */
+                compare_from?: components["parameters"]["DashboardCompareFrom"];
+                /** @description Last day of the comparison period, included; with compare_from. */
+                compare_to?: components["parameters"]["DashboardCompareTo"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dashboard. */
+            200: {
+                headers: {
+                    /** @description private, max-age=<seconds until expires_at> */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dashboard"];
+                };
+            };
+            /** @description A date is not YYYY-MM-DD (or outside 2000-01-01..2100-12-31), `to` is before `from`, a period is longer than 366 days, or only one of compare_from and compare_to is given; `fields` names the parameter. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description Already 8 of the merchant's dashboards wait to be computed; try again after `Retry-After` seconds. */
+            429: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No computation slot came free within 30 seconds; try again after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    sandboxFollow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description default: a new openid */
+                    openid?: string;
+                    unionid?: string;
+                    scene?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description What WeChat would have seen and what it caused. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxEventResult"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
+        };
+    };
+    sandboxUnfollow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description default: a new openid */
+                    openid: string;
+                };
+            };
+        };
+        responses: {
+            /** @description What WeChat would have seen and what it caused. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxEventResult"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
+        };
+    };
+    sandboxScan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description default: a new openid */
+                    openid: string;
+                    scene: string;
+                };
+            };
+        };
+        responses: {
+            /** @description What WeChat would have seen and what it caused. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxEventResult"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
+        };
+    };
+    sandboxMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description default: a new openid */
+                    openid: string;
+                    text: string;
+                };
+            };
+        };
+        responses: {
+            /** @description What WeChat would have seen and what it caused. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxMessageResult"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
+        };
+    };
+    sandboxReceipt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description default: a new openid */
+                    openid: string;
+                    msg_id: number;
+                    /**
+                     * @default success
+                     * @example failed:user block
+                     */
+                    status?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description What WeChat would have seen and what it caused. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxReceiptResult"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
+        };
+    };
+    sandboxMPLoginCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description default: a new openid */
+                    openid?: string;
+                    unionid?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description What WeChat would have seen and what it caused. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxCode"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
+            /** @description The merchant has no mini-program. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    sandboxPhoneCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @example 13800138000 */
+                    phone: string;
+                };
+            };
+        };
+        responses: {
+            /** @description What WeChat would have seen and what it caused. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxPhoneCode"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
+            /** @description The merchant has no mini-program. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    sandboxOAuthCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description default: a new openid */
+                    openid?: string;
+                    unionid?: string;
+                    snapshot?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description What WeChat would have seen and what it caused. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxCode"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
+        };
+    };
+    listSandboxSent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sent messages, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sent: components["schemas"]["SandboxSent"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["SandboxForbidden"];
+            409: components["responses"]["SandboxOff"];
         };
     };
 }
-export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
