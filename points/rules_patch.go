@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 
 	"github.com/gin-gonic/gin"
-	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
-	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/httpx"
 )
@@ -25,51 +22,25 @@ import (
 // refused naming the field (leave the field out to keep it).
 //
 // The patch is applied inside the transaction that saves the version, on
-// the version it replaces: of two patches saved at once the second is
-// retried on top of the first (the version's primary key stops it), so
-// neither loses the other's change. (SetRules replaces the whole rules
-// and needs no such care; this is its merging twin.)
+// the version it replaces (saveRules): of two patches saved at once the
+// second is retried on top of the first, so neither loses the other's
+// change.
 func (s *Service) PatchRules(ctx context.Context, merchantID uint64, patch json.RawMessage) (RuleSet, error) {
 	if err := checkRulesPatch(patch, ""); err != nil {
 		return RuleSet{}, err
 	}
-	var out RuleSet
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		now := s.now()
-		cur, err := s.rules(ctx, tx, merchantID)
+	return s.saveRules(ctx, merchantID, func(cur Rules) (Rules, error) {
+		merged, err := mergePatch([]byte(marshalRules(cur)), patch)
 		if err != nil {
-			return err
-		}
-		merged, err := mergePatch([]byte(marshalRules(cur.Rules)), patch)
-		if err != nil {
-			return err
+			return Rules{}, err
 		}
 		var r Rules
 		if err := httpx.DecodeJSON(merged, &r, ""); err != nil {
-			return err
+			return Rules{}, err
 		}
 		r.normalize()
-		if err := r.Validate(); err != nil {
-			return err
-		}
-		by := ""
-		if p, ok := authz.From(ctx); ok {
-			by = p.Name
-		}
-		rv := ruleVersion{MerchantID: merchantID, Version: cur.Version + 1, Body: marshalRules(r), CreatedBy: clip(by, 64),
-			CreatedAt: now}
-		if err := tx.WithContext(ctx).Create(&rv).Error; err != nil {
-			return fmt.Errorf("points: save rules: %w", err)
-		}
-		out = RuleSet{Version: rv.Version, CreatedAt: now, CreatedBy: rv.CreatedBy, Rules: r}
-		return audit.Record(ctx, tx, merchantID, audit.Entry{Action: "points.rules", TargetType: "points_rules",
-			TargetIDs: []uint64{uint64(rv.Version)}, Before: json.RawMessage(marshalRules(cur.Rules)),
-			After: json.RawMessage(rv.Body)}, now)
+		return r, r.Validate()
 	})
-	if err == nil {
-		s.keywords.Delete(merchantID)
-	}
-	return out, err
 }
 
 // checkRulesPatch refuses a patch that is not an object, and any null in

@@ -49,10 +49,23 @@ func (s *Service) SetRules(ctx context.Context, merchantID uint64, r Rules) (Rul
 	if err := r.Validate(); err != nil {
 		return RuleSet{}, err
 	}
+	return s.saveRules(ctx, merchantID, func(Rules) (Rules, error) { return r, nil })
+}
+
+// saveRules saves next(current rules) as the merchant's next version,
+// audited with the rules before and after, in one transaction. next sees
+// the version it replaces: a concurrent save takes the same version
+// number, the primary key stops the second, and inTx retries it (next
+// included) on top of the first.
+func (s *Service) saveRules(ctx context.Context, merchantID uint64, next func(cur Rules) (Rules, error)) (RuleSet, error) {
 	var out RuleSet
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		now := s.now()
 		cur, err := s.rules(ctx, tx, merchantID)
+		if err != nil {
+			return err
+		}
+		r, err := next(cur.Rules)
 		if err != nil {
 			return err
 		}
@@ -62,8 +75,6 @@ func (s *Service) SetRules(ctx context.Context, merchantID uint64, r Rules) (Rul
 		}
 		rv := ruleVersion{MerchantID: merchantID, Version: cur.Version + 1, Body: marshalRules(r), CreatedBy: clip(by, 64),
 			CreatedAt: now}
-		// A concurrent save takes the same version number: the primary key
-		// stops the second, and inTx retries it on top of the first.
 		if err := tx.WithContext(ctx).Create(&rv).Error; err != nil {
 			return fmt.Errorf("points: save rules: %w", err)
 		}
