@@ -163,9 +163,29 @@ func (Delivery) TableName() string { return "campaign_deliveries" }
 // deliveryRows writes campaign_deliveries: the transitions above, each a
 // method.
 type deliveryRows struct {
-	db    *gorm.DB
-	mysql bool
+	db       *gorm.DB
+	mysql    bool
+	strategy ClaimStrategy // on MySQL; SQLite's write lock serialises claims
 }
+
+// ClaimStrategy is how instances claiming at once on MySQL take different
+// rows.
+type ClaimStrategy string
+
+const (
+	// ClaimSkipLocked reads the candidates with SELECT ... FOR UPDATE SKIP
+	// LOCKED and moves them: concurrent claims skip each other's rows
+	// instead of waiting. MySQL 8 and MariaDB 10.6 or later (the default).
+	ClaimSkipLocked ClaimStrategy = "skip-locked"
+	// ClaimUpdateLimit stamps the rows with one owner-stamped UPDATE ...
+	// ORDER BY id LIMIT n and reads back what it stamped: concurrent claims
+	// wait for each other's row locks instead of skipping them, but it
+	// needs no SKIP LOCKED (TiDB has none).
+	ClaimUpdateLimit ClaimStrategy = "update-limit"
+)
+
+// ClaimStrategies lists the strategies, the default first.
+var ClaimStrategies = []ClaimStrategy{ClaimSkipLocked, ClaimUpdateLimit}
 
 // maxIDs bounds the id list of one statement.
 const maxIDs = 1000
@@ -250,17 +270,47 @@ func (s deliveryRows) plan(ctx context.Context, tx *gorm.DB, sel string, args ..
 }
 
 // claim leases up to n due pending rows of the campaign's step to owner
-// until until: pending → claimed. On MySQL the candidates are locked with
-// SKIP LOCKED, so instances claiming at once take different rows; on
-// SQLite the write lock serialises claims. It returns the rows claimed.
-func (s deliveryRows) claim(ctx context.Context, c Campaign, owner string, n int, now, until time.Time) ([]Delivery, error) {
+// until until: pending → claimed. It returns the rows claimed. held tells
+// the rows owner already holds (claimed earlier and not yet moved on): the
+// update-limit strategy tells its new rows from them.
+//
+// Either way a row moves only from pending, so two instances never claim
+// the same row: with skip-locked, each locks its candidates, skipping rows
+// another holds, and moves them by the guarded move; with update-limit,
+// the UPDATE's own WHERE is the guard (a row another claim took meanwhile
+// is no longer pending when the UPDATE reaches it, in READ COMMITTED). On
+// SQLite the write lock serialises claims.
+func (s deliveryRows) claim(ctx context.Context, c Campaign, owner string, n int, now, until time.Time,
+	held func(id uint64) bool) ([]Delivery, error) {
 	var rows []Delivery
+	set := map[string]any{"status": DeliveryClaimed, "lease_owner": owner, "lease_until": until, "updated_at": now}
+	due := "campaign_id = ? AND step = ? AND status = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
 	err := retryTx(ctx, s.db, func(tx *gorm.DB) error {
 		rows = rows[:0]
+		if s.mysql && s.strategy == ClaimUpdateLimit {
+			// idx_deliveries_claim (campaign_id, status, id) serves both.
+			res := tx.WithContext(ctx).Model(&Delivery{}).Where(due, c.ID, c.Step, DeliveryPending, now).
+				Order("id").Limit(n).UpdateColumns(set)
+			if res.Error != nil || res.RowsAffected == 0 {
+				return res.Error
+			}
+			var mine []Delivery
+			if err := tx.WithContext(ctx).Where("campaign_id = ? AND step = ? AND status = ? AND lease_owner = ?",
+				c.ID, c.Step, DeliveryClaimed, owner).Order("id").Find(&mine).Error; err != nil {
+				return err
+			}
+			for _, r := range mine {
+				if !held(r.ID) {
+					rows = append(rows, r)
+				}
+			}
+			if int64(len(rows)) != res.RowsAffected {
+				return fmt.Errorf("claimed %d rows, found %d new ones held by %s", res.RowsAffected, len(rows), owner)
+			}
+			return nil
+		}
 		// idx_deliveries_claim (campaign_id, status, id).
-		q := tx.Model(&Delivery{}).Select("id").
-			Where("campaign_id = ? AND step = ? AND status = ? AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
-				c.ID, c.Step, DeliveryPending, now).Order("id").Limit(n)
+		q := tx.Model(&Delivery{}).Select("id").Where(due, c.ID, c.Step, DeliveryPending, now).Order("id").Limit(n)
 		if s.mysql {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
 		}
@@ -268,8 +318,7 @@ func (s deliveryRows) claim(ctx context.Context, c Campaign, owner string, n int
 		if err := q.Find(&ids).Error; err != nil {
 			return err
 		}
-		moved, err := s.move(ctx, tx, guard{ids: ids, from: []DeliveryStatus{DeliveryPending}},
-			map[string]any{"status": DeliveryClaimed, "lease_owner": owner, "lease_until": until, "updated_at": now})
+		moved, err := s.move(ctx, tx, guard{ids: ids, from: []DeliveryStatus{DeliveryPending}}, set)
 		if err != nil || len(moved) == 0 {
 			return err
 		}

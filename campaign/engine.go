@@ -79,6 +79,7 @@ type EngineOptions struct {
 	GiftRetryBase time.Duration // first wait after a gift could not be granted (default 1m; doubled up to 6h)
 	GiftAttempts  int           // attempts at a gift before giving up (default 12: about a day)
 	GiftBatch     int           // due gifts retried per round, shared fairly by merchants (default 100)
+	Claim         ClaimStrategy // how MySQL instances claim rows apart (default ClaimSkipLocked)
 }
 
 func (o *EngineOptions) defaults() {
@@ -111,6 +112,9 @@ func (o *EngineOptions) defaults() {
 	dur(&o.GiftRetryBase, time.Minute)
 	if o.DailyQuota <= 0 {
 		o.DailyQuota = 100000
+	}
+	if o.Claim == "" {
+		o.Claim = ClaimSkipLocked
 	}
 	if o.ServiceQuota <= 0 {
 		o.ServiceQuota = max(10, o.DailyQuota/100)
@@ -179,7 +183,7 @@ type EngineDeps struct {
 func NewEngine(gdb *gorm.DB, d EngineDeps, now func() time.Time, log *slog.Logger, o EngineOptions) *Engine {
 	o.defaults()
 	mysql := gdb.Dialector.Name() == db.MySQL
-	return &Engine{db: gdb, mysql: mysql, rows: deliveryRows{db: gdb, mysql: mysql}, wx: d.WeChat, audiences: d.Audiences,
+	return &Engine{db: gdb, mysql: mysql, rows: deliveryRows{db: gdb, mysql: mysql, strategy: o.Claim}, wx: d.WeChat, audiences: d.Audiences,
 		merchants: d.Merchants, vars: d.Variables, gifts: d.Gifts, followers: d.Followers, limiter: d.Limiter,
 		now: now, log: log, o: o, sem: make(chan struct{}, o.Concurrency), clock: map[uint64]merchantClock{},
 		tally: map[[2]uint64][2]int{}, quotaRows: map[string]bool{}}

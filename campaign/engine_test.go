@@ -3,9 +3,13 @@ package campaign_test
 import (
 	"context"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/campaign"
 	"github.com/wxloyalty/loyalty/internal/db"
@@ -47,22 +51,54 @@ func runEngines(t *testing.T, e *env, campaignID uint64, engines []*campaign.Eng
 }
 
 // Three engine instances on one MySQL database send a 20,000-member
-// campaign: every member gets exactly one message.
+// campaign: every member gets exactly one message, with either claim
+// strategy.
 func TestExactlyOnceAcrossInstances(t *testing.T) {
-	runCampaign(t, newRealTimeEnv(t, dbtest.OpenMySQLIsolated(t)), 20000, false)
+	for _, s := range campaign.ClaimStrategies {
+		t.Run(string(s), func(t *testing.T) {
+			runCampaign(t, newRealTimeEnv(t, dbtest.OpenMySQLIsolated(t)), 20000, false, s)
+		})
+	}
 }
 
 // The same with one instance killed at a random moment: what it had
 // claimed is sent by the others, what it had in flight ends unknown and is
 // never sent again; nobody gets two messages.
 func TestExactlyOnceWhenAnInstanceDies(t *testing.T) {
-	gdb, dsn := dbtest.OpenMySQLEmpty(t)
-	if err := db.Migrate(context.Background(), gdb, quiet); err != nil {
+	for _, s := range campaign.ClaimStrategies {
+		t.Run(string(s), func(t *testing.T) {
+			gdb, dsn := dbtest.OpenMySQLEmpty(t)
+			if err := db.Migrate(context.Background(), gdb, quiet); err != nil {
+				t.Fatal(err)
+			}
+			e := newRealTimeEnv(t, gdb)
+			e.dsn = dsn
+			runCampaign(t, e, 20000, true, s)
+		})
+	}
+}
+
+// claimStatements counts the claim statements of each strategy that gdb
+// runs from now on: SELECTs with SKIP LOCKED, and UPDATEs with a LIMIT.
+func claimStatements(t *testing.T, gdb *gorm.DB) func() (skipLocked, updateLimit int64) {
+	t.Helper()
+	var skip, limit atomic.Int64
+	count := func(d *gorm.DB) {
+		sql := d.Statement.SQL.String()
+		switch {
+		case strings.Contains(sql, "SKIP LOCKED"):
+			skip.Add(1)
+		case strings.HasPrefix(sql, "UPDATE `campaign_deliveries`") && strings.Contains(sql, " LIMIT "):
+			limit.Add(1)
+		}
+	}
+	if err := gdb.Callback().Query().After("gorm:query").Register("test:claims", count); err != nil {
 		t.Fatal(err)
 	}
-	e := newRealTimeEnv(t, gdb)
-	e.dsn = dsn
-	runCampaign(t, e, 20000, true)
+	if err := gdb.Callback().Update().After("gorm:update").Register("test:claims", count); err != nil {
+		t.Fatal(err)
+	}
+	return func() (int64, int64) { return skip.Load(), limit.Load() }
 }
 
 // killable is an engine with its own connection pool, so killing it (like
@@ -84,13 +120,14 @@ func (e *env) killable(o campaign.EngineOptions) (*campaign.Engine, func()) {
 	}
 }
 
-func runCampaign(t *testing.T, e *env, n int, kill bool) {
+func runCampaign(t *testing.T, e *env, n int, kill bool, strategy campaign.ClaimStrategy) {
+	claims := claimStatements(t, e.db)
 	e.seed(n, "x"+randHex(3))
 	c := e.campaign(e.segment())
 	// A lease long enough that live instances keep theirs on a loaded
 	// machine; when one is killed, short, so the others sweep its rows
 	// within the test.
-	o := campaign.EngineOptions{Batch: 200, Concurrency: 32, Lease: 10 * time.Second}
+	o := campaign.EngineOptions{Batch: 200, Concurrency: 32, Lease: 10 * time.Second, Claim: strategy}
 	if kill {
 		o.Lease = 2 * time.Second
 	}
@@ -113,6 +150,12 @@ func runCampaign(t *testing.T, e *env, n int, kill bool) {
 		}
 	}
 	runEngines(t, e, c.ID, engines, killFn)
+	// The strategy asked for is the one that claimed the rows.
+	switch skip, limit := claims(); {
+	case strategy == campaign.ClaimSkipLocked && (skip == 0 || limit != 0),
+		strategy == campaign.ClaimUpdateLimit && (skip != 0 || limit == 0):
+		t.Fatalf("%s: %d SKIP LOCKED claims, %d UPDATE ... LIMIT claims", strategy, skip, limit)
+	}
 	st := e.statuses(c.ID)
 	got := e.received()
 	for openid, k := range got {

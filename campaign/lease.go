@@ -55,6 +55,14 @@ func (l *lease) hold(ids []uint64, until time.Time) {
 	l.mu.Unlock()
 }
 
+// holds tells whether the slice holds row id.
+func (l *lease) holds(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.held[id]
+	return ok
+}
+
 // begin marks rows a transition of this slice is about to write: a
 // renewal leaves them to it (it holds their locks, and writes their lease
 // itself if it keeps them), and they may be released by it without the

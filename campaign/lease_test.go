@@ -48,13 +48,19 @@ func runAsync(t *testing.T, eng *campaign.Engine) func() {
 // them; then A continues to mark them sending. A must send nothing:
 // every member gets exactly one message.
 func TestStalledWorkerSendsNothingAfterItsClaimWasTaken(t *testing.T) {
+	for _, strategy := range campaign.ClaimStrategies {
+		t.Run(string(strategy), func(t *testing.T) { stalledWorkerAfterClaimTaken(t, strategy) })
+	}
+}
+
+func stalledWorkerAfterClaimTaken(t *testing.T, strategy campaign.ClaimStrategy) {
 	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
 		e := newEnv(t, gdb)
 		e.seed(10, "stall"+randHex(3))
 		c := e.campaign(e.segment())
 		// A's slice is one batch, so nothing of A runs while it stalls.
-		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A", SliceTime: time.Nanosecond}, nil)
-		b := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "B"}, nil)
+		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A", SliceTime: time.Nanosecond, Claim: strategy}, nil)
+		b := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "B", Claim: strategy}, nil)
 		st := newStall()
 		campaign.SetHooks(a, campaign.Hooks{BeforeMark: func([]uint64) { st.hold() }})
 		wait := runAsync(t, a)

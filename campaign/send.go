@@ -130,7 +130,7 @@ func (e *Engine) sendSlice(ctx context.Context, c Campaign) (int, error) {
 			}
 			now := e.now()
 			until := now.Add(e.o.Lease)
-			rows, err := e.rows.claim(ctx, c, run.lease.owner, int(min(int64(e.o.Batch), left)), now, until)
+			rows, err := e.rows.claim(ctx, c, run.lease.owner, int(min(int64(e.o.Batch), left)), now, until, run.lease.holds)
 			if err != nil || len(rows) == 0 {
 				if err != nil {
 					fail(err)

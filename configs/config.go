@@ -128,6 +128,12 @@ type DB struct {
 	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime" env:"LOYALTY_DB_CONN_MAX_LIFETIME"`
 	// SlowQuery logs statements slower than this at warn level (0 = never).
 	SlowQuery time.Duration `yaml:"slow_query" env:"LOYALTY_DB_SLOW_QUERY"`
+	// ClaimStrategy is how campaign workers on several instances take
+	// different delivery rows on MySQL: "skip-locked" (SELECT ... FOR
+	// UPDATE SKIP LOCKED; MySQL 8, MariaDB 10.6+) or "update-limit" (an
+	// owner-stamped UPDATE ... LIMIT; for engines without SKIP LOCKED, such
+	// as TiDB).
+	ClaimStrategy string `yaml:"claim_strategy" env:"LOYALTY_DB_CLAIM_STRATEGY"`
 }
 
 // Redis is optional; when Addr is set it holds the shared WeChat access-token
@@ -196,7 +202,8 @@ func Default() Config {
 		DataDir: "data",
 		Workers: true,
 		HTTP:    HTTP{Addr: "127.0.0.1:8080", ShutdownTimeout: 15 * time.Second},
-		DB:      DB{Driver: "sqlite", MaxOpenConns: 50, ConnMaxLifetime: time.Hour, SlowQuery: 200 * time.Millisecond},
+		DB: DB{Driver: "sqlite", MaxOpenConns: 50, ConnMaxLifetime: time.Hour, SlowQuery: 200 * time.Millisecond,
+			ClaimStrategy: "skip-locked"},
 		WeChat: WeChat{Timeout: 5 * time.Second, Sandbox: SandboxAuto,
 			Merchant: Merchant{Name: "My shop", TimeZone: "Asia/Shanghai"}},
 		Log:  Log{Level: "info", Format: "json"},
@@ -331,6 +338,9 @@ func (c Config) Validate() error {
 	}
 	if c.DB.ConnMaxLifetime < 0 {
 		bad("DB.ConnMaxLifetime", "must not be negative")
+	}
+	if c.DB.ClaimStrategy != "skip-locked" && c.DB.ClaimStrategy != "update-limit" {
+		bad("DB.ClaimStrategy", `must be "skip-locked" or "update-limit"`)
 	}
 	if c.Redis.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
