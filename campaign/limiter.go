@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -164,4 +165,99 @@ func (l *RedisLimiter) permits(key string, limit redis_rate.Limit, n int) error 
 		}
 		time.Sleep(res.RetryAfter)
 	}
+}
+
+// Health says whether the shared (Redis) limiter is to be used, and hears
+// of its failures (internal/redisx.Health).
+type Health interface {
+	Up() bool
+	Failed(ctx context.Context, err error)
+}
+
+// FallbackLimiter is the shared limiter while health says Redis is up, and
+// a LocalLimiter at the account's rate divided by the live instances while
+// it is not: a Redis outage slows sends to a conservative share, never
+// stops them, and the instances together stay within the rate. Switching
+// either way, the first permit of the new limiter comes at least a second
+// after the last permit of the old one, so no second ever carries the
+// permits of both.
+type FallbackLimiter struct {
+	shared Limiter
+	split  RateSplit
+	health Health
+	live   func(ctx context.Context) int
+
+	local      atomic.Bool  // the mode the permits now come from
+	lastPermit atomic.Int64 // unix nanoseconds of the last permit granted
+	mu         sync.Mutex   // held while switching
+	locals     *LocalLimiter
+	localsFor  int // the live count locals divides the rate by
+}
+
+// NewFallbackLimiter returns shared with a local fallback; live counts the
+// running instances.
+func NewFallbackLimiter(shared Limiter, split RateSplit, health Health, live func(ctx context.Context) int) *FallbackLimiter {
+	return &FallbackLimiter{shared: shared, split: split, health: health, live: live}
+}
+
+// Wait implements Limiter.
+func (f *FallbackLimiter) Wait(ctx context.Context, account string, lane Lane) error {
+	if f.health.Up() {
+		if err := f.enter(ctx, false); err != nil {
+			return err
+		}
+		err := f.shared.Wait(ctx, account, lane)
+		if err == nil {
+			f.lastPermit.Store(time.Now().UnixNano())
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		f.health.Failed(ctx, err)
+	}
+	if err := f.enter(ctx, true); err != nil {
+		return err
+	}
+	if err := f.localLimiter(ctx).Wait(ctx, account, lane); err != nil {
+		return err
+	}
+	f.lastPermit.Store(time.Now().UnixNano())
+	return nil
+}
+
+// enter switches the permits to the local limiter (local) or the shared
+// one, waiting out the second after the old one's last permit.
+func (f *FallbackLimiter) enter(ctx context.Context, local bool) error {
+	if f.local.Load() == local {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.local.Load() == local {
+		return nil
+	}
+	if wait := time.Until(time.Unix(0, f.lastPermit.Load()).Add(time.Second)); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.local.Store(local)
+	return nil
+}
+
+// localLimiter returns the local limiter for the current live count.
+func (f *FallbackLimiter) localLimiter(ctx context.Context) *LocalLimiter {
+	n := max(1, f.live(ctx))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.locals == nil || f.localsFor != n {
+		f.locals = NewLocalLimiter(RateSplit{PerSecond: f.split.PerSecond / float64(n), ServicePct: f.split.ServicePct})
+		f.localsFor = n
+	}
+	return f.locals
 }

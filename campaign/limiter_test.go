@@ -2,6 +2,8 @@ package campaign_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"sync"
@@ -11,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/internal/redisx"
+	"github.com/wxloyalty/loyalty/internal/redisx/redisxtest"
 )
 
 // permit is one permit a sender got: the limiter granted it at some
@@ -108,4 +112,55 @@ func TestLimitersNeverExceedTheRate(t *testing.T) {
 	if b := surelyWithin(ps, time.Second); b > marketing {
 		t.Fatalf("shared: %d permits granted within one second, rate %d", b, marketing)
 	}
+}
+
+// Redis goes away in the middle of a send and comes back: three
+// "instances" keep sending (each at a third of the rate while Redis is
+// away), never more than the rate in any second, switching either way,
+// and go back to the shared limiter once Redis answers.
+func TestFallbackLimiterWhileRedisIsAway(t *testing.T) {
+	split := campaign.RateSplit{PerSecond: 300, ServicePct: 2}
+	marketing := 300 - 6
+	proxy := redisxtest.NewProxy(t, redisxtest.Addr(t))
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	live := func(context.Context) int { return 3 }
+	var healths []*redisx.Health
+	var instances []campaign.Limiter
+	for range 3 {
+		h := redisx.NewHealth(rdb, quiet, 50*time.Millisecond)
+		healths = append(healths, h)
+		instances = append(instances, campaign.NewFallbackLimiter(campaign.NewRedisLimiter(rdb, split), split, h, live))
+	}
+	const run = 4 * time.Second
+	start := time.Now()
+	cut, restored := start.Add(time.Second), start.Add(2500*time.Millisecond)
+	go func() {
+		time.Sleep(time.Until(cut))
+		proxy.Cut()
+		time.Sleep(time.Until(restored))
+		proxy.Restore()
+	}()
+	ps := hammer(t, instances, "wxfallback"+randHex(4), 60, run)
+
+	var during int
+	for _, p := range ps {
+		if p.asked.After(cut.Add(time.Second)) && p.got.Before(restored) {
+			during++
+		}
+	}
+	if during == 0 {
+		t.Fatal("no permit while Redis was away: sends stopped")
+	}
+	// Each local limiter may add its one-token burst to its third.
+	if b := surelyWithin(ps, time.Second); b > marketing+len(instances) {
+		t.Fatalf("%d permits granted within one second, rate %d", b, marketing)
+	}
+	for i, h := range healths {
+		if !h.Up() {
+			t.Fatalf("instance %d still falls back after Redis came back", i)
+		}
+	}
+	t.Logf("%d permits, %d while Redis was away", len(ps), during)
 }

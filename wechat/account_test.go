@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -15,6 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/redisx"
+	"github.com/wxloyalty/loyalty/internal/redisx/redisxtest"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/wechattest"
 )
@@ -449,5 +453,46 @@ func TestCheckSaysWhyInWords(t *testing.T) {
 			strings.Contains(res[0].Message, "invalid character") {
 			t.Errorf("%+v: %+v, want %q in our words", tc.fault, res[0], tc.want)
 		}
+	}
+}
+
+// Redis goes away: sends go on, on a token this instance keeps itself
+// (fetched once, not on every call), and the shared cache is used again
+// once Redis is back.
+func TestFallbackTokenCacheWhileRedisIsAway(t *testing.T) {
+	proxy := redisxtest.NewProxy(t, redisxtest.Addr(t))
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	h := redisx.NewHealth(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)), 50*time.Millisecond)
+	c := newCreds(t)
+	sim.Follow(c.AppID, "o_1", "")
+	a := wechat.NewAccount(c, endpoint, wechat.NewFallbackTokenCache(wechat.NewRedisTokenCache(rdb), h), nil)
+	msg := wechat.TemplateMessage{OpenID: "o_1", TemplateID: "TPL_OK"}
+	send := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := a.SendTemplate(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(2)
+	proxy.Cut()
+	send(5)
+	if h.Up() {
+		t.Fatal("Redis cut, and the cache did not notice")
+	}
+	if n := countToken(c.AppID); n != 1 {
+		t.Fatalf("%d token fetches, want the one before the outage kept locally", n)
+	}
+	proxy.Restore()
+	for deadline := time.Now().Add(10 * time.Second); !h.Up(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not back on Redis")
+		}
+	}
+	send(2)
+	if n := countToken(c.AppID); n != 1 {
+		t.Fatalf("%d token fetches after Redis came back, want 1 (the shared token is still good)", n)
 	}
 }

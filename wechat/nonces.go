@@ -182,3 +182,30 @@ func (c *RedisNonceCache) Bind(ctx context.Context, key NonceKey, sum MessageSum
 	}
 	return false, errors.New("wechat: bind callback nonce: key kept expiring")
 }
+
+// FallbackNonceCache binds nonces in the shared cache while health says it
+// is up, and in this instance's memory while it is not: during a Redis
+// outage a replay is refused by the instance that saw the query first
+// (WeChat's own retries are accepted by any).
+type FallbackNonceCache struct {
+	shared NonceCache
+	local  *MemoryNonceCache
+	health Health
+}
+
+// NewFallbackNonceCache returns shared with local as its fallback.
+func NewFallbackNonceCache(shared NonceCache, local *MemoryNonceCache, health Health) *FallbackNonceCache {
+	return &FallbackNonceCache{shared: shared, local: local, health: health}
+}
+
+// Bind implements NonceCache.
+func (c *FallbackNonceCache) Bind(ctx context.Context, key NonceKey, sum MessageSum) (bool, error) {
+	if c.health.Up() {
+		ok, err := c.shared.Bind(ctx, key, sum)
+		if err == nil {
+			return ok, nil
+		}
+		c.health.Failed(ctx, err)
+	}
+	return c.local.Bind(ctx, key, sum)
+}

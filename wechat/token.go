@@ -160,3 +160,60 @@ func (t *tokenSource) GetAccessTokenContext(ctx context.Context) (string, error)
 func (t *tokenSource) invalidate(ctx context.Context) {
 	_ = t.cache.Delete(context.WithoutCancel(ctx), t.key)
 }
+
+// Health says whether a shared (Redis) store is to be used, and hears of
+// its failures (internal/redisx.Health).
+type Health interface {
+	Up() bool
+	Failed(ctx context.Context, err error)
+}
+
+// FallbackTokenCache uses the shared cache while health says it is up and
+// this instance's own memory while it is not, so a Redis outage does not
+// stop WeChat calls. Tokens are stable tokens: one fetched by an instance
+// alone does not invalidate the shared one.
+type FallbackTokenCache struct {
+	shared TokenCache
+	local  *MemoryTokenCache
+	health Health
+}
+
+// NewFallbackTokenCache returns shared with a memory fallback.
+func NewFallbackTokenCache(shared TokenCache, health Health) *FallbackTokenCache {
+	return &FallbackTokenCache{shared: shared, local: NewMemoryTokenCache(), health: health}
+}
+
+// Get implements TokenCache.
+func (c *FallbackTokenCache) Get(ctx context.Context, key string) (string, error) {
+	if c.health.Up() {
+		v, err := c.shared.Get(ctx, key)
+		if err == nil {
+			return v, nil
+		}
+		c.health.Failed(ctx, err)
+	}
+	return c.local.Get(ctx, key)
+}
+
+// Set implements TokenCache: the token is kept locally too, for the time
+// the shared cache may be away.
+func (c *FallbackTokenCache) Set(ctx context.Context, key, token string, ttl time.Duration) error {
+	_ = c.local.Set(ctx, key, token, ttl)
+	if c.health.Up() {
+		if err := c.shared.Set(ctx, key, token, ttl); err != nil {
+			c.health.Failed(ctx, err)
+		}
+	}
+	return nil
+}
+
+// Delete implements TokenCache.
+func (c *FallbackTokenCache) Delete(ctx context.Context, key string) error {
+	_ = c.local.Delete(ctx, key)
+	if c.health.Up() {
+		if err := c.shared.Delete(ctx, key); err != nil {
+			c.health.Failed(ctx, err)
+		}
+	}
+	return nil
+}

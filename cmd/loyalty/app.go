@@ -20,9 +20,11 @@ import (
 	"github.com/wxloyalty/loyalty/campaign"
 	"github.com/wxloyalty/loyalty/configs"
 	"github.com/wxloyalty/loyalty/internal/audit"
+	"github.com/wxloyalty/loyalty/internal/cluster"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/metrics"
 	"github.com/wxloyalty/loyalty/internal/ratelimit"
+	"github.com/wxloyalty/loyalty/internal/redisx"
 	"github.com/wxloyalty/loyalty/internal/secrets"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
@@ -36,13 +38,15 @@ import (
 // and passed down through constructors, so tests can build isolated
 // instances.
 type App struct {
-	cfg     configs.Config
-	log     *slog.Logger
-	now     func() time.Time
-	db      *gorm.DB
-	rdb     *redis.Client
-	metrics *metrics.Metrics
-	keys    *secrets.Keyring
+	cfg       configs.Config
+	log       *slog.Logger
+	now       func() time.Time
+	db        *gorm.DB
+	rdb       *redis.Client
+	redis     *redisx.Health     // nil without Redis
+	instances *cluster.Instances // nil without Redis: only the fallbacks need the count
+	metrics   *metrics.Metrics
+	keys      *secrets.Keyring
 
 	accounts   *wechat.Accounts
 	writer     *inbox.Writer
@@ -148,11 +152,17 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	}
 	var tokens wechat.TokenCache = wechat.NewMemoryTokenCache()
 	if cfg.Redis.Addr != "" {
+		// Redis is shared state the service can work without: while it does
+		// not answer (at start too), each piece falls back to this
+		// instance's own (redisx), sharing limits by the live instances.
 		a.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
+		a.redis = redisx.NewHealth(a.rdb, log, 0)
+		a.metrics.Registry().MustRegister(a.redis.Collectors()...)
+		a.instances = cluster.New(a.db, db.InstanceName(), 0, a.now, log)
 		if err := a.rdb.Ping(ctx).Err(); err != nil {
-			return nil, fmt.Errorf("redis %s: %w", cfg.Redis.Addr, err)
+			a.redis.Failed(ctx, fmt.Errorf("redis %s at start: %w", cfg.Redis.Addr, err))
 		}
-		tokens = wechat.NewRedisTokenCache(a.rdb)
+		tokens = wechat.NewFallbackTokenCache(wechat.NewRedisTokenCache(a.rdb), a.redis)
 	}
 	a.merchants = admin.NewMerchants(a.db, a.keys, a.now, func(id uint64) { a.accounts.Invalidate(id) })
 	a.accounts = wechat.NewAccounts(a.merchants, endpoint, tokens, a.metrics, time.Minute)
@@ -177,7 +187,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	split := campaign.RateSplit{PerSecond: cfg.Send.RatePerSecond, ServicePct: cfg.Send.ServiceSharePct}
 	var limiter campaign.Limiter = campaign.NewLocalLimiter(split)
 	if a.rdb != nil {
-		limiter = campaign.NewRedisLimiter(a.rdb, split)
+		limiter = campaign.NewFallbackLimiter(campaign.NewRedisLimiter(a.rdb, split), split, a.redis, a.instances.Live)
 	}
 	a.segments = member.NewSegments(a.db, a.merchants, a.now)
 	a.engine = campaign.NewEngine(a.db, campaign.EngineDeps{WeChat: a.accounts, Audiences: a.segments, Merchants: a.merchants,
@@ -206,7 +216,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	tokenKeys := a.keys.VerifyingKeys("member-token") // the current key's first
 	var loginLimiter member.LoginLimiter = ratelimit.NewLocal(a.now)
 	if a.rdb != nil {
-		loginLimiter = ratelimit.NewRedis(a.rdb)
+		loginLimiter = ratelimit.NewFallback(ratelimit.NewRedis(a.rdb), ratelimit.NewLocal(a.now), a.redis, a.instances.Live)
 	}
 	memberAPI := member.NewHandler(a.members, member.NewTokens(tokenKeys[0], a.now, tokenKeys[1:]...), member.HandlerOptions{
 		Limiter: loginLimiter, Log: log,
@@ -268,6 +278,13 @@ func (a *App) Start() {
 	a.writer.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopWorkers = cancel
+	if a.instances != nil {
+		a.workers.Add(1)
+		go func() {
+			defer a.workers.Done()
+			a.instances.Run(ctx)
+		}()
+	}
 	if a.sandbox != nil {
 		// Notices a real merchant created by another process and logs that
 		// sandbox mode ended, even when nobody uses the sandbox meanwhile.

@@ -52,7 +52,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	// Every instance must see the same nonce bindings: Redis when there is one.
 	var nonces wechat.NonceCache = wechat.NewMemoryNonceCache(0, a.now)
 	if a.rdb != nil {
-		nonces = wechat.NewRedisNonceCache(a.rdb)
+		nonces = wechat.NewFallbackNonceCache(wechat.NewRedisNonceCache(a.rdb), wechat.NewMemoryNonceCache(0, a.now), a.redis)
 	}
 	callback := wechat.NewCallbackHandler(wechat.CallbackDeps{Accounts: a.accounts, Sink: a.writer, Keywords: a.keywords,
 		Nonces: nonces, OriginalIDs: a.merchants, Log: a.log, Now: a.now})

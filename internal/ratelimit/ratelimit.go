@@ -103,3 +103,39 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (time.Duration, 
 	}
 	return max(res.RetryAfter, time.Millisecond), nil
 }
+
+// Health says whether the shared (Redis) limiter is to be used, and hears
+// of its failures (internal/redisx.Health).
+type Health interface {
+	Up() bool
+	Failed(ctx context.Context, err error)
+}
+
+// Fallback is the shared limiter while health says it is up, and a Local
+// one while it is not, so a Redis outage does not stop logins. Each
+// instance then allows its share of a limit: N divided by the live
+// instances (at least 1), so together they stay near the shared limit.
+type Fallback struct {
+	shared Limiter
+	local  *Local
+	health Health
+	live   func(ctx context.Context) int
+}
+
+// NewFallback returns shared with a local fallback; live counts the
+// running instances.
+func NewFallback(shared Limiter, local *Local, health Health, live func(ctx context.Context) int) *Fallback {
+	return &Fallback{shared: shared, local: local, health: health, live: live}
+}
+
+// Allow implements Limiter.
+func (f *Fallback) Allow(ctx context.Context, key string, l Limit) (time.Duration, error) {
+	if f.health.Up() {
+		d, err := f.shared.Allow(ctx, key, l)
+		if err == nil {
+			return d, nil
+		}
+		f.health.Failed(ctx, err)
+	}
+	return f.local.Allow(ctx, key, Limit{N: max(1, l.N/max(1, f.live(ctx))), Per: l.Per})
+}

@@ -3,6 +3,8 @@ package ratelimit_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/wxloyalty/loyalty/internal/fakeclock"
 	"github.com/wxloyalty/loyalty/internal/ratelimit"
+	"github.com/wxloyalty/loyalty/internal/redisx"
+	"github.com/wxloyalty/loyalty/internal/redisx/redisxtest"
 )
 
 // burst takes n events for key and returns how many were allowed and the
@@ -72,5 +76,40 @@ func TestRedis(t *testing.T) {
 	got2, wait := burst(t, b, key, lim, 3)
 	if got1+got2 != 3 || wait <= 0 || wait > 20*time.Minute {
 		t.Fatalf("allowed %d+%d, wait %v; want 3 in all and a wait of at most 20m", got1, got2, wait)
+	}
+}
+
+// While Redis is away the limit goes on, in this instance's share: N
+// divided by the live instances; once Redis is back the shared count
+// rules again.
+func TestFallbackWhileRedisIsAway(t *testing.T) {
+	proxy := redisxtest.NewProxy(t, redisxtest.Addr(t))
+	rdb := redis.NewClient(&redis.Options{Addr: proxy.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	h := redisx.NewHealth(rdb, slog.New(slog.NewTextHandler(io.Discard, nil)), 50*time.Millisecond)
+	clock := fakeclock.New(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	l := ratelimit.NewFallback(ratelimit.NewRedis(rdb), ratelimit.NewLocal(clock.Now), h,
+		func(context.Context) int { return 3 })
+	lim := ratelimit.Limit{N: 6, Per: time.Minute}
+	key := fmt.Sprintf("test:fallback:%d", time.Now().UnixNano())
+
+	if got, _ := burst(t, l, key, lim, 4); got != 4 || !h.Up() {
+		t.Fatalf("shared: %d of 4 allowed (up %v)", got, h.Up())
+	}
+	proxy.Cut()
+	// No error reaches the caller: 6 per minute shared by 3 instances is 2
+	// here.
+	if got, wait := burst(t, l, key, lim, 5); got != 2 || wait <= 0 || h.Up() {
+		t.Fatalf("while Redis is away: %d allowed (wait %v, up %v), want 2", got, wait, h.Up())
+	}
+	proxy.Restore()
+	for deadline := time.Now().Add(10 * time.Second); !h.Up(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not back on Redis")
+		}
+	}
+	// The shared count kept the 4 taken before the outage.
+	if got, _ := burst(t, l, key, lim, 5); got != 2 {
+		t.Fatalf("back on Redis: %d allowed, want the 2 left of 6", got)
 	}
 }
