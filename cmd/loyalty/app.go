@@ -121,6 +121,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	if err := db.Migrate(ctx, a.db, log); err != nil {
 		return nil, err
 	}
+	a.metrics.WatchBacklogs(a.db, a.now, log)
 	sandbox, why, err := sandboxMode(ctx, cfg, a.db)
 	if err != nil {
 		return nil, err
@@ -189,6 +190,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	if a.rdb != nil {
 		limiter = campaign.NewFallbackLimiter(campaign.NewRedisLimiter(a.rdb, split), split, a.redis, a.instances.Live)
 	}
+	limiter = a.metrics.InstrumentLimiter(limiter, cfg.Send.RatePerSecond, cfg.Send.DailyQuota)
 	a.segments = member.NewSegments(a.db, a.merchants, a.now)
 	a.engine = campaign.NewEngine(a.db, campaign.EngineDeps{WeChat: a.accounts, Audiences: a.segments, Merchants: a.merchants,
 		Variables: messageVariables{members: a.members, points: a.points, merchants: a.merchants},
