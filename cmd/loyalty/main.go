@@ -4,6 +4,7 @@
 //	loyalty [-config FILE] migrate     apply database migrations and exit
 //	loyalty [-config FILE] merchant create --name ... --wechat-app-id ...
 //	loyalty [-config FILE] secrets rotate    re-encrypt stored secrets under the current key
+//	loyalty [-config FILE] backup FILE       copy the SQLite database to FILE while it serves
 //	loyalty version
 //
 // Configuration comes from the YAML file (-config or LOYALTY_CONFIG) and
@@ -46,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("LOYALTY_CONFIG"), "YAML configuration file (or LOYALTY_CONFIG)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | secrets rotate | points reconcile | demo seed | version]")
+		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | secrets rotate | backup FILE | points reconcile | demo seed | version]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = createMerchant(ctx, cfg, log, rest[1:], stdout, stderr)
 	case cmd == "secrets":
 		err = secretsCommand(ctx, cfg, log, rest, stdout)
+	case cmd == "backup":
+		err = backupCommand(ctx, cfg, log, rest, stdout)
 	case cmd == "points" && len(rest) > 0:
 		err = pointsCommand(ctx, cfg, log, rest, stdout, stderr)
 	case cmd == "demo" && len(rest) > 0:

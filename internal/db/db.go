@@ -63,7 +63,7 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 		}
 		dialector = mysql.New(mysql.Config{Conn: sql.OpenDB(readCommitted{connector})})
 	case SQLite:
-		if dir := filepath.Dir(sqlitePath(o.DSN)); dir != "" {
+		if dir := filepath.Dir(SQLitePath(o.DSN)); dir != "" {
 			if err := os.MkdirAll(dir, 0o750); err != nil {
 				return nil, fmt.Errorf("db: create %s: %w", dir, err)
 			}
@@ -161,8 +161,8 @@ func (c readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
 	return conn, nil
 }
 
-// sqlitePath returns the file part of a SQLite DSN.
-func sqlitePath(dsn string) string {
+// SQLitePath returns the file part of a SQLite DSN.
+func SQLitePath(dsn string) string {
 	p, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
 	return p
 }
