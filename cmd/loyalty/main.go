@@ -5,6 +5,7 @@
 //	loyalty [-config FILE] merchant create --name ... --wechat-app-id ...
 //	loyalty [-config FILE] secrets rotate    re-encrypt stored secrets under the current key
 //	loyalty [-config FILE] backup FILE       copy the SQLite database to FILE while it serves
+//	loyalty [-config FILE] healthcheck [ready]  exit 0 when the local service answers /healthz (/readyz)
 //	loyalty version
 //
 // Configuration comes from the YAML file (-config or LOYALTY_CONFIG) and
@@ -47,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("LOYALTY_CONFIG"), "YAML configuration file (or LOYALTY_CONFIG)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | secrets rotate | backup FILE | points reconcile | demo seed | version]")
+		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | secrets rotate | backup FILE | healthcheck [ready] | points reconcile | demo seed | version]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = createMerchant(ctx, cfg, log, rest[1:], stdout, stderr)
 	case cmd == "secrets":
 		err = secretsCommand(ctx, cfg, log, rest, stdout)
+	case cmd == "healthcheck":
+		err = healthcheckCommand(ctx, cfg, rest, stdout)
 	case cmd == "backup":
 		err = backupCommand(ctx, cfg, log, rest, stdout)
 	case cmd == "points" && len(rest) > 0:
