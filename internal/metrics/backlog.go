@@ -60,7 +60,7 @@ func (m *Metrics) WatchBacklogs(gdb *gorm.DB, now func() time.Time, log *slog.Lo
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "loyalty_backlog_query_errors_total",
 			Help: "Scrapes whose backlog queries failed (those gauges are then missing from the scrape)."}),
 	}
-	m.reg.MustRegister(c, c.errors)
+	m.register(c, c.errors)
 }
 
 // Describe implements prometheus.Collector.

@@ -44,7 +44,7 @@ func (m *Metrics) InstrumentLimiter(lim campaign.Limiter, perSecond float64, dai
 			Help:    "How long a send waited for the rate limiter, by lane.",
 			Buckets: []float64{.001, .005, .025, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"lane"}),
 	}
-	m.reg.MustRegister(rate, quota, s.permits, s.wait)
+	m.register(rate, quota, s.permits, s.wait)
 	return &countingLimiter{next: lim, m: s}
 }
 

@@ -8,7 +8,9 @@ import (
 	"database/sql"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,6 +30,8 @@ type Metrics struct {
 	wxCalls      *prometheus.CounterVec
 	wxDuration   *prometheus.HistogramVec
 	events       *prometheus.CounterVec
+
+	collectors []prometheus.Collector // everything registered, for Families
 }
 
 // New registers the collectors, plus Go runtime and process metrics.
@@ -54,15 +58,65 @@ func New() *Metrics {
 			Help: "Official-account events processed, by kind and outcome (applied, duplicate, failed, gave_up).",
 		}, []string{"kind", "outcome"}),
 	}
-	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.wxCalls, m.wxDuration, m.events,
+	m.register(m.httpRequests, m.httpDuration, m.wxCalls, m.wxDuration, m.events,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // WatchDB exports the connection pool's statistics.
 func (m *Metrics) WatchDB(db *sql.DB) {
-	m.reg.MustRegister(collectors.NewDBStatsCollector(db, "main"))
+	m.register(collectors.NewDBStatsCollector(db, "main"))
 }
+
+// register registers collectors and remembers them for Families.
+func (m *Metrics) register(cs ...prometheus.Collector) {
+	m.reg.MustRegister(cs...)
+	m.collectors = append(m.collectors, cs...)
+}
+
+// Families returns the name of every metric family the registered
+// collectors can export, with its label names, whether or not it has a
+// sample yet (a labelled family shows in /metrics only once it has one).
+// Alert rules and dashboards are checked against it.
+func (m *Metrics) Families() map[string][]string {
+	out := map[string][]string{}
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		for _, c := range m.collectors {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	for d := range ch {
+		// Desc keeps its fields private; its String form is stable:
+		// Desc{fqName: "...", help: "...", unit: "...", constLabels: {a="x"}, variableLabels: {b,c}}
+		s := d.String()
+		name := descName.FindStringSubmatch(s)
+		if name == nil {
+			continue
+		}
+		var labels []string
+		if cl := descConstLabels.FindStringSubmatch(s); cl != nil {
+			for _, kv := range descConstLabel.FindAllStringSubmatch(cl[1], -1) {
+				labels = append(labels, kv[1])
+			}
+		}
+		if vl := descVarLabels.FindStringSubmatch(s); vl != nil && vl[1] != "" {
+			for _, l := range strings.Split(vl[1], ",") {
+				labels = append(labels, strings.TrimSuffix(strings.TrimPrefix(l, "c("), ")"))
+			}
+		}
+		out[name[1]] = labels
+	}
+	return out
+}
+
+var (
+	descName        = regexp.MustCompile(`^Desc\{fqName: "([a-zA-Z_:][a-zA-Z0-9_:]*)"`)
+	descConstLabels = regexp.MustCompile(`constLabels: \{([^}]*)\}, variableLabels`)
+	descConstLabel  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="`)
+	descVarLabels   = regexp.MustCompile(`variableLabels: \{([^}]*)\}\}$`)
+)
 
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {

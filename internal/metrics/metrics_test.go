@@ -96,3 +96,23 @@ func TestWeChatLabelsAreClosed(t *testing.T) {
 		t.Errorf("event series %v", events)
 	}
 }
+
+func TestFamiliesListsMetricsWithoutSamples(t *testing.T) {
+	m := New()
+	fams := m.Families()
+	// Labelled families with no sample yet are listed, with their labels.
+	if got := fams["loyalty_wechat_calls_total"]; len(got) != 2 || got[0] != "api" || got[1] != "errcode" {
+		t.Errorf("loyalty_wechat_calls_total labels %v", got)
+	}
+	if _, ok := fams["go_goroutines"]; !ok {
+		t.Error("the Go collector's families are missing")
+	}
+	if _, ok := fams["go_sql_in_use_connections"]; ok {
+		t.Error("database pool families listed before WatchDB")
+	}
+	for name := range fams {
+		if name == "" {
+			t.Error("an empty family name")
+		}
+	}
+}
