@@ -4,10 +4,12 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/wxloyalty/loyalty/internal/dbtest"
 )
 
 func TestHealthcheckAsksTheLocalService(t *testing.T) {
-	a := startApp(t)
+	a := startAppOn(t, onBackend(t, dbtest.SQLite))
 	_, port, err := net.SplitHostPort(strings.TrimPrefix(a.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
