@@ -252,7 +252,9 @@ func TestMetricRefs(t *testing.T) {
 }
 
 func TestAlertRulesAndDashboardUseExportedMetrics(t *testing.T) {
-	a := startAppOn(t, onBackend(t, dbtest.SQLite))
+	// With Redis configured (here one that does not answer: the instance
+	// starts in its fallback), so its metrics are registered too.
+	a := startAppOn(t, onBackend(t, dbtest.SQLite), func(c *configs.Config) { c.Redis.Addr = "127.0.0.1:1" })
 	// A callback request, so the route label value the rules match is seen.
 	resp, err := http.Get(a.base + "/wechat/1/callback")
 	if err != nil {

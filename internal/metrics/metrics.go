@@ -74,12 +74,25 @@ func (m *Metrics) register(cs ...prometheus.Collector) {
 	m.collectors = append(m.collectors, cs...)
 }
 
-// Families returns the name of every metric family the registered
-// collectors can export, with its label names, whether or not it has a
-// sample yet (a labelled family shows in /metrics only once it has one).
-// Alert rules and dashboards are checked against it.
+// Families returns the name of every metric family the registry can
+// export, with its label names, whether or not it has a sample yet (a
+// labelled family shows in /metrics only once it has one): the families
+// the collectors registered here describe, and whatever the registry
+// gathers (collectors registered on Registry() directly). Alert rules and
+// dashboards are checked against it.
 func (m *Metrics) Families() map[string][]string {
 	out := map[string][]string{}
+	if gathered, err := m.reg.Gather(); err == nil {
+		for _, f := range gathered {
+			var labels []string
+			if ms := f.GetMetric(); len(ms) > 0 {
+				for _, l := range ms[0].GetLabel() {
+					labels = append(labels, l.GetName())
+				}
+			}
+			out[f.GetName()] = labels
+		}
+	}
 	ch := make(chan *prometheus.Desc)
 	go func() {
 		for _, c := range m.collectors {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wxloyalty/loyalty/wechat"
 )
@@ -114,5 +115,14 @@ func TestFamiliesListsMetricsWithoutSamples(t *testing.T) {
 		if name == "" {
 			t.Error("an empty family name")
 		}
+	}
+}
+
+func TestFamiliesIncludesCollectorsRegisteredDirectly(t *testing.T) {
+	m := New()
+	m.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "direct_gauge", Help: "h"},
+		func() float64 { return 1 }))
+	if _, ok := m.Families()["direct_gauge"]; !ok {
+		t.Fatal("a collector registered on Registry() is not listed")
 	}
 }
