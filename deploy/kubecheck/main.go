@@ -122,51 +122,43 @@ func decode(docs [][]byte) (*objects, []string) {
 		}
 		switch head.APIVersion + " " + head.Kind {
 		case "apps/v1 Deployment":
-			var o appsv1.Deployment
-			if strict(&o) {
-				set.deployments = append(set.deployments, o)
-			}
+			add(strict, &set.deployments)
 		case "batch/v1 Job":
-			var o batchv1.Job
-			if strict(&o) {
-				set.jobs = append(set.jobs, o)
-			}
+			add(strict, &set.jobs)
 		case "v1 Service":
-			var o corev1.Service
-			if strict(&o) {
-				set.services = append(set.services, o)
+			if o, ok := add(strict, &set.services); ok {
 				set.serviceNames[o.Name] = o
 			}
 		case "v1 ConfigMap":
-			var o corev1.ConfigMap
-			if strict(&o) {
+			if o, ok := add(strict, new([]corev1.ConfigMap)); ok {
 				set.configMaps[o.Name] = true
 			}
 		case "v1 Secret":
-			var o corev1.Secret
-			if strict(&o) {
+			if o, ok := add(strict, new([]corev1.Secret)); ok {
 				set.secrets[o.Name] = true
 			}
 		case "networking.k8s.io/v1 Ingress":
-			var o networkingv1.Ingress
-			if strict(&o) {
-				set.ingresses = append(set.ingresses, o)
-			}
+			add(strict, &set.ingresses)
 		case "networking.k8s.io/v1 NetworkPolicy":
-			var o networkingv1.NetworkPolicy
-			if strict(&o) {
-				set.netpols = append(set.netpols, o)
-			}
+			add(strict, &set.netpols)
 		case "policy/v1 PodDisruptionBudget":
-			var o policyv1.PodDisruptionBudget
-			if strict(&o) {
-				set.pdbs = append(set.pdbs, o)
-			}
+			add(strict, &set.pdbs)
 		default:
 			problems = append(problems, fmt.Sprintf("%s: a kind kubecheck does not know (add it)", where))
 		}
 	}
 	return set, problems
+}
+
+// add decodes the document strictly as a T (through strict) and appends it
+// to list; it returns the object and whether it decoded.
+func add[T any](strict func(any) bool, list *[]T) (T, bool) {
+	var o T
+	if !strict(&o) {
+		return o, false
+	}
+	*list = append(*list, o)
+	return o, true
 }
 
 // crossCheck checks the objects against each other.
