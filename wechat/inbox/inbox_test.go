@@ -47,7 +47,7 @@ func countRows(t *testing.T, gdb *gorm.DB, where string, args ...any) int64 {
 	return n
 }
 
-// Concurrent callbacks, a third of them WeChat retries of others: every
+// Concurrent callbacks, many of them WeChat retries of others: every
 // Accept succeeds and each distinct event is stored once. (Retries racing
 // their originals in other statements is what made MariaDB drop rows that
 // INSERT ... ON DUPLICATE KEY UPDATE reported stored: several rounds make
@@ -60,11 +60,21 @@ func TestWriterStoresEachEventOnce(t *testing.T) {
 		const distinct, rounds = 300, 5
 		for round := range rounds {
 			var wg sync.WaitGroup
-			for i := range distinct + distinct/2 {
+			// Each event of the round, half of them twice, and a retry of
+			// each event of the round before (stored already): batches mix
+			// new events, retries racing their originals and retries
+			// found stored.
+			for i := range 2*distinct + distinct/2 {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					n := round*distinct + i%distinct
+					if i >= distinct+distinct/2 {
+						if round == 0 {
+							return
+						}
+						n -= distinct
+					}
 					if err := w.Accept(context.Background(), event(1, fmt.Sprintf("o_%d", n), n)); err != nil {
 						t.Error(err)
 					}
@@ -100,24 +110,172 @@ func TestWriterIsolatesABadRow(t *testing.T) {
 	w := NewWriter(gdb, quiet, WriterOptions{})
 	bad := event(1, "o_bad", 2)
 	bad.DedupeKey = strings.Repeat("x", 65) // longer than CHAR(64): refused in strict mode
-	batch := []*writeReq{
-		{row: rowOf(event(1, "o_1", 1), time.Now()), done: make(chan error, 1)},
-		{row: rowOf(bad, time.Now()), done: make(chan error, 1)},
-		{row: rowOf(event(1, "o_3", 3), time.Now()), done: make(chan error, 1)},
-	}
-	w.flush(batch, nil)
-	if err := <-batch[0].done; err != nil {
+	good1 := &writeReq{row: rowOf(event(1, "o_1", 1), time.Now()), done: make(chan error, 1)}
+	badReq := &writeReq{row: rowOf(bad, time.Now()), done: make(chan error, 1)}
+	good3 := &writeReq{row: rowOf(event(1, "o_3", 3), time.Now()), done: make(chan error, 1)}
+	w.newFlusher().flush([]*writeReq{good1, badReq, good3}) // (flush sorts the batch)
+	if err := <-good1.done; err != nil {
 		t.Fatalf("good row 1: %v", err)
 	}
-	if err := <-batch[1].done; err == nil {
+	if err := <-badReq.done; err == nil {
 		t.Fatal("bad row: want an error")
 	}
-	if err := <-batch[2].done; err != nil {
+	if err := <-good3.done; err != nil {
 		t.Fatalf("good row 3: %v", err)
 	}
 	if got := countRows(t, gdb, "merchant_id = ?", 1); got != 2 {
 		t.Fatalf("%d rows, want 2", got)
 	}
+}
+
+// countingConn counts the writer's statements, and runs afterSelect (when
+// set) after each SELECT has returned.
+type countingConn struct {
+	conn
+	selects, inserts atomic.Int64
+	afterSelect      func()
+}
+
+func (c *countingConn) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	c.inserts.Add(1)
+	return c.conn.ExecContext(ctx, q, args...)
+}
+
+func (c *countingConn) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	rs, err := c.conn.QueryContext(ctx, q, args...)
+	c.selects.Add(1)
+	if c.afterSelect != nil {
+		c.afterSelect()
+	}
+	return rs, err
+}
+
+// counted returns a writer whose statements are counted.
+func counted(t *testing.T, gdb *gorm.DB) (*Writer, *countingConn) {
+	t.Helper()
+	w := NewWriter(gdb, quiet, WriterOptions{})
+	c := &countingConn{conn: w.conn}
+	w.conn = c
+	return w, c
+}
+
+// requests makes one write request per event number, as callbacks do.
+func requests(merchantID uint64, ns ...int) []*writeReq {
+	batch := make([]*writeReq, len(ns))
+	for j, n := range ns {
+		batch[j] = &writeReq{row: rowOf(event(merchantID, fmt.Sprintf("o_%d", n), n), time.Now()), done: make(chan error, 1)}
+	}
+	return batch
+}
+
+func span(from, to int) []int {
+	var ns []int
+	for n := from; n < to; n++ {
+		ns = append(ns, n)
+	}
+	return ns
+}
+
+// Batches holding WeChat retries (events stored already) cost a fixed
+// number of statements, whatever their size, and every callback of them
+// is answered success with its event stored once. On MySQL: a batch that
+// finds stored events after its INSERT fails looks its keys up and inserts
+// the rest; the next batch of the same flusher looks up first, so a batch
+// of retries only is one SELECT. SQLite skips stored events in its INSERT.
+func TestWriterBatchWithRetriesCostsFixedStatements(t *testing.T) {
+	each(t, func(t *testing.T, gdb *gorm.DB) {
+		w, c := counted(t, gdb)
+		f := w.newFlusher()
+		mysql := gdb.Dialector.Name() == db.MySQL
+		for _, step := range []struct {
+			name             string
+			ns               []int
+			stored           int64 // rows after the batch
+			selects, inserts int64 // on MySQL
+		}{
+			{"new events", span(0, 100), 100, 0, 1},
+			// 100 stored and 100 new, one of them twice.
+			{"half retries", append(append(span(100, 200), span(0, 100)...), 140), 200, 1, 2},
+			{"half retries, looked up first", append(span(200, 300), span(100, 200)...), 300, 1, 1},
+			{"all retries", span(0, 300), 300, 1, 0},
+			{"new events after retries", span(300, 400), 400, 1, 1},
+			{"new events again", span(400, 500), 500, 0, 1},
+		} {
+			c.selects.Store(0)
+			c.inserts.Store(0)
+			batch := requests(1, step.ns...)
+			f.flush(batch)
+			for j, r := range batch {
+				if err := <-r.done; err != nil {
+					t.Fatalf("%s: callback %d: %v", step.name, j, err)
+				}
+			}
+			if got := countRows(t, gdb, "merchant_id = ?", 1); got != step.stored {
+				t.Fatalf("%s: %d rows, want %d", step.name, got, step.stored)
+			}
+			wantSelects, wantInserts := step.selects, step.inserts
+			if !mysql {
+				wantSelects, wantInserts = 0, 1
+			}
+			if s, i := c.selects.Load(), c.inserts.Load(); s != wantSelects || i != wantInserts {
+				t.Fatalf("%s (%d callbacks): %d SELECTs and %d INSERTs, want %d and %d",
+					step.name, len(batch), s, i, wantSelects, wantInserts)
+			}
+		}
+	})
+}
+
+// A concurrent writer storing one of the batch's events between the
+// batch's look-up and its INSERT (a retry racing its original on another
+// flusher or instance) costs one more look-up and INSERT, not a statement
+// per row, and the event is stored once: the other writer's row.
+func TestWriterRaceBetweenLookupAndInsert(t *testing.T) {
+	gdb := dbtest.OpenMySQLIsolated(t)
+	w, c := counted(t, gdb)
+	f := w.newFlusher()
+	f.lookFirst = true
+	other := NewWriter(gdb, quiet, WriterOptions{})
+	raced := event(1, "o_other_writer", 120)
+	var once sync.Once
+	c.afterSelect = func() {
+		once.Do(func() {
+			of := other.newFlusher()
+			r := requests(1)
+			r = append(r, &writeReq{row: rowOf(raced, time.Now()), done: make(chan error, 1)})
+			of.flush(r)
+			if err := <-r[0].done; err != nil {
+				t.Errorf("the other writer: %v", err)
+			}
+		})
+	}
+	seed := requests(1, span(0, 50)...)
+	if err := other.insert(context.Background(), rowsOf(seed), span(0, 50)); err != nil {
+		t.Fatal(err)
+	}
+	batch := requests(1, span(0, 200)...)
+	f.flush(batch)
+	for j, r := range batch {
+		if err := <-r.done; err != nil {
+			t.Fatalf("callback %d: %v", j, err)
+		}
+	}
+	if got := countRows(t, gdb, "merchant_id = ?", 1); got != 200 {
+		t.Fatalf("%d rows, want 200", got)
+	}
+	if got := countRows(t, gdb, "merchant_id = ? AND openid = ?", 1, "o_other_writer"); got != 1 {
+		t.Fatalf("the raced event: %d rows by the other writer, want 1", got)
+	}
+	if s, i := c.selects.Load(), c.inserts.Load(); s != 2 || i != 2 {
+		t.Fatalf("%d SELECTs and %d INSERTs, want 2 and 2 (look up, insert, duplicate, look up, insert)", s, i)
+	}
+}
+
+func rowsOf(batch []*writeReq) []Row {
+	rows := make([]Row, len(batch))
+	for i, r := range batch {
+		rows[i] = r.row
+	}
+	return rows
 }
 
 // holdInsertLock makes every insert into wechat_events wait, from another

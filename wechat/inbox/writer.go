@@ -18,12 +18,18 @@ import (
 	"github.com/wxloyalty/loyalty/wechat"
 )
 
+// conn is what the writer uses of its *sql.DB (tests count its statements).
+type conn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // ErrStopped is returned by Accept after the writer has stopped.
 var ErrStopped = errors.New("inbox: writer stopped")
 
 // Writer stores events with group commit. It implements wechat.Sink.
 type Writer struct {
-	sqlDB      *sql.DB
+	conn       conn
 	onConflict string // the dialect's "skip duplicates" clause
 	log        *slog.Logger
 	now        func() time.Time
@@ -82,7 +88,7 @@ func NewWriter(gdb *gorm.DB, log *slog.Logger, o WriterOptions) *Writer {
 	if gdb.Dialector.Name() == db.MySQL {
 		onConflict = "" // see insert
 	}
-	w := &Writer{sqlDB: sqlDB, onConflict: onConflict, log: log, now: o.Now, maxBatch: o.MaxBatch, flushers: o.Flushers, notify: o.Notify,
+	w := &Writer{conn: sqlDB, onConflict: onConflict, log: log, now: o.Now, maxBatch: o.MaxBatch, flushers: o.Flushers, notify: o.Notify,
 		reqs: make(chan *writeReq, o.MaxBatch*o.Flushers), stop: make(chan struct{})}
 	w.reqPool.New = func() any { return &writeReq{done: make(chan error, 1)} }
 	return w
@@ -148,8 +154,7 @@ func (w *Writer) Accept(ctx context.Context, ev wechat.Event) error {
 // by themselves.
 func (w *Writer) flushLoop() {
 	defer w.stopped.Done()
-	batch := make([]*writeReq, 0, w.maxBatch)
-	rows := make([]Row, 0, w.maxBatch)
+	f := w.newFlusher()
 	for {
 		var first *writeReq
 		select {
@@ -159,13 +164,13 @@ func (w *Writer) flushLoop() {
 			for {
 				select {
 				case first = <-w.reqs:
-					w.flush(append(batch[:0], first), rows)
+					f.flush(append(f.batch[:0], first))
 				default:
 					return
 				}
 			}
 		}
-		batch = append(batch[:0], first)
+		batch := append(f.batch[:0], first)
 	fill:
 		for len(batch) < w.maxBatch {
 			select {
@@ -175,42 +180,55 @@ func (w *Writer) flushLoop() {
 				break fill
 			}
 		}
-		w.flush(batch, rows)
+		f.flush(batch)
 	}
 }
 
-func (w *Writer) flush(batch []*writeReq, rows []Row) {
-	rows = rows[:0]
-	for _, r := range batch {
-		rows = append(rows, r.row)
-	}
+// flusher is one flushLoop's state: its buffers, and whether its last
+// batch held events stored already.
+type flusher struct {
+	w     *Writer
+	batch []*writeReq
+	rows  []Row
+	errs  []error // errs[i] is the outcome of rows[i]
+	// lookFirst: the last batch held stored events (WeChat retries), so
+	// the next batch looks its keys up before inserting rather than
+	// after a failed INSERT. Retries come in bursts (after a stall,
+	// WeChat retries everything it got no answer to), and then every
+	// batch costs one SELECT and at most one INSERT.
+	lookFirst bool
+}
+
+func (w *Writer) newFlusher() *flusher {
+	return &flusher{w: w, batch: make([]*writeReq, 0, w.maxBatch), rows: make([]Row, 0, w.maxBatch),
+		errs: make([]error, 0, w.maxBatch)}
+}
+
+// flush stores the batch's events and answers each request: nil when its
+// event is committed, by this batch or before.
+func (f *flusher) flush(batch []*writeReq) {
+	f.batch = batch
 	// One row per event (a WeChat retry can share the batch with the
 	// original), in one key order for every flusher.
-	slices.SortFunc(rows, compareKeys)
-	rows = slices.CompactFunc(rows, func(a, b Row) bool { return compareKeys(a, b) == 0 })
-	err := w.insert(rows)
-	if err != nil && len(batch) > 1 {
-		// Some event is stored already (a retry), or one row fails: row by
-		// row, a stored event is a success and a failing row does not take
-		// the others down with it on every retry WeChat makes.
-		for _, r := range batch {
-			err := w.insert([]Row{r.row})
-			if db.IsDuplicate(err) {
-				err = nil
-			}
-			r.done <- err
+	slices.SortFunc(batch, func(a, b *writeReq) int { return compareKeys(a.row, b.row) })
+	f.rows = f.rows[:0]
+	for i, r := range batch {
+		if i == 0 || compareKeys(r.row, batch[i-1].row) != 0 {
+			f.rows = append(f.rows, r.row)
 		}
-		w.notify()
-		return
 	}
-	if db.IsDuplicate(err) {
-		err = nil // the one event is stored already
+	f.errs = slices.Grow(f.errs[:0], len(f.rows))[:len(f.rows)]
+	clear(f.errs)
+	inserted := f.store()
+	row := -1
+	for i, r := range batch {
+		if i == 0 || compareKeys(r.row, batch[i-1].row) != 0 {
+			row++
+		}
+		r.done <- f.errs[row]
 	}
-	for _, r := range batch {
-		r.done <- err
-	}
-	if err == nil {
-		w.notify()
+	if inserted {
+		f.w.notify()
 	}
 }
 
@@ -218,44 +236,162 @@ func compareKeys(a, b Row) int {
 	return cmp.Or(cmp.Compare(a.MerchantID, b.MerchantID), strings.Compare(a.DedupeKey, b.DedupeKey))
 }
 
-// insert writes rows in one plain multi-row INSERT on the pool: on this hot
-// path gorm's reflection and, on MariaDB, its INSERT ... RETURNING cost
-// more than the statement. An event stored already fails the whole
-// statement with a duplicate key (flush then goes row by row), on MySQL
-// deliberately: INSERT ... ON DUPLICATE KEY UPDATE, with concurrent
-// statements holding the same event, silently left out other rows of the
+// maxInsertRounds bounds the look-up-and-insert rounds of one batch. A
+// round after the first happens only when another statement committed one
+// of the batch's events between the look-up and the insert (a retry racing
+// its original), which removes that event from the batch; more than two
+// rounds means something else is wrong, and the rest goes row by row.
+const maxInsertRounds = 4
+
+// store writes f.rows and sets f.errs, in a number of statements that does
+// not grow with the batch: an INSERT of all rows; if some event is stored
+// already (a retry), one SELECT of the batch's keys and an INSERT of the
+// rest. A row the database refuses for another reason sends the rows left
+// one by one, so it does not fail the callbacks it shares a batch with on
+// every retry WeChat makes. It reports whether any row was inserted.
+//
+// It never uses INSERT ... ON DUPLICATE KEY UPDATE, which with concurrent
+// statements holding the same event silently left out other rows of the
 // statement on MariaDB 10.11 while reporting success (a test caught 1 to
-// 37 events of 300 acknowledged and not stored), and INSERT IGNORE would
-// also turn real errors into warnings. SQLite, one writer at a time, skips
-// stored events with ON CONFLICT DO NOTHING. A conflict the database broke
-// (a deadlock, a lock wait) is tried again.
-func (w *Writer) insert(rows []Row) error {
+// 37 events of 300 acknowledged and not stored), nor INSERT IGNORE, which
+// also turns real errors into warnings. SQLite, one writer at a time, skips
+// stored events with ON CONFLICT DO NOTHING and never looks up.
+func (f *flusher) store() (inserted bool) {
+	w := f.w
 	// WeChat gives up after 5 s and retries; answering within that (with an
 	// error if the database is stuck) frees the connection for the retry.
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
+	pending := make([]int, len(f.rows))
+	for i := range pending {
+		pending[i] = i
+	}
+	lookup := f.lookFirst && w.onConflict == ""
+	sawStored := false
+	defer func() { f.lookFirst = sawStored }()
+	for round := 1; ; round++ {
+		if lookup {
+			var err error
+			before := len(pending)
+			if pending, err = f.dropStored(ctx, pending); err != nil {
+				for _, i := range pending {
+					f.errs[i] = err
+				}
+				return false
+			}
+			sawStored = sawStored || len(pending) < before
+			if len(pending) == 0 {
+				return false
+			}
+		}
+		err := w.insert(ctx, f.rows, pending)
+		if err == nil {
+			return true
+		}
+		if db.IsDuplicate(err) && round < maxInsertRounds {
+			lookup = true
+			continue
+		}
+		if len(pending) == 1 {
+			f.errs[pending[0]] = err
+			return false
+		}
+		for _, i := range pending {
+			err := w.insert(ctx, f.rows, []int{i})
+			if db.IsDuplicate(err) {
+				err = nil // stored already
+			} else if err == nil {
+				inserted = true
+			}
+			f.errs[i] = err
+		}
+		return inserted
+	}
+}
+
+// dropStored looks up the keys of f.rows[pending] in one SELECT and returns
+// pending without the events already committed. Under READ COMMITTED the
+// SELECT sees only committed rows, so an event it finds is stored for good;
+// one committed just after it makes the INSERT fail with a duplicate, and
+// the next round finds it.
+func (f *flusher) dropStored(ctx context.Context, pending []int) ([]int, error) {
 	var sb strings.Builder
-	sb.Grow(160 + len(rows)*40)
+	sb.Grow(80 + len(pending)*4)
+	sb.WriteString("SELECT merchant_id, dedupe_key FROM wechat_events WHERE ")
+	args := make([]any, 0, len(pending)+2)
+	for j, i := range pending {
+		r := f.rows[i]
+		switch {
+		case j == 0:
+			sb.WriteString("(merchant_id = ? AND dedupe_key IN (?")
+		case r.MerchantID != f.rows[pending[j-1]].MerchantID:
+			sb.WriteString(")) OR (merchant_id = ? AND dedupe_key IN (?")
+		default:
+			sb.WriteString(",?")
+			args = append(args, r.DedupeKey)
+			continue
+		}
+		args = append(args, r.MerchantID, r.DedupeKey)
+	}
+	sb.WriteString("))")
+	rs, err := f.w.conn.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return pending, fmt.Errorf("inbox: look up %d events: %w", len(pending), err)
+	}
+	defer rs.Close()
+	type key struct {
+		merchant uint64
+		dedupe   string
+	}
+	found := make(map[key]struct{})
+	for rs.Next() {
+		var k key
+		if err := rs.Scan(&k.merchant, &k.dedupe); err != nil {
+			return pending, fmt.Errorf("inbox: look up events: %w", err)
+		}
+		found[k] = struct{}{}
+	}
+	if err := rs.Err(); err != nil {
+		return pending, fmt.Errorf("inbox: look up events: %w", err)
+	}
+	if len(found) == 0 {
+		return pending, nil
+	}
+	return slices.DeleteFunc(pending, func(i int) bool {
+		_, ok := found[key{f.rows[i].MerchantID, f.rows[i].DedupeKey}]
+		return ok
+	}), nil
+}
+
+// insert writes rows[at] in one plain multi-row INSERT on the pool: on this
+// hot path gorm's reflection and, on MariaDB, its INSERT ... RETURNING cost
+// more than the statement. An event stored already fails the whole
+// statement with a duplicate key on MySQL (see store). A conflict the
+// database broke (a deadlock, a lock wait) is tried again.
+func (w *Writer) insert(ctx context.Context, rows []Row, at []int) error {
+	var sb strings.Builder
+	sb.Grow(160 + len(at)*40)
 	sb.WriteString("INSERT INTO wechat_events (merchant_id, dedupe_key, msg_type, event, openid, event_key, " +
 		"ticket, content, msg_id, status, create_time, received_at) VALUES ")
-	args := make([]any, 0, len(rows)*12)
-	for i, r := range rows {
-		if i > 0 {
+	args := make([]any, 0, len(at)*12)
+	for j, i := range at {
+		if j > 0 {
 			sb.WriteByte(',')
 		}
 		sb.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?)")
+		r := &rows[i]
 		args = append(args, r.MerchantID, r.DedupeKey, r.MsgType, r.Event, r.OpenID, r.EventKey,
 			r.Ticket, r.Content, r.MsgID, r.Status, r.CreateTime, r.ReceivedAt)
 	}
 	sb.WriteString(w.onConflict)
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if _, err = w.sqlDB.ExecContext(ctx, sb.String(), args...); err == nil || !db.IsTransient(err) {
+		if _, err = w.conn.ExecContext(ctx, sb.String(), args...); err == nil || !db.IsTransient(err) {
 			break
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("inbox: store %d events: %w", len(rows), err)
+		return fmt.Errorf("inbox: store %d events: %w", len(at), err)
 	}
 	return nil
 }
