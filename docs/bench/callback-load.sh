@@ -9,6 +9,9 @@
 # Needs wrk and a MariaDB/MySQL on 127.0.0.1:3306 (root, no password).
 # The service runs API-only (LOYALTY_WORKERS=false unless set): it stores
 # events and answers WeChat; applying them is the workers' job elsewhere.
+# LOYALTY_DEBUG_ADDR=127.0.0.1:6060 also takes a CPU profile of the server
+# (the service, or the peer on PEER_DEBUG_ADDR) in each callback round
+# ($OUT/<round>.pprof; $OUT is printed at the end).
 # SPLIT_CPUS=1 pins the local mariadbd to the second CPU and the servers
 # and wrk to the first, as if the database ran on its own host (as it does
 # in production); the pinning is undone on exit. Needs root and taskset.
@@ -48,7 +51,8 @@ export LOYALTY_SANDBOX=on LOYALTY_SECRET_KEY=$(printf 'k%.0s' {1..40}) LOYALTY_D
 export LOYALTY_WECHAT_APP_ID=$APPID LOYALTY_WECHAT_APP_SECRET=$(printf 'a%.0s' {1..32}) LOYALTY_WECHAT_TOKEN=$TOKEN LOYALTY_WECHAT_AES_KEY=$AESKEY
 "${PIN[@]}" /tmp/loyalty-load >/dev/null 2>"$OUT/service.log" &
 PID=$!
-"${PIN[@]}" /tmp/loyalty-load-peer -sdk-addr "$SDK_ADDR" -gorm-addr "$GORM_ADDR" -app-id $APPID -token $TOKEN -aes-key $AESKEY \
+PEER_DEBUG_ADDR=${PEER_DEBUG_ADDR:-127.0.0.1:16061}
+"${PIN[@]}" /tmp/loyalty-load-peer -debug-addr "${LOYALTY_DEBUG_ADDR:+$PEER_DEBUG_ADDR}" -sdk-addr "$SDK_ADDR" -gorm-addr "$GORM_ADDR" -app-id $APPID -token $TOKEN -aes-key $AESKEY \
   -dsn "root@tcp(127.0.0.1:3306)/$PEERDB" 2>"$OUT/peer.log" &
 PEERPID=$!
 trap 'kill $PID $PEERPID 2>/dev/null || true; [ -z "${DBPID:-}" ] || taskset -a -p -c 0-1 "$DBPID" >/dev/null' EXIT
@@ -63,15 +67,37 @@ TS=$(($(date +%s) + 240))
   -openid-prefix "o_load_${TS}_" -n $((THREADS * CALLBACK_PER_THREAD * 3 / 2)) >"$OUT/reqs"
 export CALLBACK_REQS=$OUT/reqs CALLBACK_TS=$TS CALLBACK_TO=$TO CALLBACK_THREADS=$THREADS
 
-# round NAME URL MODE: one wrk run; its output goes to $OUT/NAME.
+# round NAME URL MODE: one wrk run (MODE "-": a plain GET, no script); its
+# output goes to $OUT/NAME, with the CPU time the service, the peers and
+# mariadbd (whoever else's statements it ran too) took per request, from
+# /proc (10 ms ticks).
+MARIADB_PID=$(pidof mariadbd || true)
+ticks() { if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 round() {
+  local host path s0 p0 m0 reqs
+  host=$(echo "$2" | sed -E 's#^(http://[^/]+).*#\1#')
+  path=$(echo "$2" | sed -E 's#^http://[^/]+##')
+  local script=(-s docs/bench/callback.lua)
+  [ "$3" != - ] || script=()
   echo "== $1, $CONNS connections, ${SECS}s"
-  CALLBACK_MODE=$3 CALLBACK_BASE=$(echo "$2" | sed -E 's#^http://[^/]+##') \
-    "${PIN[@]}" wrk -t$THREADS -c"$CONNS" -d"${SECS}s" --latency -s docs/bench/callback.lua \
-    "$(echo "$2" | sed -E 's#^(http://[^/]+).*#\1#')" | tee "$OUT/$1"
+  s0=$(ticks $PID) p0=$(ticks $PEERPID) m0=$(ticks "$MARIADB_PID")
+  if [ -n "$LOYALTY_DEBUG_ADDR" ]; then
+    # A CPU profile of the server under load, over most of the round: from
+    # when its CPU time starts to climb (wrk builds its requests first).
+    local pid=$PID dbg=$LOYALTY_DEBUG_ADDR
+    [ "${1#sdk}" = "$1" ] || pid=$PEERPID dbg=$PEER_DEBUG_ADDR
+    [ "$3" = - ] || (t=$(ticks $pid); while sleep 0.5; do n=$(ticks $pid); [ $((n - t)) -lt 20 ] || break; t=$n; done
+      curl -sf -o "$OUT/$1.pprof" "http://$dbg/debug/pprof/profile?seconds=$((SECS * 2 / 3))") &
+  fi
+  CALLBACK_MODE=$3 CALLBACK_BASE=$path "${PIN[@]}" wrk -t$THREADS -c"$CONNS" -d"${SECS}s" --latency "${script[@]}" \
+    "$host$path" | tee "$OUT/$1"
+  reqs=$(awk '/requests in/ {print $1}' "$OUT/$1")
+  echo "cpu per request (µs): service $((($(ticks $PID) - s0) * 1000000 / CLK / reqs))" \
+    "peer $((($(ticks $PEERPID) - p0) * 1000000 / CLK / reqs))" \
+    "mariadbd $((($(ticks "$MARIADB_PID") - m0) * 1000000 / CLK / reqs))" | tee -a "$OUT/$1"
 }
-echo "== healthz, $CONNS connections, ${SECS}s"
-"${PIN[@]}" wrk -t$THREADS -c"$CONNS" -d"${SECS}s" --latency "http://$ADDR/healthz" | tee "$OUT/healthz"
+CLK=$(getconf CLK_TCK)
+round healthz "http://$ADDR/healthz" -
 export CALLBACK_SENT_OUT=$OUT/sent CALLBACK_SENT_IN=$OUT/sent
 round inbox-new "http://$ADDR/wechat/$MID/callback" new
 export CALLBACK_SENT_OUT=
@@ -87,11 +113,12 @@ round sdk-gorm-insert "http://$GORM_ADDR/wechat/callback" new
 fresh=$(grep -h '^callback.lua: mode \(new\|half\)' "$OUT/inbox-new" "$OUT/inbox-half-retries" | awk '{s += $4} END {print s}')
 stored=$(mariadb -h127.0.0.1 -uroot -N -e "SELECT COUNT(*) FROM $DB.wechat_events")
 echo "== inbox: $fresh fresh requests sent, $stored events stored"
+echo "== output and profiles in $OUT"
 echo "== gorm peer: $(mariadb -h127.0.0.1 -uroot -N -e "SELECT COUNT(*) FROM $PEERDB.events") rows"
 
 echo
-echo "| round | req/s | p50 | p99 | non-2xx | socket errors |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| round | req/s | p50 | p99 | non-2xx | socket errors | CPU µs/req: service, peer, mariadbd |"
+echo "|---|---:|---:|---:|---:|---:|---|"
 for r in healthz inbox-new inbox-half-retries inbox-all-retries sdk-no-storage sdk-gorm-insert; do
   awk -v name="$r" '
     /Requests\/sec:/ {rps = $2}
@@ -99,6 +126,7 @@ for r in healthz inbox-new inbox-half-retries inbox-all-retries sdk-no-storage s
     $1 == "99%" {p99 = $2}
     /Non-2xx/ {non2xx = $NF}
     /Socket errors/ {sock = $0; sub(/.*Socket errors: /, "", sock)}
-    END {printf "| %s | %d | %s | %s | %d | %s |\n", name, rps, p50, p99, non2xx, (sock == "" ? "0" : sock)}
+    /^cpu per request/ {cpu = $6 ", " $8 ", " $10}
+    END {printf "| %s | %d | %s | %s | %d | %s | %s |\n", name, rps, p50, p99, non2xx, (sock == "" ? "0" : sock), cpu}
   ' "$OUT/$r"
 done

@@ -20,6 +20,7 @@ import (
 	"flag"
 	"log"
 	"net/http"
+	_ "net/http/pprof" // on -debug-addr only: the servers use their own handlers
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -46,6 +47,7 @@ type Event struct {
 func main() {
 	sdkAddr := flag.String("sdk-addr", "127.0.0.1:18081", "listen address of the handler that stores nothing")
 	gormAddr := flag.String("gorm-addr", "127.0.0.1:18082", "listen address of the handler with a gorm INSERT per event")
+	debugAddr := flag.String("debug-addr", "", "serve Go's pprof profiles here (empty: not at all)")
 	dsn := flag.String("dsn", "", "MySQL DSN of the gorm peer's database (empty: no gorm peer)")
 	appID := flag.String("app-id", "", "AppID")
 	token := flag.String("token", "", "callback token")
@@ -53,6 +55,9 @@ func main() {
 	flag.Parse()
 	if *appID == "" || *token == "" || len(*aesKey) != 43 {
 		log.Fatal("-app-id, -token and -aes-key (43 characters) are required")
+	}
+	if *debugAddr != "" {
+		go func() { log.Println(http.ListenAndServe(*debugAddr, nil)) }() // net/http/pprof's handlers
 	}
 	gin.SetMode(gin.ReleaseMode)
 	// What wechat.NewWechat().GetOfficialAccount does, without importing
