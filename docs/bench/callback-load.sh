@@ -71,7 +71,7 @@ export CALLBACK_REQS=$OUT/reqs CALLBACK_TS=$TS CALLBACK_TO=$TO CALLBACK_THREADS=
 # output goes to $OUT/NAME, with the CPU time the service, the peers and
 # mariadbd (whoever else's statements it ran too) took per request, from
 # /proc (10 ms ticks).
-MARIADB_PID=$(pidof mariadbd || true)
+MARIADB_PID=$(pidof -s mariadbd || true)
 ticks() { if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 round() {
   local host path s0 p0 m0 reqs
