@@ -809,6 +809,10 @@ func TestSettingsAndConnectionTest(t *testing.T) {
 		if s.CRM != (admin.CRM{BuyingCadence: "medium", PlatinumPct: 5, GoldPct: 15}) {
 			t.Fatalf("default CRM settings: %+v", s.CRM)
 		}
+		// Read (and cached) before the change: the change must replace it.
+		if crm, _ := e.merchants.CRMSettings(context.Background(), e.merchant.ID); crm.Cadence != "medium" || crm.PlatinumPct != 5 {
+			t.Fatalf("CRM settings before the change: %+v", crm)
+		}
 		r = e.do("PATCH", "/settings", owner, map[string]any{"time_zone": "Asia/Tokyo", "quiet_hours": map[string]string{"start": "22:30", "end": "08:00"},
 			"wechat": map[string]string{"app_secret": newSecret, "aes_key": ""}, "crm": map[string]any{"buying_cadence": "high", "platinum_pct": 10, "gold_pct": 20}})
 		r.json(t, &s)

@@ -19,6 +19,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/secrets"
+	"github.com/wxloyalty/loyalty/internal/ttlcache"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/wechat"
 )
@@ -93,14 +94,22 @@ type Merchants struct {
 	keys     *secrets.Keyring
 	now      func() time.Time
 	onChange func(merchantID uint64) // told when credentials change (wechat.Accounts.Invalidate)
+	crm      *ttlcache.Cache[uint64, member.CRMSettings]
 }
+
+// crmTTL bounds how long CRMSettings serves a merchant's CRM thresholds
+// from memory (every order's attribute refresh reads them). A change
+// through UpdateSettings applies at once in this instance, and within
+// crmTTL in others; the nightly pass reads them afresh.
+const crmTTL = 5 * time.Second
 
 // NewMerchants returns the merchant store. onChange may be nil.
 func NewMerchants(gdb *gorm.DB, keys *secrets.Keyring, now func() time.Time, onChange func(uint64)) *Merchants {
 	if onChange == nil {
 		onChange = func(uint64) {}
 	}
-	return &Merchants{db: gdb, keys: keys, now: now, onChange: onChange}
+	return &Merchants{db: gdb, keys: keys, now: now, onChange: onChange,
+		crm: ttlcache.New[uint64, member.CRMSettings](crmTTL)}
 }
 
 // Create adds a merchant. Its official-account AppID (and mini-program AppID)
@@ -247,13 +256,16 @@ func (s *Merchants) Location(ctx context.Context, merchantID uint64) (*time.Loca
 	return time.LoadLocation(m.TimeZone)
 }
 
-// CRMSettings returns the merchant's thresholds for computed attributes.
+// CRMSettings returns the merchant's thresholds for computed attributes,
+// cached for crmTTL.
 func (s *Merchants) CRMSettings(ctx context.Context, merchantID uint64) (member.CRMSettings, error) {
-	m, err := s.Get(ctx, merchantID)
-	if err != nil {
-		return member.CRMSettings{}, err
-	}
-	return member.CRMSettings{Cadence: m.BuyingCadence, PlatinumPct: m.PlatinumPct, GoldPct: m.GoldPct}, nil
+	return s.crm.Get(ctx, merchantID, func(ctx context.Context) (member.CRMSettings, error) {
+		m, err := s.Get(ctx, merchantID)
+		if err != nil {
+			return member.CRMSettings{}, err
+		}
+		return member.CRMSettings{Cadence: m.BuyingCadence, PlatinumPct: m.PlatinumPct, GoldPct: m.GoldPct}, nil
+	})
 }
 
 // CountReal counts merchants that are not sandbox demos.

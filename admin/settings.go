@@ -251,6 +251,7 @@ func (s *Merchants) UpdateSettings(ctx context.Context, merchantID uint64, u Set
 		return audit.Record(ctx, tx, merchantID, audit.Entry{Action: "settings.update", TargetType: "merchant",
 			TargetIDs: []uint64{merchantID}, Before: before, After: after}, m.UpdatedAt)
 	})
+	s.crm.Invalidate(merchantID) // even on failure: the commit's answer may have been lost
 	if err != nil {
 		return Settings{}, err
 	}

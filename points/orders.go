@@ -186,7 +186,7 @@ func (s *Service) RecordOrder(ctx context.Context, merchantID uint64, in OrderIn
 	if buyer.Erased {
 		return OrderResult{}, false, errMemberErased
 	}
-	e, err := s.env(ctx, merchantID)
+	e, err := s.orderEnv(ctx, merchantID)
 	if err != nil {
 		return OrderResult{}, false, err
 	}

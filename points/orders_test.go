@@ -318,3 +318,56 @@ func TestOrderPointsRounding(t *testing.T) {
 		}
 	}
 }
+
+// Orders read the rules and tiers from a short-lived cache: a change saved
+// through the same service applies to the very next order, and one saved
+// through another instance is not seen before the cache entry expires.
+func TestOrderRulesCacheInvalidatedByChanges(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		f := newFixture(t, gdb)
+		m := f.member()
+		if o := f.order(m, 1000); o.Order.Points != 10 {
+			t.Fatalf("default rules: %d points", o.Order.Points)
+		}
+		f.setRules(func(r *Rules) { r.Earn = EarnRate{Points: 3, PerFen: 100} })
+		if o := f.order(m, 1000); o.Order.Points != 30 || o.Order.RuleVersion != 1 {
+			t.Fatalf("after SetRules: %d points, rule version %d", o.Order.Points, o.Order.RuleVersion)
+		}
+		if _, err := f.svc.PatchRules(f.ctx(), f.merchantID, []byte(`{"earn":{"points":2,"per_fen":100}}`)); err != nil {
+			t.Fatal(err)
+		}
+		if o := f.order(m, 1000); o.Order.Points != 20 || o.Order.RuleVersion != 2 {
+			t.Fatalf("after PatchRules: %d points, rule version %d", o.Order.Points, o.Order.RuleVersion)
+		}
+		name, level, th, mult := "gold", 1, int64(0), 300
+		tier, err := f.svc.SaveTier(f.ctx(), f.merchantID, 0, TierInput{Name: &name, Level: &level, Threshold: &th, MultiplierPct: &mult})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The member reaches the new tier with this order (threshold 0) and
+		// the next one earns with its multiplier.
+		f.order(m, 100)
+		if o := f.order(m, 1000); o.Earn.TierID == nil || *o.Earn.TierID != tier.ID || o.Order.Points != 60 {
+			t.Fatalf("after SaveTier: %+v, %d points", o.Earn, o.Order.Points)
+		}
+		mult = 100
+		if _, err := f.svc.SaveTier(f.ctx(), f.merchantID, tier.ID, TierInput{MultiplierPct: &mult}); err != nil {
+			t.Fatal(err)
+		}
+		if o := f.order(m, 1000); o.Order.Points != 20 {
+			t.Fatalf("after the tier's update: %d points", o.Order.Points)
+		}
+
+		// Another instance changes the rules: this one may serve its cached
+		// rules until the entry expires (rulesTTL), never longer.
+		other := NewService(gdb, f.members, f.zones, f.clock.Now, quiet)
+		if _, err := other.PatchRules(f.ctx(), f.merchantID, []byte(`{"earn":{"points":5,"per_fen":100}}`)); err != nil {
+			t.Fatal(err)
+		}
+		f.svc.rulesets.Invalidate(f.merchantID) // what expiry does after rulesTTL
+		if o := f.order(m, 1000); o.Order.Points != 50 || o.Order.RuleVersion != 3 {
+			t.Fatalf("after expiry: %d points, version %d", o.Order.Points, o.Order.RuleVersion)
+		}
+		f.reconcile()
+	})
+}

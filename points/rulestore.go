@@ -85,6 +85,7 @@ func (s *Service) saveRules(ctx context.Context, merchantID uint64, next func(cu
 	})
 	if err == nil {
 		s.keywords.Delete(merchantID)
+		s.rulesets.Invalidate(merchantID)
 	}
 	return out, err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/db"
+	"github.com/wxloyalty/loyalty/internal/ttlcache"
 	"github.com/wxloyalty/loyalty/member"
 )
 
@@ -60,6 +61,7 @@ type Service struct {
 	zoneMu    sync.Mutex
 	zoneCache map[uint64]zoneEntry
 	keywords  sync.Map // merchant id → keywordEntry
+	rulesets  *ttlcache.Cache[uint64, ruleTiers]
 
 	purchaseHooks []PurchaseHook
 	campaigns     Campaigns // nil: orders cannot name a campaign
@@ -79,9 +81,22 @@ type keywordEntry struct {
 }
 
 // cacheTTL bounds how long a merchant's time zone and keyword are cached;
-// a change made through another instance applies within it. Nothing else
-// is cached: balances, rules and tiers are read from the database.
+// a change made through another instance applies within it.
 const cacheTTL = time.Minute
+
+// rulesTTL bounds how long the rules and tiers an order is computed with
+// are cached (orders only: every other operation reads them afresh). A
+// change saved through this instance applies to the next order; one saved
+// through another instance applies within rulesTTL, as if the orders of
+// those seconds had come just before the change. Balances are never
+// cached.
+const rulesTTL = 5 * time.Second
+
+// ruleTiers is a merchant's current rules and tiers.
+type ruleTiers struct {
+	rules RuleSet
+	tiers []Tier
+}
 
 // NewService returns the points service. now must return UTC times
 // truncated to the millisecond.
@@ -90,7 +105,8 @@ func NewService(gdb *gorm.DB, members Members, zones Zones, now func() time.Time
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{db: gdb, members: members, zones: zones, now: now, log: log,
-		mysql: gdb.Dialector.Name() == db.MySQL, zoneCache: map[uint64]zoneEntry{}, JobBatch: 500}
+		mysql: gdb.Dialector.Name() == db.MySQL, zoneCache: map[uint64]zoneEntry{}, JobBatch: 500,
+		rulesets: ttlcache.New[uint64, ruleTiers](rulesTTL)}
 }
 
 // Errors of the points rules.
@@ -197,6 +213,27 @@ func (s *Service) env(ctx context.Context, merchantID uint64) (env, error) {
 		return env{}, err
 	}
 	return e, nil
+}
+
+// orderEnv is env for orders: the rules and tiers come from a cache that
+// lives rulesTTL (see there), so an order costs no read of them.
+func (s *Service) orderEnv(ctx context.Context, merchantID uint64) (env, error) {
+	loc, err := s.location(ctx, merchantID)
+	if err != nil {
+		return env{}, err
+	}
+	rt, err := s.rulesets.Get(ctx, merchantID, func(ctx context.Context) (ruleTiers, error) {
+		rules, err := s.rules(ctx, s.db, merchantID)
+		if err != nil {
+			return ruleTiers{}, err
+		}
+		tiers, err := s.tiers(ctx, s.db, merchantID)
+		return ruleTiers{rules: rules, tiers: tiers}, err
+	})
+	if err != nil {
+		return env{}, err
+	}
+	return env{rules: rt.rules, tiers: rt.tiers, loc: loc}, nil
 }
 
 // tiersByPoints reports whether tier qualification counts points, which

@@ -405,6 +405,7 @@ func (s *Service) SaveTier(ctx context.Context, merchantID, id uint64, in TierIn
 		return audit.Record(ctx, tx, merchantID, audit.Entry{Action: action, TargetType: "tier", TargetIDs: []uint64{t.ID},
 			Before: tierSummary(before), After: tierSummary(&t)}, now)
 	})
+	s.rulesets.Invalidate(merchantID) // even on failure: a retried commit may have landed
 	return out, err
 }
 
@@ -431,6 +432,7 @@ func tierSummary(t *Tier) any {
 
 // DeleteTier deletes a tier that no member holds, audited.
 func (s *Service) DeleteTier(ctx context.Context, merchantID, id uint64) error {
+	defer s.rulesets.Invalidate(merchantID)
 	return s.inTx(ctx, func(tx *gorm.DB) error {
 		t, err := getTier(ctx, tx, merchantID, id)
 		if err != nil {
