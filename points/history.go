@@ -20,6 +20,18 @@ type PurchaseHook func(ctx context.Context, tx *gorm.DB, merchantID, memberID ui
 // before serving.
 func (s *Service) OnPurchase(h PurchaseHook) { s.purchaseHooks = append(s.purchaseHooks, h) }
 
+// OrderWriter writes a new order into the member's row inside the order's
+// transaction, as the first statement on the member (it takes the member
+// row's lock): the purchase facts and everything the OnPurchase hooks
+// would refresh after them, with the new order (not yet stored) given in
+// memory. member.Attributes.RecordOrder is one.
+type OrderWriter func(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64, d member.PurchaseDelta, o member.Order) error
+
+// UseOrderWriter makes new orders call w in place of member.RecordPurchase
+// and the OnPurchase hooks (refunds and merges still run the hooks), so w
+// must do what the hooks do. Call before serving.
+func (s *Service) UseOrderWriter(w OrderWriter) { s.orderWriter = w }
+
 func (s *Service) afterPurchase(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64) error {
 	for _, h := range s.purchaseHooks {
 		if err := h(ctx, tx, merchantID, memberID); err != nil {
@@ -60,18 +72,30 @@ func (h History) MemberOrders(ctx context.Context, gdb *gorm.DB, merchantID, fro
 	}
 	out := map[uint64]member.History{}
 	for _, r := range rows {
-		o := member.Order{At: r.OrderedAt.UTC(), NetFen: r.AmountFen - r.RefundedFen, Campaign: r.CampaignID != nil}
+		var items []Item
 		if r.Items != nil {
-			var items []Item
-			if json.Unmarshal([]byte(*r.Items), &items) == nil {
-				for _, it := range items {
-					o.Categories = append(o.Categories, it.Category)
-				}
+			if json.Unmarshal([]byte(*r.Items), &items) != nil {
+				items = nil
 			}
 		}
-		out[r.MemberID] = append(out[r.MemberID], o)
+		out[r.MemberID] = append(out[r.MemberID], historyOrder(r.OrderedAt, r.AmountFen-r.RefundedFen, r.CampaignID != nil, items))
 	}
 	return out, nil
+}
+
+// historyOrder is an order as the attributes see it.
+func historyOrder(at time.Time, netFen int64, campaign bool, items []Item) member.Order {
+	o := member.Order{At: at.UTC(), NetFen: netFen, Campaign: campaign}
+	for _, it := range items {
+		o.Categories = append(o.Categories, it.Category)
+	}
+	return o
+}
+
+// newHistoryOrder is a new order, before it is stored, as MemberOrders
+// will read it back.
+func newHistoryOrder(in OrderInput, orderedAt time.Time) member.Order {
+	return historyOrder(orderedAt, in.AmountFen, in.CampaignID != nil, in.Items)
 }
 
 // RecentTotals streams, per member with counted orders since the time,

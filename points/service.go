@@ -64,7 +64,8 @@ type Service struct {
 	rulesets  *ttlcache.Cache[uint64, ruleTiers]
 
 	purchaseHooks []PurchaseHook
-	campaigns     Campaigns // nil: orders cannot name a campaign
+	orderWriter   OrderWriter // nil: RecordPurchase and the purchase hooks
+	campaigns     Campaigns   // nil: orders cannot name a campaign
 
 	// JobBatch is how many lots or accounts a job takes per query.
 	JobBatch int
