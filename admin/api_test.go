@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/wxloyalty/loyalty/admin"
 	"github.com/wxloyalty/loyalty/internal/apicontract"
 	"github.com/wxloyalty/loyalty/internal/audit"
+	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/wechattest"
@@ -1082,6 +1084,70 @@ func TestCallbackSettings(t *testing.T) {
 			Select("actor_type, after_json").Scan(&learnt)
 		if len(learnt) != 1 || learnt[0].ActorType != "system" || !strings.Contains(learnt[0].AfterJSON, "gh_learnt") {
 			t.Fatalf("learning audit: %+v", learnt)
+		}
+	})
+}
+
+// A key's last use is written off the request's path, at most once a
+// minute per key however many requests come at once.
+func TestAPIKeyLastUse(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newAPIEnv(t, gdb)
+		ownerID, _ := e.staff(admin.RoleOwner)
+		keys := admin.NewAPIKeys(gdb, e.clock.Now)
+		ctx := context.Background()
+		k, secret, err := keys.Create(ctx, authz.Principal{MerchantID: e.merchant.ID, StaffID: ownerID, Role: admin.RoleOwner},
+			admin.APIKeyInput{Name: "pos", Scopes: []authz.Perm{authz.OrdersWrite}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := func() *time.Time {
+			t.Helper()
+			keys.Wait()
+			var got admin.APIKey
+			if err := gdb.Where("id = ?", k.ID).Take(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			if got.LastUsedAt != nil {
+				u := got.LastUsedAt.UTC()
+				return &u
+			}
+			return nil
+		}
+		if stored() != nil {
+			t.Fatal("a new key has a last use")
+		}
+		first := e.clock.Now()
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := keys.Authenticate(ctx, secret); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if got := stored(); got == nil || !got.Equal(first) {
+			t.Fatalf("last use after the first requests: %v, want %v", got, first)
+		}
+		// Within the minute nothing is written.
+		e.clock.Add(59 * time.Second)
+		if _, err := keys.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); !got.Equal(first) {
+			t.Fatalf("written again within the minute: %v", got)
+		}
+		// After it, the next request writes its time.
+		e.clock.Add(2 * time.Second)
+		later := e.clock.Now()
+		if _, err := keys.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); !got.Equal(later) {
+			t.Fatalf("last use a minute later: %v, want %v", got, later)
 		}
 	})
 }

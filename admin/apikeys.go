@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -61,7 +63,14 @@ const apiKeyPrefix = "lsk_"
 type APIKeys struct {
 	db  *gorm.DB
 	now func() time.Time
+
+	touched sync.Map // key id → *atomic.Int64: when this instance last wrote its last use (Unix ms)
+	writes  sync.WaitGroup
 }
+
+// lastUseEvery is how often a key's last_used_at is written at most: it
+// is kept to the minute.
+const lastUseEvery = time.Minute
 
 // NewAPIKeys returns the API key store.
 func NewAPIKeys(gdb *gorm.DB, now func() time.Time) *APIKeys { return &APIKeys{db: gdb, now: now} }
@@ -220,17 +229,43 @@ func (s *APIKeys) Authenticate(ctx context.Context, secret string) (authz.Princi
 		return authz.Principal{}, fmt.Errorf("admin: authenticate api key: %w", err)
 	}
 	k := row.APIKey
-	// Last use is kept to the minute: one write per key per minute, not per
-	// request.
-	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
-		if err := s.db.WithContext(ctx).Model(&APIKey{}).Where("id = ?", k.ID).Update("last_used_at", now).Error; err != nil {
-			return authz.Principal{}, fmt.Errorf("admin: api key last use: %w", err)
-		}
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > lastUseEvery {
+		s.touch(ctx, k.ID, now)
 	}
 	owner := authz.Principal{StaffID: k.CreatedBy, Role: row.OwnerRole}
 	scopes := slices.DeleteFunc(k.ScopeList(), func(p authz.Perm) bool { return !owner.Can(p) })
 	return authz.Principal{MerchantID: k.MerchantID, APIKeyID: k.ID, Name: k.Name, Scopes: scopes}, nil
 }
+
+// touch records the key's use at now, off the request's path: at most one
+// write per key per lastUseEvery from this instance (many requests of one
+// POS arrive together when the stored time goes stale, and they must not
+// all write the same row), in the background, and conditional, so that of
+// several instances the first of the minute writes and the others change
+// nothing. A failed write is tried again by a later request.
+func (s *APIKeys) touch(ctx context.Context, id uint64, now time.Time) {
+	v, _ := s.touched.LoadOrStore(id, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	prev := last.Load()
+	if now.UnixMilli()-prev <= lastUseEvery.Milliseconds() || !last.CompareAndSwap(prev, now.UnixMilli()) {
+		return
+	}
+	s.writes.Add(1)
+	go func() {
+		defer s.writes.Done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err := s.db.WithContext(ctx).Model(&APIKey{}).
+			Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, now.Add(-lastUseEvery)).
+			Update("last_used_at", now).Error
+		if err != nil {
+			last.CompareAndSwap(now.UnixMilli(), prev)
+		}
+	}()
+}
+
+// Wait waits for the last-use writes in flight (at shutdown, in tests).
+func (s *APIKeys) Wait() { s.writes.Wait() }
 
 // Reown moves a key of the merchant to another enabled staff account
 // (say, before its creator leaves and is disabled). Only an owner may, as

@@ -407,6 +407,9 @@ func (a *App) Close() {
 	if a.rdb != nil {
 		_ = a.rdb.Close()
 	}
+	if a.adminAPI != nil {
+		a.adminAPI.Keys.Wait() // last-use writes in flight
+	}
 	if a.db != nil {
 		_ = db.Close(a.db)
 	}
