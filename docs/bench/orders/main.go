@@ -72,6 +72,8 @@ var (
 	genLog    = flag.Bool("general-log", true, "count one order's statements in MariaDB's general log")
 	keepDB    = flag.Bool("keep", false, "keep the databases at the end")
 	serveLogF = flag.String("serve-log", "", "write the service's log here (default: a temporary file)")
+	stmtFile  = flag.String("statements", "", "write the full statements of the one logged order to this file")
+	cpuProf   = flag.String("cpuprofile", "", "write a CPU profile of the service during the first orders phase to this file")
 )
 
 func main() {
@@ -90,6 +92,7 @@ type bench struct {
 	dsn        string
 	merchantID uint64
 	base       string // http://127.0.0.1:port
+	debug      string // the service's pprof listener, with -cpuprofile
 	apiKey     string
 	memberIDs  []uint64
 	svc        *exec.Cmd
@@ -108,6 +111,11 @@ func run(ctx context.Context) error {
 		return errors.New("the DSN must name a database")
 	}
 	b := &bench{dbName: cfg.DBName, dsn: *dsnFlag}
+	restore, err := roomForConnections(ctx, cfg, *clients+8+50+16)
+	if err != nil {
+		return err
+	}
+	defer restore()
 	if b.dir, err = os.MkdirTemp("", "orders-bench-"); err != nil {
 		return err
 	}
@@ -160,14 +168,27 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("floor: %w", err)
 		}
 		floors = append(floors, f)
-		fmt.Printf("round %d floor   %7.0f tx/s  p50 %6.1f ms  p99 %6.1f ms  (%d)\n", r, f.rate, ms(f.p50), ms(f.p99), f.done)
+		fmt.Printf("round %d floor   %7.0f tx/s  p50 %6.1f ms  p99 %6.1f ms  (%d)              CPU: bench %.2f, mariadbd %.2f cores; %.2f ms of CPU per tx\n",
+			r, f.rate, ms(f.p50), ms(f.p99), f.done, f.cpuSelf, f.cpuDB, 1000*(f.cpuSelf+f.cpuDB)/f.rate)
+		var prof chan error
+		if r == 1 && *cpuProf != "" {
+			prof = make(chan error, 1)
+			go func() { time.Sleep(*warmup); prof <- b.profile(ctx, *cpuProf, *duration-time.Second) }()
+		}
 		o, err := b.phase(ctx, "orders", b.postOrder)
+		if prof != nil {
+			if err := <-prof; err != nil {
+				fmt.Printf("CPU profile: %v\n", err)
+			} else {
+				fmt.Printf("CPU profile of the service written to %s\n", *cpuProf)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("orders: %w", err)
 		}
 		posts = append(posts, o)
-		fmt.Printf("round %d orders  %7.0f tx/s  p50 %6.1f ms  p99 %6.1f ms  (%d)  ratio %.2f  CPU: service %.2f, mariadbd %.2f cores\n",
-			r, o.rate, ms(o.p50), ms(o.p99), o.done, o.rate/f.rate, o.cpuService, o.cpuDB)
+		fmt.Printf("round %d orders  %7.0f tx/s  p50 %6.1f ms  p99 %6.1f ms  (%d)  ratio %.2f  CPU: bench %.2f, service %.2f, mariadbd %.2f cores; %.2f ms of CPU per tx\n",
+			r, o.rate, ms(o.p50), ms(o.p99), o.done, o.rate/f.rate, o.cpuSelf, o.cpuService, o.cpuDB, 1000*(o.cpuSelf+o.cpuService+o.cpuDB)/o.rate)
 	}
 	f, o := median(floors), median(posts)
 	fmt.Printf("\nmedian of %d: orders via HTTP %.0f tx/s (p50 %.1f ms, p99 %.1f ms), floor %.0f tx/s (p50 %.1f ms, p99 %.1f ms), ratio %.2f\n",
@@ -251,6 +272,38 @@ func (b *bench) prepareDatabases(ctx context.Context, cfg *mysqldrv.Config) erro
 		}
 	}
 	return nil
+}
+
+// roomForConnections raises max_connections for the run when the server
+// (shared with other work) has fewer than need free, and returns what sets
+// it back. need: the floor's pool, the service's (50 by default) and a
+// few more.
+func roomForConnections(ctx context.Context, cfg *mysqldrv.Config, need int) (func(), error) {
+	server := cfg.Clone()
+	server.DBName = ""
+	admin, err := sql.Open("mysql", server.FormatDSN())
+	if err != nil {
+		return nil, err
+	}
+	var limit, used int
+	if err := admin.QueryRowContext(ctx, "SELECT @@max_connections, (SELECT COUNT(*) FROM information_schema.processlist)").Scan(&limit, &used); err != nil {
+		admin.Close()
+		return nil, err
+	}
+	if limit-used >= need {
+		admin.Close()
+		return func() {}, nil
+	}
+	raised := used + need + 20
+	if _, err := admin.ExecContext(ctx, "SET GLOBAL max_connections = "+strconv.Itoa(raised)); err != nil {
+		admin.Close()
+		return nil, err
+	}
+	fmt.Printf("max_connections raised from %d to %d for the run (%d connections in use by others)\n", limit, raised, used)
+	return func() {
+		_, _ = admin.Exec("SET GLOBAL max_connections = " + strconv.Itoa(limit))
+		admin.Close()
+	}, nil
 }
 
 func (b *bench) dropDatabases(cfg *mysqldrv.Config) {
@@ -391,6 +444,14 @@ func (b *bench) startService(ctx context.Context) error {
 	}
 	b.svc = exec.Command(b.bin, "serve")
 	b.svc.Env = append(slices.Clone(b.env), "LOYALTY_HTTP_ADDR="+addr)
+	if *cpuProf != "" {
+		dport, err := freePort()
+		if err != nil {
+			return err
+		}
+		b.debug = "http://127.0.0.1:" + strconv.Itoa(dport)
+		b.svc.Env = append(b.svc.Env, "LOYALTY_DEBUG_ADDR=127.0.0.1:"+strconv.Itoa(dport))
+	}
 	b.svc.Stdout, b.svc.Stderr = logFile, logFile
 	if err := b.svc.Start(); err != nil {
 		return err
@@ -531,6 +592,7 @@ type result struct {
 	p50, p99          time.Duration
 	done              int64
 	cpuService, cpuDB float64 // cores used during the phase
+	cpuSelf           float64 // by this program (the clients)
 }
 
 func median(rs []result) result {
@@ -583,7 +645,7 @@ func (b *bench) phase(ctx context.Context, name string, op func(context.Context,
 	case <-time.After(*warmup):
 	case <-ctx.Done():
 	}
-	svc0, db0 := cpuTicks(b.svcPID()), cpuTicks(mariadbPID())
+	svc0, db0, self0 := cpuTicks(b.svcPID()), cpuTicks(mariadbPID()), cpuTicks(os.Getpid())
 	start := time.Now()
 	measuring.Store(true)
 	select {
@@ -592,7 +654,7 @@ func (b *bench) phase(ctx context.Context, name string, op func(context.Context,
 	}
 	measuring.Store(false)
 	elapsed := time.Since(start)
-	svc1, db1 := cpuTicks(b.svcPID()), cpuTicks(mariadbPID())
+	svc1, db1, self1 := cpuTicks(b.svcPID()), cpuTicks(mariadbPID()), cpuTicks(os.Getpid())
 	cancel()
 	wg.Wait()
 	if firstErr != nil {
@@ -607,6 +669,7 @@ func (b *bench) phase(ctx context.Context, name string, op func(context.Context,
 	const hz = 100 // USER_HZ
 	res.cpuService = float64(svc1-svc0) / hz / elapsed.Seconds()
 	res.cpuDB = float64(db1-db0) / hz / elapsed.Seconds()
+	res.cpuSelf = float64(self1-self0) / hz / elapsed.Seconds()
 	_ = name
 	return res, nil
 }
@@ -647,6 +710,32 @@ func cpuTicks(pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	k, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + k
+}
+
+// profile fetches a CPU profile of the service over d.
+func (b *bench) profile(ctx context.Context, path string, d time.Duration) error {
+	secs := max(1, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", b.debug, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: d + 30*time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // countStatements posts one order with MariaDB's general log on (to a
@@ -694,6 +783,7 @@ WHERE event_time >= ? AND command_type IN ('Query', 'Execute') AND thread_id IN
 	defer rows.Close()
 	var stmts []string
 	inTx, setup := 0, 0
+	var full []string
 	tx := false
 	for rows.Next() {
 		var thread uint64
@@ -717,11 +807,17 @@ WHERE event_time >= ? AND command_type IN ('Query', 'Execute') AND thread_id IN
 			}
 		}
 		stmts = append(stmts, fmt.Sprintf("  [%d] %s", thread, oneLine(arg, 140)))
+		full = append(full, arg+";")
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	_, _ = b.benchDB.ExecContext(ctx, "TRUNCATE TABLE mysql.general_log")
+	if *stmtFile != "" {
+		if err := os.WriteFile(*stmtFile, []byte(strings.Join(full, "\n")+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("\nstatements while one order was posted: %d (%d inside its transaction, BEGIN/COMMIT not counted there;"+
 		" %d session settings of new pooled connections left out)\n", len(stmts), inTx, setup)
 	for _, s := range stmts {
