@@ -27,7 +27,7 @@
 // must report no mismatch.
 //
 //	go run ./docs/bench/orders
-//	go run ./docs/bench/orders -rounds 3 -duration 20s
+//	go run ./docs/bench/orders -rounds 5 -duration 20s
 package main
 
 import (
@@ -64,9 +64,9 @@ var (
 	dsnFlag   = flag.String("dsn", "root@tcp(127.0.0.1:3306)/loyalty_bench_orders", "MySQL DSN; the database (and <name>_floor) is dropped and created")
 	members   = flag.Int("members", 10_000, "members made by `demo seed`")
 	clients   = flag.Int("clients", 64, "concurrent clients, for the floor and for the orders")
-	duration  = flag.Duration("duration", 15*time.Second, "length of each measured phase")
+	duration  = flag.Duration("duration", 10*time.Second, "length of each measured phase")
 	warmup    = flag.Duration("warmup", 3*time.Second, "unmeasured load before each phase")
-	rounds    = flag.Int("rounds", 1, "alternating rounds of floor and orders")
+	rounds    = flag.Int("rounds", 3, "alternating rounds of floor and orders (medians reported)")
 	binFlag   = flag.String("bin", "", "the loyalty binary (default: built from ./cmd/loyalty)")
 	logLevel  = flag.String("log-level", "info", "the service's LOYALTY_LOG_LEVEL")
 	genLog    = flag.Bool("general-log", true, "count one order's statements in MariaDB's general log")
