@@ -10,28 +10,40 @@ import (
 	"gorm.io/gorm/clause"
 )
 
-// RecordOrder adds a new order to the member's purchase facts and refreshes
-// their stage, churn risk and CLV in tx, in the order transaction, with
-// three statements: the member row read and locked (its attributes and
-// facts), the member's counted orders, and one UPDATE writing the facts
-// and the changed attributes (plus a stage event when the stage moves).
-// It does what RecordPurchase followed by Refresh does, with the same
-// results: the new order o, not yet stored, is added to the history read
-// in memory. Call it as the first statement that touches the member (it
-// takes the member row's lock, the order RecordPurchase documents). A
-// member that does not exist is apperr.ErrNotFound.
-func (a *Attributes) RecordOrder(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64, d PurchaseDelta, o Order) error {
+// OrderWriter returns what adds a new order of the merchant to a member's
+// purchase facts and refreshes their stage, churn risk and CLV in the
+// order's transaction. Call it before the transaction begins: it reads the
+// merchant's CRM settings on a connection of its own, which a transaction
+// holding one must not wait for (with every pooled connection in such a
+// transaction, none would be left to read them).
+//
+// The returned function writes with three statements: the member row read
+// and locked (its attributes and facts), the member's counted orders, and
+// one UPDATE writing the facts and the changed attributes (plus a stage
+// event when the stage moves). It does what RecordPurchase followed by
+// Refresh does, with the same results: the new order o, not yet stored, is
+// added to the history read in memory. Call it as the first statement that
+// touches the member (it takes the member row's lock, the order
+// RecordPurchase documents). A member that does not exist is
+// apperr.ErrNotFound.
+func (a *Attributes) OrderWriter(ctx context.Context, merchantID uint64) (func(ctx context.Context, tx *gorm.DB, memberID uint64, d PurchaseDelta, o Order) error, error) {
 	s, err := a.merchants.CRMSettings(ctx, merchantID)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return func(ctx context.Context, tx *gorm.DB, memberID uint64, d PurchaseDelta, o Order) error {
+		return a.recordOrder(ctx, tx, merchantID, memberID, d, o, s)
+	}, nil
+}
+
+func (a *Attributes) recordOrder(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64, d PurchaseDelta, o Order, s CRMSettings) error {
 	var cur struct {
 		Attrs        attrRow `gorm:"embedded"`
 		OrderCount   int64
 		FirstOrderAt *time.Time
 		LastOrderAt  *time.Time
 	}
-	err = tx.WithContext(ctx).Table("members").Clauses(clause.Locking{Strength: "UPDATE"}).
+	err := tx.WithContext(ctx).Table("members").Clauses(clause.Locking{Strength: "UPDATE"}).
 		Select(attrColumns+", order_count, first_order_at, last_order_at").
 		Where("merchant_id = ? AND id = ?", merchantID, memberID).Take(&cur).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {

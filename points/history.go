@@ -20,12 +20,15 @@ type PurchaseHook func(ctx context.Context, tx *gorm.DB, merchantID, memberID ui
 // before serving.
 func (s *Service) OnPurchase(h PurchaseHook) { s.purchaseHooks = append(s.purchaseHooks, h) }
 
-// OrderWriter writes a new order into the member's row inside the order's
+// OrderWriter is called before a new order's transaction (reads it needs
+// happen there, not on a second connection while the transaction holds
+// one) and returns what writes the order into the member's row inside the
 // transaction, as the first statement on the member (it takes the member
 // row's lock): the purchase facts and everything the OnPurchase hooks
 // would refresh after them, with the new order (not yet stored) given in
-// memory. member.Attributes.RecordOrder is one.
-type OrderWriter func(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64, d member.PurchaseDelta, o member.Order) error
+// memory. member.Attributes.OrderWriter is one.
+type OrderWriter func(ctx context.Context, merchantID uint64) (
+	func(ctx context.Context, tx *gorm.DB, memberID uint64, d member.PurchaseDelta, o member.Order) error, error)
 
 // UseOrderWriter makes new orders call w in place of member.RecordPurchase
 // and the OnPurchase hooks (refunds and merges still run the hooks), so w

@@ -94,7 +94,7 @@ func TestOrderWriterAgreesWithFullRefresh(t *testing.T) {
 		}
 		attrs := member.NewAttributes(gdb, NewHistory(gdb), crmMerchants{member.CadenceHigh}, fast.clock.Now, quiet)
 		fast.svc.OnPurchase(attrs.Refresh) // refunds
-		fast.svc.UseOrderWriter(attrs.RecordOrder)
+		fast.svc.UseOrderWriter(attrs.OrderWriter)
 		fullAttrs := member.NewAttributes(gdb, NewHistory(gdb), crmMerchants{member.CadenceHigh}, full.clock.Now, quiet)
 		full.svc.OnPurchase(fullAttrs.Refresh)
 

@@ -196,6 +196,14 @@ func (s *Service) RecordOrder(ctx context.Context, merchantID uint64, in OrderIn
 		str := string(raw)
 		items = &str
 	}
+	writeMember := func(ctx context.Context, tx *gorm.DB, memberID uint64, d member.PurchaseDelta, _ member.Order) error {
+		return member.RecordPurchase(ctx, tx, merchantID, memberID, d)
+	}
+	if s.orderWriter != nil {
+		if writeMember, err = s.orderWriter(ctx, merchantID); err != nil {
+			return OrderResult{}, false, err
+		}
+	}
 	var out Order
 	var fresh OrderResult
 	replayed := false
@@ -215,12 +223,7 @@ func (s *Service) RecordOrder(ctx context.Context, merchantID uint64, in OrderIn
 			}
 		}
 		// First write: the member row (purchase facts), then the account.
-		var err error
-		if s.orderWriter != nil {
-			err = s.orderWriter(ctx, tx, merchantID, buyer.ID, delta, newHistoryOrder(in, orderedAt))
-		} else {
-			err = member.RecordPurchase(ctx, tx, merchantID, buyer.ID, delta)
-		}
+		err := writeMember(ctx, tx, buyer.ID, delta, newHistoryOrder(in, orderedAt))
 		if errors.Is(err, apperr.ErrNotFound) {
 			return errMemberUnknown
 		}

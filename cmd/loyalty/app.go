@@ -181,7 +181,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points = points.NewService(a.db, a.members, a.merchants, a.now, log)
 	a.attributes = member.NewAttributes(a.db, points.NewHistory(a.db), a.merchants, a.now, log)
 	a.points.OnPurchase(a.attributes.Refresh)
-	a.points.UseOrderWriter(a.attributes.RecordOrder) // new orders: facts and attributes in one UPDATE
+	a.points.UseOrderWriter(a.attributes.OrderWriter) // new orders: facts and attributes in one UPDATE
 	a.points.UseCampaigns(orderCampaigns{a.db})
 	a.members.UseAttributes(a.attributes)
 	a.members.OnMerge(a.points.MergeHook)
