@@ -681,17 +681,19 @@ func (b *bench) svcPID() int {
 	return b.svc.Process.Pid
 }
 
-func mariadbPID() int {
+// mariadbPID is the server's process, found once (pidof lists the oldest
+// last; another server started meanwhile must not replace it).
+var mariadbPID = sync.OnceValue(func() int {
 	for _, name := range []string{"mariadbd", "mysqld"} {
-		out, err := exec.Command("pidof", name).Output()
+		out, err := exec.Command("pidof", "-s", name).Output()
 		if err == nil {
-			if pid, err := strconv.Atoi(strings.Fields(string(out))[0]); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil {
 				return pid
 			}
 		}
 	}
 	return 0
-}
+})
 
 // cpuTicks returns a process's user+system time in clock ticks.
 func cpuTicks(pid int) int64 {
