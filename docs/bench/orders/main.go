@@ -93,6 +93,7 @@ type bench struct {
 	merchantID uint64
 	base       string // http://127.0.0.1:port
 	debug      string // the service's pprof listener, with -cpuprofile
+	dbPID      int
 	apiKey     string
 	memberIDs  []uint64
 	svc        *exec.Cmd
@@ -645,7 +646,7 @@ func (b *bench) phase(ctx context.Context, name string, op func(context.Context,
 	case <-time.After(*warmup):
 	case <-ctx.Done():
 	}
-	svc0, db0, self0 := cpuTicks(b.svcPID()), cpuTicks(mariadbPID()), cpuTicks(os.Getpid())
+	svc0, db0, self0 := cpuTicks(b.svcPID()), cpuTicks(b.mariadbPID()), cpuTicks(os.Getpid())
 	start := time.Now()
 	measuring.Store(true)
 	select {
@@ -654,7 +655,7 @@ func (b *bench) phase(ctx context.Context, name string, op func(context.Context,
 	}
 	measuring.Store(false)
 	elapsed := time.Since(start)
-	svc1, db1, self1 := cpuTicks(b.svcPID()), cpuTicks(mariadbPID()), cpuTicks(os.Getpid())
+	svc1, db1, self1 := cpuTicks(b.svcPID()), cpuTicks(b.mariadbPID()), cpuTicks(os.Getpid())
 	cancel()
 	wg.Wait()
 	if firstErr != nil {
@@ -681,19 +682,23 @@ func (b *bench) svcPID() int {
 	return b.svc.Process.Pid
 }
 
-// mariadbPID is the server's process, found once (pidof lists the oldest
-// last; another server started meanwhile must not replace it).
-var mariadbPID = sync.OnceValue(func() int {
-	for _, name := range []string{"mariadbd", "mysqld"} {
-		out, err := exec.Command("pidof", "-s", name).Output()
-		if err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil {
-				return pid
-			}
-		}
+// mariadbPID is the process of the server the benchmark talks to, from
+// its pid file (others may run servers of their own on the machine).
+func (b *bench) mariadbPID() int {
+	if b.dbPID != 0 {
+		return b.dbPID
 	}
-	return 0
-})
+	var path string
+	if err := b.benchDB.QueryRow("SELECT @@pid_file").Scan(&path); err != nil {
+		return 0
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	b.dbPID, _ = strconv.Atoi(strings.TrimSpace(string(raw)))
+	return b.dbPID
+}
 
 // cpuTicks returns a process's user+system time in clock ticks.
 func cpuTicks(pid int) int64 {
