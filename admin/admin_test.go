@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -194,4 +195,34 @@ func TestMerchants(t *testing.T) {
 			t.Fatalf("wrong key: %v", err)
 		}
 	})
+}
+
+// A caller holding a transaction reads the CRM settings through it: with a
+// pool of one connection, held by the transaction, the read still answers
+// (through a second connection it would wait for ever).
+func TestCRMSettingsInTheCallersTransaction(t *testing.T) {
+	gdb := dbtest.OpenMySQLIsolated(t)
+	m := admin.NewMerchants(gdb, keys(t), newClock().Now, nil)
+	ctx := context.Background()
+	created, err := m.Create(ctx, admin.MerchantInput{Name: "Shop", Credentials: admin.NewSandboxCredentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1)
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = gdb.WithContext(wait).Transaction(func(tx *gorm.DB) error {
+		got, err := m.CRMSettingsIn(wait, tx, created.ID)
+		if err == nil && got.Cadence != created.BuyingCadence {
+			return fmt.Errorf("cadence %q, want %q", got.Cadence, created.BuyingCadence)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("settings inside a transaction on a pool of one: %v", err)
+	}
 }

@@ -268,6 +268,23 @@ func (s *Merchants) CRMSettings(ctx context.Context, merchantID uint64) (member.
 	})
 }
 
+// CRMSettingsIn is CRMSettings for a caller holding transaction tx: a miss
+// of the cache is read through tx, not on a second connection, so callers
+// holding connections cannot exhaust the pool waiting for more.
+func (s *Merchants) CRMSettingsIn(ctx context.Context, tx *gorm.DB, merchantID uint64) (member.CRMSettings, error) {
+	return s.crm.Get(ctx, merchantID, func(ctx context.Context) (member.CRMSettings, error) {
+		var m Merchant
+		err := tx.WithContext(ctx).Select("id", "buying_cadence", "platinum_pct", "gold_pct").Where("id = ?", merchantID).Take(&m).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return member.CRMSettings{}, fmt.Errorf("admin: merchant %d: %w", merchantID, apperr.ErrNotFound)
+		}
+		if err != nil {
+			return member.CRMSettings{}, fmt.Errorf("admin: merchant %d: %w", merchantID, err)
+		}
+		return member.CRMSettings{Cadence: m.BuyingCadence, PlatinumPct: m.PlatinumPct, GoldPct: m.GoldPct}, nil
+	})
+}
+
 // CountReal counts merchants that are not sandbox demos.
 func (s *Merchants) CountReal(ctx context.Context) (int64, error) {
 	var n int64

@@ -38,6 +38,23 @@ type MerchantSource interface {
 	CRMSettings(ctx context.Context, merchantID uint64) (CRMSettings, error)
 }
 
+// crmSettingsIn is a MerchantSource that reads the settings inside the
+// caller's transaction (admin.Merchants does): Refresh holds one, and
+// taking a second connection while holding it lets a burst of
+// transactions exhaust the pool, each waiting for a connection another
+// holds.
+type crmSettingsIn interface {
+	CRMSettingsIn(ctx context.Context, tx *gorm.DB, merchantID uint64) (CRMSettings, error)
+}
+
+// settingsIn returns the merchant's CRM settings for a caller holding tx.
+func (a *Attributes) settingsIn(ctx context.Context, tx *gorm.DB, merchantID uint64) (CRMSettings, error) {
+	if in, ok := a.merchants.(crmSettingsIn); ok {
+		return in.CRMSettingsIn(ctx, tx, merchantID)
+	}
+	return a.merchants.CRMSettings(ctx, merchantID)
+}
+
 // Attributes keeps the computed attributes of members current: lifecycle
 // stage (with a stage event per change), churn risk and CLV after every
 // order, refund and follow change (Refresh, in the caller's transaction),
@@ -134,7 +151,7 @@ func next(cur attrRow, orders History, s CRMSettings, scores *merchantScores, no
 // recording a stage event when the stage changes. The member's row should
 // already be locked by the caller.
 func (a *Attributes) Refresh(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64) error {
-	s, err := a.merchants.CRMSettings(ctx, merchantID)
+	s, err := a.settingsIn(ctx, tx, merchantID)
 	if err != nil {
 		return err
 	}
