@@ -77,6 +77,7 @@ func (h *Handler) RegisterAdmin(r gin.IRouter) {
 	r.POST("/redemptions/:redemption_id/cancel", authz.Require(authz.PointsWrite), h.cancelRedemption)
 	r.GET("/members/:member_id/points", authz.Require(authz.PointsRead), h.memberPoints)
 	r.POST("/members/:member_id/points/adjustments", authz.Require(authz.PointsWrite), h.adjust)
+	r.POST("/members/:member_id/redemptions", authz.Require(authz.PointsWrite), h.redeemFor)
 }
 
 // RegisterMember adds the member routes under r (the /api group).
@@ -672,6 +673,30 @@ func (h *Handler) adjust(c *gin.Context) {
 		return
 	}
 	c.JSON(createdUnlessReplayed(replayed), gin.H{"entry": e, "replayed": replayed})
+}
+
+type redeemForRequest struct {
+	RewardID  uint64 `json:"reward_id"`
+	RequestID string `json:"request_id"`
+}
+
+func (h *Handler) redeemFor(c *gin.Context) {
+	p := authz.MustFrom(c)
+	id, ok := httpx.PathID(c, "member_id", errNoMember)
+	if !ok {
+		return
+	}
+	var req redeemForRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	r, replayed, err := h.svc.RedeemFor(c.Request.Context(), p.MerchantID, id, req.RewardID, req.RequestID)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(createdUnlessReplayed(replayed), gin.H{"redemption": viewRedemption(r), "replayed": replayed})
 }
 
 // ---- member handlers ----

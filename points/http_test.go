@@ -449,6 +449,73 @@ func TestHTTPMemberRoutes(t *testing.T) {
 	})
 }
 
+// Staff redeem a reward for a member: the member's balance and the stock go
+// down once however often the request is repeated, the redemption is
+// audited with staff as the actor, and what the member cannot afford or the
+// reward cannot give is refused with nothing changed.
+func TestHTTPAdminRedeemForMember(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		f := newFixture(t, gdb)
+		a := newAPI(t, f)
+		m := f.member()
+		f.order(m, 100000) // 1000 points
+		f.wantBalance(m, 1000, 0)
+		rw := f.reward(300, ptr(int64(2)))
+		path := admin + "/members/" + u64(m) + "/redemptions"
+
+		r := a.do("POST", path, "owner0", `{}`)
+		want(t, r, http.StatusBadRequest)
+		if r.field("reward_id") == "" || r.field("request_id") == "" {
+			t.Fatalf("validation %s", r.raw)
+		}
+		body := map[string]any{"reward_id": rw.ID, "request_id": "till-1"}
+		want(t, a.do("POST", path, "viewer0", body), http.StatusForbidden)
+		want(t, a.do("POST", path, "pos0", body), http.StatusForbidden)
+		want(t, a.do("POST", admin+"/members/99999999/redemptions", "owner0", body), http.StatusNotFound)
+		want(t, a.do("POST", path, "owner0", map[string]any{"reward_id": 99999999, "request_id": "till-x"}), http.StatusNotFound)
+		f.wantBalance(m, 1000, 0)
+
+		r = a.do("POST", path, "owner0", body)
+		want(t, r, http.StatusCreated)
+		if r.num("redemption.points") != 300 || r.num("redemption.member_id") != float64(m) || r.body["replayed"] != false {
+			t.Fatalf("redemption %s", r.raw)
+		}
+		again := a.do("POST", path, "owner0", body)
+		want(t, again, http.StatusOK)
+		if again.num("redemption.id") != r.num("redemption.id") || again.body["replayed"] != true {
+			t.Fatalf("replayed %s", again.raw)
+		}
+		f.wantBalance(m, 700, 0)
+		if got, _ := f.svc.GetReward(f.ctx(), f.merchantID, rw.ID); got.StockLeft == nil || *got.StockLeft != 1 {
+			t.Fatalf("stock left %v", got.StockLeft)
+		}
+		// The same request id for another reward is a conflict.
+		other := f.reward(10, nil)
+		want(t, a.do("POST", path, "owner0", map[string]any{"reward_id": other.ID, "request_id": "till-1"}), http.StatusConflict)
+
+		// Out of stock after the second; then too few points for a dear one.
+		want(t, a.do("POST", path, "owner0", map[string]any{"reward_id": rw.ID, "request_id": "till-2"}), http.StatusCreated)
+		r = a.do("POST", path, "owner0", map[string]any{"reward_id": rw.ID, "request_id": "till-3"})
+		want(t, r, http.StatusUnprocessableEntity)
+		dear := f.reward(5000, nil)
+		want(t, a.do("POST", path, "owner0", map[string]any{"reward_id": dear.ID, "request_id": "till-4"}), http.StatusUnprocessableEntity)
+		f.wantBalance(m, 400, 0)
+
+		r = a.do("GET", admin+"/redemptions?member_id="+u64(m), "viewer0", nil)
+		want(t, r, http.StatusOK)
+		if n := len(r.body["redemptions"].([]any)); n != 2 {
+			t.Fatalf("redemptions %s", r.raw)
+		}
+		var audited int64
+		gdb.Table("audit_log").Where("merchant_id = ? AND action = ? AND actor_type = ? AND actor_id = ?",
+			f.merchantID, "redemption.create", "staff", 1).Count(&audited)
+		if audited != 2 {
+			t.Fatalf("%d audit entries, want 2", audited)
+		}
+		f.reconcile()
+	})
+}
+
 // Every route of another merchant's resource answers 404, like an id that
 // does not exist, and non-numeric ids are 404 too. The table must cover
 // every registered route.
@@ -488,6 +555,7 @@ func TestHTTPTenantIsolation(t *testing.T) {
 			{"POST", admin + "/redemptions/" + redemption + "/cancel", "owner1", map[string]any{"reason": "x"}, 404},
 			{"GET", admin + "/members/" + mem + "/points", "owner1", nil, 404},
 			{"POST", admin + "/members/" + mem + "/points/adjustments", "owner1", map[string]any{"points": 5, "reason": "x"}, 404},
+			{"POST", admin + "/members/" + mem + "/redemptions", "owner1", map[string]any{"reward_id": rw.ID, "request_id": "x"}, 404},
 			// Non-numeric or non-canonical ids.
 			{"GET", admin + "/tiers/abc", "owner0", nil, 404},
 			{"PATCH", admin + "/tiers/01", "owner0", map[string]any{}, 404},

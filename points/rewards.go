@@ -280,17 +280,50 @@ func (s *Service) Redeem(ctx context.Context, merchantID, memberID, rewardID uin
 	if !validID(requestID) {
 		return Redemption{}, false, apperr.Invalid("request_id", "is required: 1 to 64 visible ASCII characters, without / ? # % or \\")
 	}
-	return s.redeem(ctx, merchantID, memberID, rewardID, "redeem:"+strconv.FormatUint(memberID, 10)+":"+requestID, false)
+	return s.redeem(ctx, merchantID, memberID, rewardID, "redeem:"+strconv.FormatUint(memberID, 10)+":"+requestID, redeemByMember)
+}
+
+// RedeemFor redeems a reward for a member at staff's hands (at the till,
+// say), as Redeem does and audited. A merged member's id redeems for the
+// member it was merged into. requestID makes a repeat return the first
+// redemption; it shares Redeem's key space, so one attempt cannot be both.
+func (s *Service) RedeemFor(ctx context.Context, merchantID, memberID, rewardID uint64, requestID string) (Redemption, bool, error) {
+	v := &apperr.Validation{}
+	if rewardID == 0 {
+		v.Add("reward_id", "is required")
+	}
+	if !validID(requestID) {
+		v.Add("request_id", "is required: 1 to 64 visible ASCII characters, without / ? # % or \\")
+	}
+	if err := v.Err(); err != nil {
+		return Redemption{}, false, err
+	}
+	b, err := s.memberExists(ctx, merchantID, memberID)
+	if err != nil {
+		return Redemption{}, false, err
+	}
+	return s.redeem(ctx, merchantID, b.ID, rewardID, "redeem:"+strconv.FormatUint(b.ID, 10)+":"+requestID, redeemByStaff)
 }
 
 // GiftReward gives the member a reward for free (a campaign's gift): a
 // redemption of no points and no cash, with the reward's stock, limit and
 // validity as for a paid one. key makes a repeat return the first gift.
 func (s *Service) GiftReward(ctx context.Context, merchantID, memberID, rewardID uint64, key string) (Redemption, bool, error) {
-	return s.redeem(ctx, merchantID, memberID, rewardID, "gift:"+clip(key, 59), true)
+	return s.redeem(ctx, merchantID, memberID, rewardID, "gift:"+clip(key, 59), redeemAsGift)
 }
 
-func (s *Service) redeem(ctx context.Context, merchantID, memberID, rewardID uint64, key string, free bool) (Redemption, bool, error) {
+// redeemer is who redeems: the member, staff for the member (audited), or
+// a campaign giving the reward for free.
+type redeemer int
+
+const (
+	redeemByMember redeemer = iota
+	redeemByStaff
+	redeemAsGift
+)
+
+func (s *Service) redeem(ctx context.Context, merchantID, memberID, rewardID uint64, key string, by redeemer) (Redemption, bool, error) {
+	free := by == redeemAsGift
 	if prev, err := redemptionByKey(ctx, s.db, merchantID, key); err != nil {
 		return Redemption{}, false, err
 	} else if prev != nil {
@@ -369,6 +402,13 @@ func (s *Service) redeem(ctx context.Context, merchantID, memberID, rewardID uin
 		}
 		if err := s.saveAccount(ctx, tx, a); err != nil {
 			return err
+		}
+		if by == redeemByStaff {
+			if err := audit.Record(ctx, tx, merchantID, audit.Entry{Action: "redemption.create", TargetType: "member",
+				TargetIDs: []uint64{memberID}, After: map[string]any{"redemption_id": red.ID, "reward_id": r.ID,
+					"reward": r.Name, "points": cost, "cash_fen": cash}}, now); err != nil {
+				return err
+			}
 		}
 		if r.StockLeft != nil {
 			// Last statement on purpose: the reward row is shared by every

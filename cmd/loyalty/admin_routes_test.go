@@ -354,6 +354,7 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		"POST /api/admin/v1/redemptions/{redemption_id}/cancel":     {path: fmt.Sprint(B.redeemed), body: map[string]any{"reason": "x"}, check: notFound},
 		"GET /api/admin/v1/members/{member_id}/points":              {path: memberB, check: notFound},
 		"POST /api/admin/v1/members/{member_id}/points/adjustments": {path: memberB, body: map[string]any{"points": 100, "reason": "gift"}, check: notFound},
+		"POST /api/admin/v1/members/{member_id}/redemptions":        {path: memberB, body: map[string]any{"reward_id": B.reward, "request_id": "x"}, check: notFound},
 		"GET /api/admin/v1/campaigns":                               {check: notB(B.campaign)},
 		"POST /api/admin/v1/campaigns":                              {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
 		"GET /api/admin/v1/campaigns/{campaign_id}":                 {path: fmt.Sprint(B.campaign), check: notFound},
@@ -460,6 +461,9 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 	}
 	if n := a.count("points_redemptions", "id = ? AND status = 'completed'", B.redeemed); n != 1 {
 		t.Fatal("B's redemption was cancelled")
+	}
+	if n := a.count("points_redemptions", "merchant_id = ? AND member_id = ?", other.ID, B.member); n != 1 {
+		t.Fatalf("B's member has %d redemptions, want only the fixture's", n)
 	}
 	if n := a.count("points_ledger", "merchant_id = ? AND member_id = ? AND kind = 'adjust'", other.ID, B.member); n != 0 {
 		t.Fatal("B's member was adjusted")

@@ -1327,6 +1327,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/members/{member_id}/redemptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redeem a reward for a member at staff's hands (points:write, audited)
+         * @description What the member's own redeem does, on staff's side (at the till, or
+         *     for a member who asked in person): atomic, the points leave the lots
+         *     that expire first, a limited stock goes down by one, a coupon reward
+         *     gets a code. Not enough points, out of stock, the per-member limit or
+         *     a reward outside its validity are 422 and change nothing. Repeating a
+         *     request_id for the same member returns the first redemption (200);
+         *     the key space is the member's own redeem's, so one attempt cannot be
+         *     counted twice. Audited as `redemption.create`.
+         */
+        post: operations["redeemRewardForMember"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/member/v1/{merchant_id}/points": {
         parameters: {
             query?: never;
@@ -6087,6 +6116,35 @@ export interface operations {
         responses: {
             200: components["responses"]["PointsEntryResult"];
             201: components["responses"]["PointsEntryResult"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    redeemRewardForMember: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                member_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reward_id: number;
+                    /** @description one per staff action, reused on retries */
+                    request_id: string;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["PointsRedemptionResult"];
+            201: components["responses"]["PointsRedemptionResult"];
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
