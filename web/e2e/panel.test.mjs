@@ -188,7 +188,7 @@ describe('admin panel', { concurrency: 1 }, () => {
     await context.close()
   })
 
-  it('creates a reward; a member redeems it and the panel shows it', async () => {
+  it('creates a reward and redeems it for a member; the member redeems too', async () => {
     const { page, problems, context } = await newPage(browser)
     await login(page, server.base, server.username, server.password)
     await page.getByTestId('kpis').waitFor({ timeout: T })
@@ -206,21 +206,51 @@ describe('admin panel', { concurrency: 1 }, () => {
     await checkA11y(page, 'rewards')
     await shot(page, '06-reward-created')
 
-    // The member redeems it in the mini-program (the admin API has no redeem route).
+    // A member with 350 points redeems once in the mini-program.
     const rewards = await api(server.base, owner, 'GET', '/api/admin/v1/rewards')
     const reward = rewards.rewards.find((r) => r.name === '拿铁一杯')
     const { code } = await api(server.base, owner, 'POST', '/api/admin/v1/sandbox/mp-login-code', {})
     const mp = await api(server.base, null, 'POST', `/api/mp/v1/${server.merchant}/login`, { code })
     const memberId = mp.member.id
-    await api(server.base, owner, 'POST', `/api/admin/v1/members/${memberId}/points/adjustments`, { points: 150, reason: '开业赠送' })
+    await api(server.base, owner, 'POST', `/api/admin/v1/members/${memberId}/points/adjustments`, { points: 350, reason: '开业赠送' })
     await api(server.base, mp.token, 'POST', `/api/member/v1/${server.merchant}/rewards/${reward.id}/redeem`, { request_id: 'e2e-redeem-1' })
 
-    await page.goto(`${server.base}/admin/members/${memberId}?tab=redemptions`)
+    // Staff redeem it for the member at the till, from the rewards page: a
+    // wrong member id first, whose error is shown.
+    await page.getByTestId(`redeem-for-${reward.id}`).click()
+    const dialog = page.getByRole('dialog', { name: '代会员兑换奖励' })
+    await dialog.waitFor({ timeout: T })
+    assert.match(await dialog.innerText(), /将从会员的可用积分中扣除 100 积分/)
+    await input(page, 'redeem-member').fill('999999')
+    await page.getByTestId('redeem-submit').click()
+    await dialog.locator('.error-alert').waitFor({ timeout: T })
+    assert.match(await dialog.locator('.error-alert').innerText(), /找不到/)
+    await input(page, 'redeem-member').fill(String(memberId))
+    await checkA11y(page, 'redeem dialog')
+    await shot(page, '07a-redeem-for-member')
+    await page.getByTestId('redeem-submit').click()
+    await page.getByText('已为会员兑换「拿铁一杯」，扣除 100 积分。').waitFor({ timeout: T })
+
+    // And once more from the member's page, choosing the reward.
+    await page.goto(`${server.base}/admin/members/${memberId}`)
+    await page.getByTestId('redeem-open').click()
+    await page.getByTestId('redeem-reward').click()
+    await page.getByRole('option', { name: /拿铁一杯/ }).click()
+    await page.getByTestId('redeem-submit').click()
+    await page.getByText('已为会员兑换「拿铁一杯」，扣除 100 积分。').waitFor({ timeout: T })
+    await page.waitForURL(/tab=redemptions/)
     const redemptions = page.getByTestId('member-redemptions')
-    await redemptions.getByText('拿铁一杯').waitFor({ timeout: T })
+    await redemptions.locator('tr', { hasText: '拿铁一杯' }).nth(2).waitFor({ timeout: T })
     assert.match(await redemptions.innerText(), /已兑换/)
-    assert.equal(await page.getByTestId('points-available').innerText(), '50')
+    await page.getByTestId('points-available').getByText('50').waitFor({ timeout: T })
     await shot(page, '07-member-redemption')
+
+    const held = await api(server.base, owner, 'GET', `/api/admin/v1/redemptions?member_id=${memberId}`)
+    assert.equal(held.redemptions.length, 3)
+    const points = await api(server.base, owner, 'GET', `/api/admin/v1/members/${memberId}/points`)
+    assert.equal(points.summary.available, 50)
+    const audit = await api(server.base, owner, 'GET', '/api/admin/v1/audit?action=redemption.create')
+    assert.equal(audit.entries.length, 2)
     assert.deepEqual(problems, [])
     await context.close()
   })
@@ -248,11 +278,13 @@ describe('admin panel', { concurrency: 1 }, () => {
     assert.equal(await page.getByTestId('member-phone').innerText(), '138****5678')
     assert.equal(await page.getByTestId('adjust-open').count(), 0)
     assert.equal(await page.getByTestId('register-order').count(), 0)
+    assert.equal(await page.getByTestId('redeem-open').count(), 0)
     await shot(page, '09-viewer-member')
 
     await page.getByRole('menuitem', { name: '奖励' }).click()
     await page.getByTestId('rewards-table').getByText('拿铁一杯').waitFor({ timeout: T })
     assert.equal(await page.getByTestId('reward-create').count(), 0)
+    assert.equal(await page.locator('[data-testid^="redeem-for-"]').count(), 0)
     assert.deepEqual(problems, [])
     await context.close()
   })
