@@ -2,6 +2,7 @@
 // A new area adds its route in router.ts and one line here.
 import type { Component } from 'vue'
 import { DataAnalysis, Present, ShoppingCart, User } from '@element-plus/icons-vue'
+import { Coin, Medal } from '@element-plus/icons-vue'
 import type { Requirement } from '@/admin/permissions'
 
 export interface NavItem {
@@ -18,4 +19,7 @@ export const navItems: NavItem[] = [
   { route: 'members', label: 'nav.members', icon: User, need: 'members:read' },
   { route: 'orders', label: 'nav.orders', icon: ShoppingCart, need: ['points:read', 'orders:write'] },
   { route: 'rewards', label: 'nav.rewards', icon: Present, need: 'points:read' },
+  // The merchant's setup screens.
+  { route: 'points-rules', label: 'nav.pointsRules', icon: Coin, need: 'points:read' },
+  { route: 'tiers', label: 'nav.tiers', icon: Medal, need: 'points:read' },
 ]

@@ -30,6 +30,9 @@ export function createPanelRouter(pinia: Pinia): Router {
           { path: 'members/:id(\\d+)', name: 'member', component: () => import('./pages/member/MemberPage.vue'), meta: { need: 'members:read', title: 'member.title' } },
           { path: 'orders/:externalId?', name: 'orders', component: () => import('./pages/orders/OrdersPage.vue'), meta: { need: ['points:read', 'orders:write'], title: 'nav.orders' } },
           { path: 'rewards', name: 'rewards', component: () => import('./pages/rewards/RewardsPage.vue'), meta: { need: 'points:read', title: 'nav.rewards' } },
+          // The merchant's setup screens (points, tiers, staff, settings...).
+          { path: 'points/rules', name: 'points-rules', component: () => import('./pages/points/PointsRulesPage.vue'), meta: { need: 'points:read', title: 'nav.pointsRules' } },
+          { path: 'points/tiers', name: 'tiers', component: () => import('./pages/points/TiersPage.vue'), meta: { need: 'points:read', title: 'nav.tiers' } },
           { path: 'forbidden', name: 'forbidden', component: () => import('./pages/status/StatusPage.vue'), props: { kind: 'forbidden' } },
           { path: ':rest(.*)*', name: 'not-found', component: () => import('./pages/status/StatusPage.vue'), props: { kind: 'not-found' } },
         ],
