@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { createPanelI18n } from './i18n'
+import enMessages from '@/locales/en.json'
 import { describeError, errorText, loginMessage } from './errors'
 import { ApiError, networkError, parseRetryAfter, toApiError } from '@/api/errors'
 
 const zh = createPanelI18n('zh-CN').global.t as (k: string, n?: Record<string, unknown>) => string
-const en = createPanelI18n('en').global.t as (k: string, n?: Record<string, unknown>) => string
+const en = createPanelI18n('en', { en: enMessages }).global.t as (k: string, n?: Record<string, unknown>) => string
 
 const headers = (h: Record<string, string> = {}) => new Headers(h)
 

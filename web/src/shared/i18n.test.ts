@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { flattenKeys, initialLocale, messages } from './i18n'
+import zhCN from '@/locales/zh-CN.json'
+import enMessages from '@/locales/en.json'
+import { flattenKeys, initialLocale } from './i18n'
+
+const messages = { 'zh-CN': zhCN, en: enMessages }
 import { STAGES, PYRAMID } from './enums'
 
 const zh = flattenKeys(messages['zh-CN'])

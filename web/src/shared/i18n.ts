@@ -2,9 +2,14 @@
 // One key set in src/locales/*.json, top-level keys per area (common, nav,
 // errors, enums, dashboard, members, ...): a page's words live under its
 // area, shared words under common/enums/glossary.
-import { createI18n } from 'vue-i18n'
+//
+// Chinese is in the first load; English is a lazy chunk fetched when chosen
+// (loadMessages), so the initial JavaScript carries one language.
+import { createI18n, type Composer } from 'vue-i18n'
 import zhCN from '@/locales/zh-CN.json'
-import en from '@/locales/en.json'
+
+/** One language's messages (the key set is Chinese's; a test checks English has the same). */
+export type Messages = typeof zhCN
 
 /** The languages the panel speaks. */
 export type Locale = 'zh-CN' | 'en'
@@ -14,22 +19,34 @@ export const LOCALES: readonly Locale[] = ['zh-CN', 'en'] as const
 /** Where the chosen language is kept. */
 export const LOCALE_KEY = 'loyalty.locale'
 
-export const messages = { 'zh-CN': zhCN, en } as const
-
 /** initialLocale is the saved choice, else Chinese. */
 export function initialLocale(saved: string | null): Locale {
   return saved === 'en' ? 'en' : 'zh-CN'
 }
 
-export function createPanelI18n(locale: Locale) {
+/** loadMessages returns a language's messages, fetching English on first use. */
+export async function loadMessages(locale: Locale): Promise<Messages> {
+  return locale === 'en' ? ((await import('@/locales/en.json')).default as Messages) : zhCN
+}
+
+/** createPanelI18n speaks Chinese, and the other languages given (already loaded). */
+export function createPanelI18n(locale: Locale, more: Partial<Record<Locale, Messages>> = {}) {
   return createI18n({
     legacy: false,
     locale,
     fallbackLocale: 'zh-CN',
-    messages,
+    messages: { 'zh-CN': zhCN, ...more } as Record<Locale, Messages>,
     missingWarn: false,
     fallbackWarn: false,
   })
+}
+
+/** switchLocale changes the language (loading it first when needed) and remembers it. */
+export async function switchLocale(i18n: Pick<Composer, 'locale' | 'availableLocales' | 'setLocaleMessage'>, l: Locale): Promise<void> {
+  if (!i18n.availableLocales.includes(l)) i18n.setLocaleMessage(l, await loadMessages(l))
+  i18n.locale.value = l
+  localStorage.setItem(LOCALE_KEY, l)
+  document.documentElement.lang = l
 }
 
 /** flattenKeys lists every message key as a dotted path, for the completeness test. */
