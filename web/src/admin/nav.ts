@@ -2,7 +2,7 @@
 // A new area adds its route in router.ts and one line here.
 import type { Component } from 'vue'
 import { DataAnalysis, Present, ShoppingCart, User } from '@element-plus/icons-vue'
-import { Coin, Medal } from '@element-plus/icons-vue'
+import { Avatar, Coin, Document, Key, Medal, Setting } from '@element-plus/icons-vue'
 import type { Requirement } from '@/admin/permissions'
 
 export interface NavItem {
@@ -22,4 +22,8 @@ export const navItems: NavItem[] = [
   // The merchant's setup screens.
   { route: 'points-rules', label: 'nav.pointsRules', icon: Coin, need: 'points:read' },
   { route: 'tiers', label: 'nav.tiers', icon: Medal, need: 'points:read' },
+  { route: 'staff', label: 'nav.staff', icon: Avatar, need: 'staff:manage' },
+  { route: 'api-keys', label: 'nav.apiKeys', icon: Key, need: 'apikeys:manage' },
+  { route: 'audit', label: 'nav.audit', icon: Document, need: 'audit:read' },
+  { route: 'settings', label: 'nav.settings', icon: Setting, need: 'settings:read' },
 ]

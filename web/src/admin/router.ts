@@ -33,6 +33,10 @@ export function createPanelRouter(pinia: Pinia): Router {
           // The merchant's setup screens (points, tiers, staff, settings...).
           { path: 'points/rules', name: 'points-rules', component: () => import('./pages/points/PointsRulesPage.vue'), meta: { need: 'points:read', title: 'nav.pointsRules' } },
           { path: 'points/tiers', name: 'tiers', component: () => import('./pages/points/TiersPage.vue'), meta: { need: 'points:read', title: 'nav.tiers' } },
+          { path: 'audit', name: 'audit', component: () => import('./pages/audit/AuditPage.vue'), meta: { need: 'audit:read', title: 'nav.audit' } },
+          { path: 'staff', name: 'staff', component: () => import('./pages/staff/StaffPage.vue'), meta: { need: 'staff:manage', title: 'nav.staff' } },
+          { path: 'api-keys', name: 'api-keys', component: () => import('./pages/apikeys/ApiKeysPage.vue'), meta: { need: 'apikeys:manage', title: 'nav.apiKeys' } },
+          { path: 'settings', name: 'settings', component: () => import('./pages/settings/SettingsPage.vue'), meta: { need: 'settings:read', title: 'nav.settings' } },
           { path: 'forbidden', name: 'forbidden', component: () => import('./pages/status/StatusPage.vue'), props: { kind: 'forbidden' } },
           { path: ':rest(.*)*', name: 'not-found', component: () => import('./pages/status/StatusPage.vue'), props: { kind: 'not-found' } },
         ],
