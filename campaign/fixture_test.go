@@ -248,7 +248,9 @@ func (e *env) statuses(campaignID uint64) map[campaign.DeliveryStatus]int {
 
 func (e *env) status(campaignID uint64) campaign.Status {
 	var s []campaign.Status
-	e.db.Table("campaigns").Where("id = ?", campaignID).Pluck("status", &s)
+	if err := e.db.Table("campaigns").Where("id = ?", campaignID).Pluck("status", &s).Error; err != nil {
+		e.t.Fatalf("campaign %d: status: %v", campaignID, err)
+	}
 	if len(s) != 1 {
 		e.t.Fatalf("campaign %d: %d rows", campaignID, len(s))
 	}
