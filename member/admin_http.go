@@ -28,6 +28,9 @@ type AdminOptions struct {
 	// (the client not reading) before the export is aborted;
 	// DefaultExportWriteWindow when 0.
 	ExportWriteWindow time.Duration
+	// Codes checks member codes (POST /member-codes/resolve); nil leaves
+	// the route out.
+	Codes *Codes
 }
 
 // DefaultExportWriteWindow is the export's default write window: the
@@ -53,6 +56,7 @@ func NewAdminHandler(svc *Service, o AdminOptions) *AdminHandler {
 //	GET    /members                            members:read    list (filters, keyset pages)
 //	GET    /members/export.csv                 members:export  CSV of the filtered list
 //	GET    /members/lookup                     members:read    the member with an openid, unionid or phone
+//	POST   /member-codes/resolve               members:read    the member a member code names {"member_code"}
 //	GET    /members/:member_id                 members:read    detail
 //	PATCH  /members/:member_id                 members:write   edit remark, name, gender, birthday, phone, tags
 //	GET    /members/:member_id/privacy-export  privacy:manage  everything stored about the member (PIPL)
@@ -67,6 +71,9 @@ func (h *AdminHandler) Register(r gin.IRouter) {
 	r.GET("/members", authz.Require(authz.MembersRead), h.list)
 	r.GET("/members/export.csv", authz.Require(authz.MembersExport), h.export)
 	r.GET("/members/lookup", authz.Require(authz.MembersRead), h.lookup) // lookup.go
+	if h.o.Codes != nil {
+		r.POST("/member-codes/resolve", authz.Require(authz.MembersRead), h.resolveCode) // code_http.go
+	}
 	r.GET("/members/:member_id", authz.Require(authz.MembersRead), h.detail)
 	r.PATCH("/members/:member_id", authz.Require(authz.MembersWrite), h.update)
 	r.GET("/members/:member_id/privacy-export", authz.Require(authz.PrivacyManage), h.privacyExport)

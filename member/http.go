@@ -48,6 +48,9 @@ type HandlerOptions struct {
 	Limits LoginLimits
 	// Log receives limiter failures; nil discards them.
 	Log *slog.Logger
+	// Codes issues member codes (GET .../member-code); nil leaves the
+	// route out.
+	Codes *Codes
 }
 
 // NewHandler returns the member API handler.
@@ -104,6 +107,7 @@ func (h *Handler) allowLogin(c *gin.Context, merchantID uint64) error {
 //	POST  /member/v1/:merchant_id/logout   end this login {"refresh_token"}
 //	GET   /member/v1/:merchant_id/profile  own profile (member token)
 //	PATCH /member/v1/:merchant_id/profile  edit own profile (member token)
+//	GET   /member/v1/:merchant_id/member-code  a member code to show at the till (member token; code.go)
 //
 // Logins are limited per client and per merchant (HandlerOptions.Limits).
 func (h *Handler) Register(r gin.IRouter) {
@@ -115,6 +119,9 @@ func (h *Handler) Register(r gin.IRouter) {
 	r.POST("/member/v1/:merchant_id/logout", h.logout)
 	r.GET("/member/v1/:merchant_id/profile", h.requireMember, h.profile)
 	r.PATCH("/member/v1/:merchant_id/profile", h.requireMember, h.updateProfile)
+	if h.o.Codes != nil {
+		r.GET("/member/v1/:merchant_id/member-code", h.requireMember, h.memberCode)
+	}
 }
 
 var errNoMerchant = apperr.New(apperr.ErrNotFound, "merchant not found")

@@ -22,10 +22,21 @@ import (
 type Handler struct {
 	svc     *Service
 	current func(*gin.Context) (merchantID, memberID uint64)
+	codes   MemberCodes
+}
+
+// MemberCodes spends a member code (shown by the member at the till) on
+// an order and names the member; member.Codes satisfies it.
+type MemberCodes interface {
+	Use(ctx context.Context, merchantID uint64, code, externalID string) (memberID uint64, err error)
 }
 
 // NewHandler returns the points HTTP handler.
 func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
+
+// UseMemberCodes lets POST /orders name the buyer by a member code. Call
+// before serving.
+func (h *Handler) UseMemberCodes(c MemberCodes) { h.codes = c }
 
 // RegisterAdmin adds the admin routes under r, the authenticated admin group
 // (/api/admin/v1): every request carries an authz.Principal and every route
@@ -35,7 +46,7 @@ func NewHandler(svc *Service) *Handler { return &Handler{svc: svc} }
 // that is not a number).
 //
 //	GET    /orders                                 points:read   orders, newest first (?member_id=&from=&to=&cursor=&limit=)
-//	POST   /orders                                 orders:write  record an order (idempotent by external_id)
+//	POST   /orders                                 orders:write  record an order (idempotent by external_id; the buyer by member_id, openid, phone or member_code)
 //	GET    /orders/:external_id                    points:read   an order with its refunds
 //	POST   /orders/:external_id/refunds            orders:write  refund, full or partial (idempotent by refund_id)
 //	GET    /points/rules                           points:read   current rules (?version= for a past one)
@@ -299,6 +310,7 @@ type orderRequest struct {
 	MemberID   uint64     `json:"member_id"`
 	OpenID     string     `json:"openid"`
 	Phone      string     `json:"phone"`
+	MemberCode string     `json:"member_code"`
 	AmountFen  int64      `json:"amount_fen"`
 	OrderedAt  *time.Time `json:"ordered_at"`
 	Items      []Item     `json:"items"`
@@ -312,6 +324,14 @@ func (h *Handler) postOrder(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	if req.MemberCode != "" {
+		id, err := h.memberByCode(c.Request.Context(), p.MerchantID, req)
+		if err != nil {
+			httpx.Fail(c, err)
+			return
+		}
+		req.MemberID = id
+	}
 	res, replayed, err := h.svc.RecordOrder(c.Request.Context(), p.MerchantID, OrderInput{ExternalID: req.ExternalID,
 		Member:    member.BuyerRef{ID: req.MemberID, OpenID: req.OpenID, Phone: req.Phone},
 		AmountFen: req.AmountFen, OrderedAt: req.OrderedAt, Items: req.Items, CampaignID: req.CampaignID})
@@ -320,6 +340,22 @@ func (h *Handler) postOrder(c *gin.Context) {
 		return
 	}
 	c.JSON(createdUnlessReplayed(replayed), gin.H{"order": viewOrder(res), "replayed": replayed})
+}
+
+// memberByCode spends an order's member code and returns the member it
+// names. The code is the order's only member reference; it is spent only
+// on an order whose external id is well formed.
+func (h *Handler) memberByCode(ctx context.Context, merchantID uint64, req orderRequest) (uint64, error) {
+	if req.MemberID != 0 || req.OpenID != "" || req.Phone != "" {
+		return 0, apperr.Invalid("member_code", "give exactly one of member_id, openid, phone and member_code")
+	}
+	if h.codes == nil {
+		return 0, apperr.Invalid("member_code", "member codes are not accepted by this service")
+	}
+	if !validID(req.ExternalID) {
+		return 0, apperr.Invalid("external_id", "must be 1 to 64 visible ASCII characters, without / ? # % or \\")
+	}
+	return h.codes.Use(ctx, merchantID, req.MemberCode, req.ExternalID)
 }
 
 func (h *Handler) getOrder(c *gin.Context) {

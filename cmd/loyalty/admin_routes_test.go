@@ -117,6 +117,7 @@ type tenantFixture struct {
 	tier     uint64
 	reward   uint64
 	redeemed uint64 // a redemption
+	code     string // a member code of member
 }
 
 func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken string) tenantFixture {
@@ -163,6 +164,7 @@ func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken st
 		t.Fatalf("fixture redemption: %v", err)
 	}
 	f.redeemed = red.ID
+	f.code = a.codeIssuedAgo(merchantID, f.member, 0)
 	f.staff = must("POST", "/api/admin/v1/staff", map[string]any{"username": fmt.Sprintf("clerk%d", merchantID), "role": "viewer"})
 	f.apiKey = must("POST", "/api/admin/v1/api-keys", map[string]any{"name": "pos", "scopes": []string{"orders:write"}})
 	f.channel = must("POST", "/api/admin/v1/channels", map[string]any{"name": "Poster", "scene": "poster"})
@@ -266,8 +268,20 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		"GET /api/admin/v1/members/export.csv":          {check: noneOfB},
 		"GET /api/admin/v1/members/{member_id}":         {path: memberB, check: notFound},
 		// B's member's identities name no member of A's.
-		"GET /api/admin/v1/members/lookup":                     {query: "openid=" + B.openid, check: notFound},
-		"GET /api/admin/v1/members/lookup#own-member":          {query: "openid=" + A.openid, check: notB(B.member)},
+		"GET /api/admin/v1/members/lookup":            {query: "openid=" + B.openid, check: notFound},
+		"GET /api/admin/v1/members/lookup#own-member": {query: "openid=" + A.openid, check: notB(B.member)},
+		// B's member code names nobody at A: 400, as a forged code.
+		"POST /api/admin/v1/member-codes/resolve": {body: map[string]any{"member_code": B.code}, check: func(t *testing.T, st int, body string) {
+			if st != http.StatusBadRequest || !strings.Contains(body, `"member_code"`) {
+				t.Fatalf("B's member code: %d %s, want 400 naming member_code", st, body)
+			}
+		}},
+		"POST /api/admin/v1/orders#foreign-member-code": {body: map[string]any{"external_id": "x-code", "member_code": B.code, "amount_fen": 100},
+			check: func(t *testing.T, st int, body string) {
+				if st != http.StatusBadRequest || !strings.Contains(body, `"member_code"`) {
+					t.Fatalf("order with B's member code: %d %s, want 400 naming member_code", st, body)
+				}
+			}},
 		"PATCH /api/admin/v1/members/{member_id}":              {path: memberB, body: map[string]any{"remark": "hijacked"}, check: notFound},
 		"GET /api/admin/v1/members/{member_id}/privacy-export": {path: memberB, check: notFound},
 		"POST /api/admin/v1/members/{member_id}/erase":         {path: memberB, check: notFound},

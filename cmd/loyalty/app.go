@@ -53,6 +53,7 @@ type App struct {
 	dispatcher *inbox.Dispatcher
 	keywords   *wechat.Keywords
 	members    *member.Service
+	codes      *member.Codes
 	segments   *member.Segments
 	points     *points.Service
 	attributes *member.Attributes
@@ -216,16 +217,20 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		}
 	}
 
+	codeKeys := a.keys.VerifyingKeys("member-code") // the current key's first
+	a.codes = member.NewCodes(a.db, codeKeys[0], a.now, codeKeys[1:]...)
 	tokenKeys := a.keys.VerifyingKeys("member-token") // the current key's first
 	var loginLimiter member.LoginLimiter = ratelimit.NewLocal(a.now)
 	if a.rdb != nil {
 		loginLimiter = ratelimit.NewFallback(ratelimit.NewRedis(a.rdb), ratelimit.NewLocal(a.now), a.redis, a.instances.Live)
 	}
 	memberAPI := member.NewHandler(a.members, member.NewTokens(tokenKeys[0], a.now, tokenKeys[1:]...), member.HandlerOptions{
-		Limiter: loginLimiter, Log: log,
+		Limiter: loginLimiter, Log: log, Codes: a.codes,
 		Limits: member.LoginLimits{PerClient: cfg.MemberLogin.PerClientPerMinute, PerMerchant: cfg.MemberLogin.PerMerchantPerMinute}})
-	a.handler = a.routes(memberAPI, points.NewHandler(a.points),
-		member.NewAdminHandler(a.members, member.AdminOptions{}), member.NewSegmentHandler(a.segments, a.members),
+	pointsAPI := points.NewHandler(a.points)
+	pointsAPI.UseMemberCodes(a.codes)
+	a.handler = a.routes(memberAPI, pointsAPI,
+		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
 		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now))
 	if a.sandbox != nil {
@@ -329,7 +334,8 @@ func (a *App) Start() {
 }
 
 // housekeeping deletes what has stopped mattering: ended staff sessions,
-// old failed-login counters and expired member refresh tokens. Any number
+// old failed-login counters, expired member refresh tokens and the uses of
+// long-expired member codes. Any number
 // of instances may run it.
 func (a *App) housekeeping(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
@@ -348,6 +354,9 @@ func (a *App) housekeeping(ctx context.Context, every time.Duration) {
 		}
 		if err := a.members.PurgeRefreshTokens(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("housekeeping: member refresh tokens", "error", err)
+		}
+		if err := a.codes.PurgeUses(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("housekeeping: member code uses", "error", err)
 		}
 	}
 }

@@ -630,9 +630,9 @@ export interface paths {
         /**
          * The member with an openid, unionid or phone number (members:read)
          * @description Exactly one of `openid` (the official account's or the
-         *     mini-program's), `unionid` or `phone`. Members have no member code
-         *     or card number of their own: these identities and the member id are
-         *     what identify them. Answers the member as `GET /members/{member_id}`
+         *     mini-program's), `unionid` or `phone`. (The rotating code a member
+         *     shows at the till is resolved by `POST /member-codes/resolve`.)
+         *     Answers the member as `GET /members/{member_id}`
          *     does (phone masked for viewers, who may still look a member up by a
          *     whole number); 404 when no member of the caller's merchant has the
          *     identity (an erased member has none left).
@@ -992,7 +992,8 @@ export interface paths {
         /**
          * Record a paid order (orders:write)
          * @description Earns points for the member named by exactly one of member_id, openid
-         *     (official-account or mini-program) or phone, and updates the member's
+         *     (official-account or mini-program), phone or member_code (the code
+         *     the member shows at the till), and updates the member's
          *     purchase facts (order_count, total_spend_fen, first/last order time),
          *     in one transaction. Points = floor(amount_fen × earn.points /
          *     earn.per_fen × tier multiplier × birthday-month multiplier), one
@@ -1500,6 +1501,59 @@ export interface paths {
          *     points. 422 when the merchant has no check-in rewards.
          */
         post: operations["checkIn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/member/v1/{merchant_id}/member-code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A fresh member code to show at the till (QR code and barcode)
+         * @description A short signed code naming the member (`M` and base32, about 30
+         *     characters, upper case). It is accepted for 90 seconds after it was
+         *     issued; fetch the next one at `refresh_after` (60 seconds) and show
+         *     that. Staff resolve it with `POST /api/admin/v1/member-codes/resolve`;
+         *     a POS names an order's buyer with it (`member_code` on
+         *     `POST /api/admin/v1/orders`), once: another order with the same code
+         *     is refused. Codes are not stored, only their uses.
+         */
+        get: operations["getMyMemberCode"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/member-codes/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The member a member code names (members:read)
+         * @description For staff and POS at the till: the member as `GET /members/{member_id}`
+         *     shows them (phone masked for viewers) and when the code stops being
+         *     accepted. Resolving does not spend the code (an order does). A code
+         *     that does not verify (mistyped, forged, another merchant's) or has
+         *     expired is 400 naming member_code; case and surrounding spaces do
+         *     not matter.
+         */
+        post: operations["resolveMemberCode"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5506,9 +5560,11 @@ export interface operations {
                 "application/json": {
                     /** @description the shop's order id: visible ASCII */
                     external_id: string;
-                    /** @description exactly one of member_id, openid, phone */
+                    /** @description exactly one of member_id, openid, phone, member_code */
                     member_id?: number;
                     openid?: string;
+                    /** @description the code the member shows (GET /api/member/v1/{merchant_id}/member-code): good for this order only; the same external_id may repeat it, another order's use is 409; expired, forged or another merchant's is 400 naming member_code */
+                    member_code?: string;
                     /** @description 11-digit mainland number (an optional +86 is accepted) or +<country code><number>; anything else is 400 naming phone */
                     phone?: string;
                     amount_fen: number;
@@ -6324,6 +6380,84 @@ export interface operations {
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
             422: components["responses"]["Error"];
+        };
+    };
+    getMyMemberCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The code. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        code: string;
+                        /**
+                         * Format: date-time
+                         * @description no longer accepted from then
+                         */
+                        expires_at: string;
+                        /**
+                         * Format: date-time
+                         * @description when to fetch and show the next code
+                         */
+                        refresh_after: string;
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    resolveMemberCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    member_code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The member. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        member: components["schemas"]["AdminMember"];
+                        /** Format: date-time */
+                        code_expires_at: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description The member was erased since the code was issued. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listCampaigns: {
