@@ -67,6 +67,8 @@ func (h *Handler) UseMemberCodes(c MemberCodes) { h.codes = c }
 //	GET    /redemptions                            points:read   redemptions (?member_id=&cursor=&limit=)
 //	GET    /redemptions/:redemption_id             points:read   a redemption
 //	POST   /redemptions/:redemption_id/cancel      points:write  cancel, points returned {"reason"}
+//	POST   /coupons/verify                         orders:write  verify (核销) a coupon at the till, once {"code","request_id","store"}
+//	GET    /coupons/:code                          points:read   a coupon by its code
 //	GET    /members/:member_id/points              points:read   balance, expiries, tier and ledger (?cursor=&limit=)
 //	POST   /members/:member_id/points/adjustments  points:write  manual adjustment {"points","reason","request_id"}
 func (h *Handler) RegisterAdmin(r gin.IRouter) {
@@ -86,6 +88,8 @@ func (h *Handler) RegisterAdmin(r gin.IRouter) {
 	r.GET("/redemptions", authz.Require(authz.PointsRead), h.listRedemptions)
 	r.GET("/redemptions/:redemption_id", authz.Require(authz.PointsRead), h.getRedemption)
 	r.POST("/redemptions/:redemption_id/cancel", authz.Require(authz.PointsWrite), h.cancelRedemption)
+	r.POST("/coupons/verify", authz.Require(authz.OrdersWrite), h.verifyCoupon) // coupons_http.go
+	r.GET("/coupons/:code", authz.Require(authz.PointsRead), h.getCoupon)
 	r.GET("/members/:member_id/points", authz.Require(authz.PointsRead), h.memberPoints)
 	r.POST("/members/:member_id/points/adjustments", authz.Require(authz.PointsWrite), h.adjust)
 	r.POST("/members/:member_id/redemptions", authz.Require(authz.PointsWrite), h.redeemFor)
@@ -102,6 +106,7 @@ func (h *Handler) RegisterAdmin(r gin.IRouter) {
 //	GET  /member/v1/:merchant_id/rewards                    rewards that can be redeemed now
 //	POST /member/v1/:merchant_id/rewards/:reward_id/redeem  redeem {"request_id"} (idempotent)
 //	GET  /member/v1/:merchant_id/redemptions                own redemptions (?cursor=&limit=)
+//	GET  /member/v1/:merchant_id/coupons                    own coupons, newest first (?status=&cursor=&limit=)
 //	POST /member/v1/:merchant_id/checkin                    daily check-in
 func (h *Handler) RegisterMember(r gin.IRouter, requireMember gin.HandlerFunc, current func(*gin.Context) (merchantID, memberID uint64)) {
 	h.current = current
@@ -111,6 +116,7 @@ func (h *Handler) RegisterMember(r gin.IRouter, requireMember gin.HandlerFunc, c
 	r.GET("/member/v1/:merchant_id/rewards", requireMember, h.meRewards)
 	r.POST("/member/v1/:merchant_id/rewards/:reward_id/redeem", requireMember, h.meRedeem)
 	r.GET("/member/v1/:merchant_id/redemptions", requireMember, h.meRedemptions)
+	r.GET("/member/v1/:merchant_id/coupons", requireMember, h.meCoupons) // coupons_http.go
 	r.POST("/member/v1/:merchant_id/checkin", requireMember, h.meCheckIn)
 }
 
@@ -255,6 +261,7 @@ type rewardView struct {
 	PerMemberLimit int        `json:"per_member_limit"`
 	ValidFrom      *time.Time `json:"valid_from"`
 	ValidUntil     *time.Time `json:"valid_until"`
+	CouponValid    int        `json:"coupon_valid_days"`
 	Active         bool       `json:"active"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
@@ -263,27 +270,70 @@ type rewardView struct {
 func viewReward(r Reward) rewardView {
 	return rewardView{ID: r.ID, Name: r.Name, Description: r.Description, Kind: r.Kind, PointsCost: r.PointsCost,
 		CashFen: r.CashFen, Stock: r.StockTotal, StockLeft: r.StockLeft, PerMemberLimit: r.PerMemberLimit,
-		ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil, Active: r.Active, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		ValidFrom: r.ValidFrom, ValidUntil: r.ValidUntil, CouponValid: r.CouponValidDays, Active: r.Active,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 type redemptionView struct {
-	ID           uint64     `json:"id"`
-	MemberID     uint64     `json:"member_id"`
-	RewardID     uint64     `json:"reward_id"`
-	RewardName   string     `json:"reward_name"`
-	Points       int64      `json:"points"`
-	CashFen      int64      `json:"cash_fen"`
-	Code         *string    `json:"code"`
-	Status       string     `json:"status"`
-	CancelReason string     `json:"cancel_reason,omitempty"`
-	CreatedAt    time.Time  `json:"created_at"`
-	CancelledAt  *time.Time `json:"cancelled_at"`
+	ID           uint64      `json:"id"`
+	MemberID     uint64      `json:"member_id"`
+	RewardID     uint64      `json:"reward_id"`
+	RewardName   string      `json:"reward_name"`
+	Points       int64       `json:"points"`
+	CashFen      int64       `json:"cash_fen"`
+	Code         *string     `json:"code"`
+	Status       string      `json:"status"`
+	CancelReason string      `json:"cancel_reason,omitempty"`
+	CreatedAt    time.Time   `json:"created_at"`
+	CancelledAt  *time.Time  `json:"cancelled_at"`
+	Coupon       *couponView `json:"coupon"`
 }
 
 func viewRedemption(r Redemption) redemptionView {
 	return redemptionView{ID: r.ID, MemberID: r.MemberID, RewardID: r.RewardID, RewardName: r.RewardName,
 		Points: r.Points, CashFen: r.CashFen, Code: r.Code, Status: r.Status, CancelReason: r.CancelReason,
 		CreatedAt: r.CreatedAt, CancelledAt: r.CancelledAt}
+}
+
+// redemptionViews returns the views of redemptions with their coupons.
+func (h *Handler) redemptionViews(ctx context.Context, merchantID uint64, list ...Redemption) ([]redemptionView, error) {
+	ids := make([]uint64, 0, len(list))
+	for _, r := range list {
+		if r.Code != nil {
+			ids = append(ids, r.ID)
+		}
+	}
+	coupons, err := h.svc.couponsOf(ctx, merchantID, ids)
+	if err != nil {
+		return nil, err
+	}
+	now := h.svc.now()
+	out := make([]redemptionView, 0, len(list))
+	for _, r := range list {
+		v := viewRedemption(r)
+		if c, ok := coupons[r.ID]; ok {
+			cv := viewCoupon(c, now)
+			v.Coupon = &cv
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// writeRedemption answers one redemption with its coupon: as the body, or
+// under "redemption" in extra when extra is not nil.
+func (h *Handler) writeRedemption(c *gin.Context, status int, merchantID uint64, r Redemption, extra gin.H) {
+	views, err := h.redemptionViews(c.Request.Context(), merchantID, r)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	if extra == nil {
+		c.JSON(status, views[0])
+		return
+	}
+	extra["redemption"] = views[0]
+	c.JSON(status, extra)
 }
 
 type tierStatusView struct {
@@ -594,11 +644,14 @@ func (h *Handler) writeRedemptions(c *gin.Context, merchantID, memberID, before 
 		httpx.Fail(c, err)
 		return
 	}
-	out := make([]redemptionView, 0, len(list))
+	out, err := h.redemptionViews(c.Request.Context(), merchantID, list...)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
 	var last uint64
-	for _, r := range list {
-		out = append(out, viewRedemption(r))
-		last = r.ID
+	if len(list) > 0 {
+		last = list[len(list)-1].ID
 	}
 	c.JSON(http.StatusOK, gin.H{"redemptions": out, "next_cursor": nextCursor(len(out), limit, last)})
 }
@@ -614,7 +667,7 @@ func (h *Handler) getRedemption(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, viewRedemption(r))
+	h.writeRedemption(c, http.StatusOK, p.MerchantID, r, nil)
 }
 
 type cancelRequest struct {
@@ -637,7 +690,7 @@ func (h *Handler) cancelRedemption(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, viewRedemption(r))
+	h.writeRedemption(c, http.StatusOK, p.MerchantID, r, nil)
 }
 
 func (h *Handler) memberPoints(c *gin.Context) {
@@ -820,7 +873,7 @@ func (h *Handler) meRedeem(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	c.JSON(createdUnlessReplayed(replayed), gin.H{"redemption": viewRedemption(r), "replayed": replayed})
+	h.writeRedemption(c, createdUnlessReplayed(replayed), mid, r, gin.H{"replayed": replayed})
 }
 
 func (h *Handler) meRedemptions(c *gin.Context) {

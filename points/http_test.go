@@ -532,6 +532,7 @@ func TestHTTPTenantIsolation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		coupon := f.couponOf(m, f.couponReward(1, 30, nil))
 		gm := g.member()
 		gTok := a.memberToken(g.merchantID, gm)
 		fTok := a.memberToken(f.merchantID, m)
@@ -556,6 +557,8 @@ func TestHTTPTenantIsolation(t *testing.T) {
 			{"GET", admin + "/members/" + mem + "/points", "owner1", nil, 404},
 			{"POST", admin + "/members/" + mem + "/points/adjustments", "owner1", map[string]any{"points": 5, "reason": "x"}, 404},
 			{"POST", admin + "/members/" + mem + "/redemptions", "owner1", map[string]any{"reward_id": rw.ID, "request_id": "x"}, 404},
+			{"POST", admin + "/coupons/verify", "owner1", map[string]any{"code": coupon.Code, "request_id": "x"}, 404},
+			{"GET", admin + "/coupons/" + coupon.Code, "owner1", nil, 404},
 			// Non-numeric or non-canonical ids.
 			{"GET", admin + "/tiers/abc", "owner0", nil, 404},
 			{"PATCH", admin + "/tiers/01", "owner0", map[string]any{}, 404},
@@ -586,6 +589,7 @@ func TestHTTPTenantIsolation(t *testing.T) {
 			{"GET", gBase + "/tier", fTok, nil, 401},
 			{"GET", gBase + "/rewards", fTok, nil, 401},
 			{"GET", gBase + "/redemptions", fTok, nil, 401},
+			{"GET", gBase + "/coupons", fTok, nil, 401},
 			{"POST", gBase + "/checkin", fTok, nil, 401},
 		}
 		covered := map[string]bool{}
@@ -608,7 +612,10 @@ func TestHTTPTenantIsolation(t *testing.T) {
 			}
 		}
 		// Nothing of f's changed.
-		f.wantBalance(m, 990, 0)
+		f.wantBalance(m, 989, 0) // 1000, less the reward (10) and the coupon (1)
+		if c, _ := f.svc.CouponByCode(f.ctx(), f.merchantID, coupon.Code); c.Status != CouponIssued {
+			t.Fatalf("coupon changed by another merchant: %+v", c)
+		}
 		if r, _ := f.svc.GetReward(f.ctx(), f.merchantID, rw.ID); r.PointsCost != 10 {
 			t.Fatal("reward changed by another merchant")
 		}

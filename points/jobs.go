@@ -15,12 +15,13 @@ type JobStats struct {
 	Released int // held lots that became available
 	Expired  int // lots that expired
 	Reviewed int // tiers reviewed
+	Coupons  int // coupons that expired
 }
 
 // RunJobs runs the points jobs once, until nothing is due: held points
 // whose hold ended become available, lots whose expiry (a merchant-local
 // midnight) has come expire, and tiers whose review date has come are
-// reviewed. Any number of instances may run it at the same time: each lot
+// reviewed, and issued coupons past their expiry expire. Any number of instances may run it at the same time: each lot
 // or account is changed in its own transaction by a conditional UPDATE or
 // under the account lock with a re-check, and each release or expiry entry
 // has a unique key (release:lot:<id>, expire:lot:<id>), so each happens
@@ -37,6 +38,9 @@ func (s *Service) RunJobs(ctx context.Context) (JobStats, error) {
 	if st.Reviewed, err = s.reviewTiers(ctx); err != nil {
 		return st, err
 	}
+	if st.Coupons, err = s.expireCoupons(ctx); err != nil { // coupons.go
+		return st, err
+	}
 	return st, nil
 }
 
@@ -50,7 +54,7 @@ func (s *Service) Run(ctx context.Context, every time.Duration) {
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "points jobs", "error", err)
 		} else if st != (JobStats{}) {
-			s.log.InfoContext(ctx, "points jobs", "released", st.Released, "expired", st.Expired, "reviewed", st.Reviewed)
+			s.log.InfoContext(ctx, "points jobs", "released", st.Released, "expired", st.Expired, "reviewed", st.Reviewed, "coupons_expired", st.Coupons)
 		}
 		select {
 		case <-ctx.Done():

@@ -201,10 +201,13 @@ type Reward struct {
 	PerMemberLimit int
 	ValidFrom      *time.Time
 	ValidUntil     *time.Time
-	Active         bool
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
-	DeletedAt      *time.Time
+	// CouponValidDays is how long a coupon reward's coupon stays valid
+	// after the redemption (never past ValidUntil).
+	CouponValidDays int
+	Active          bool
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	DeletedAt       *time.Time
 }
 
 // TableName implements gorm's tabler.

@@ -51,6 +51,8 @@ type RewardInput struct {
 	ValidFrom      Opt[time.Time] `json:"valid_from"`
 	ValidUntil     Opt[time.Time] `json:"valid_until"`
 	Active         *bool          `json:"active"`
+	// CouponValidDays: coupon rewards only (default 30).
+	CouponValidDays *int `json:"coupon_valid_days"`
 }
 
 var (
@@ -70,6 +72,7 @@ func (in RewardInput) apply(r *Reward, create bool, redeemed int64) error {
 			}
 		}
 		r.Active = true
+		r.CouponValidDays = DefaultCouponValidDays
 	}
 	if in.Name != nil {
 		r.Name = strings.TrimSpace(*in.Name)
@@ -139,6 +142,12 @@ func (in RewardInput) apply(r *Reward, create bool, redeemed int64) error {
 	}
 	if in.Active != nil {
 		r.Active = *in.Active
+	}
+	if in.CouponValidDays != nil {
+		r.CouponValidDays = *in.CouponValidDays
+		if r.CouponValidDays < 1 || r.CouponValidDays > 3650 {
+			v.Add("coupon_valid_days", "must be 1 to 3650")
+		}
 	}
 	return v.Err()
 }
@@ -227,7 +236,7 @@ func (s *Service) SaveReward(ctx context.Context, merchantID, id uint64, in Rewa
 		} else {
 			err = tx.WithContext(ctx).Model(&Reward{}).Where("merchant_id = ? AND id = ?", merchantID, id).
 				Select("name", "description", "kind", "points_cost", "cash_fen", "stock_total", "stock_left",
-					"per_member_limit", "valid_from", "valid_until", "active", "updated_at").Updates(&r).Error
+					"per_member_limit", "valid_from", "valid_until", "coupon_valid_days", "active", "updated_at").Updates(&r).Error
 		}
 		if err != nil {
 			return fmt.Errorf("points: save reward: %w", err)
@@ -249,7 +258,7 @@ func rewardSummary(r *Reward) any {
 	}
 	return map[string]any{"name": r.Name, "kind": r.Kind, "points_cost": r.PointsCost, "cash_fen": r.CashFen,
 		"stock_total": r.StockTotal, "stock_left": r.StockLeft, "per_member_limit": r.PerMemberLimit,
-		"valid_from": r.ValidFrom, "valid_until": r.ValidUntil, "active": r.Active}
+		"valid_from": r.ValidFrom, "valid_until": r.ValidUntil, "coupon_valid_days": r.CouponValidDays, "active": r.Active}
 }
 
 // DeleteReward hides a reward (its redemptions keep pointing at it), audited.
@@ -391,6 +400,11 @@ func (s *Service) redeem(ctx context.Context, merchantID, memberID, rewardID uin
 		if err := tx.WithContext(ctx).Create(&red).Error; err != nil {
 			return fmt.Errorf("points: insert redemption: %w", err)
 		}
+		if red.Code != nil {
+			if err := issueCoupon(ctx, tx, r, red, now); err != nil { // coupons.go
+				return err
+			}
+		}
 		rows := make([]redemptionLot, len(allocs))
 		for i, al := range allocs {
 			rows[i] = redemptionLot{MerchantID: merchantID, RedemptionID: red.ID, LotID: al.LotID, Points: al.Points}
@@ -493,8 +507,9 @@ func (s *Service) Redemptions(ctx context.Context, merchantID, memberID, before 
 // the points go back to the lots they came from, keeping their expiry
 // dates (a lot that has expired meanwhile is replaced by a new lot expiring
 // by the current policy, so a late cancellation does not cost the member
-// their points), and a limited stock goes up by one. Cancelling a
-// cancelled redemption changes nothing.
+// their points), a limited stock goes up by one, and its coupon (if any)
+// is cancelled; a redemption whose coupon was used cannot be cancelled
+// (409). Cancelling a cancelled redemption changes nothing.
 func (s *Service) CancelRedemption(ctx context.Context, merchantID, id uint64, reason string) (Redemption, error) {
 	reason = strings.TrimSpace(reason)
 	if c := utf8.RuneCountInString(reason); c < 1 || c > 255 {
@@ -527,6 +542,9 @@ func (s *Service) CancelRedemption(ctx context.Context, merchantID, id uint64, r
 			out = cur
 			return audit.Record(ctx, tx, merchantID, audit.Entry{Action: "redemption.cancel", TargetType: "redemption",
 				TargetIDs: []uint64{id}, After: map[string]any{"already_cancelled": true}}, now)
+		}
+		if err := cancelCoupon(ctx, tx, merchantID, id, now); err != nil { // coupons.go
+			return err
 		}
 		var allocs []redemptionLot
 		if err := tx.WithContext(ctx).Where("merchant_id = ? AND redemption_id = ?", merchantID, id).

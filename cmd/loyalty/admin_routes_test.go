@@ -118,6 +118,7 @@ type tenantFixture struct {
 	reward   uint64
 	redeemed uint64 // a redemption
 	code     string // a member code of member
+	coupon   string // the code of member's coupon
 }
 
 func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken string) tenantFixture {
@@ -165,6 +166,11 @@ func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken st
 	}
 	f.redeemed = red.ID
 	f.code = a.codeIssuedAgo(merchantID, f.member, 0)
+	coupon := must("POST", "/api/admin/v1/rewards", map[string]any{"name": "Coupon", "kind": "coupon", "points_cost": 10})
+	if red, _, err = a.points.Redeem(context.Background(), merchantID, f.member, coupon, "fixture-coupon"); err != nil || red.Code == nil {
+		t.Fatalf("fixture coupon: %v", err)
+	}
+	f.coupon = *red.Code
 	f.staff = must("POST", "/api/admin/v1/staff", map[string]any{"username": fmt.Sprintf("clerk%d", merchantID), "role": "viewer"})
 	f.apiKey = must("POST", "/api/admin/v1/api-keys", map[string]any{"name": "pos", "scopes": []string{"orders:write"}})
 	f.channel = must("POST", "/api/admin/v1/channels", map[string]any{"name": "Poster", "scene": "poster"})
@@ -351,21 +357,27 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 				t.Fatal("A's patch changed B's rules")
 			}
 		}},
-		"GET /api/admin/v1/points/liability":                        {check: noneOfB},
-		"GET /api/admin/v1/points/expiring":                         {check: notB(B.member)},
-		"GET /api/admin/v1/tiers":                                   {check: notB(B.tier)},
-		"POST /api/admin/v1/tiers":                                  {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
-		"GET /api/admin/v1/tiers/{tier_id}":                         {path: fmt.Sprint(B.tier), check: notFound},
-		"PATCH /api/admin/v1/tiers/{tier_id}":                       {path: fmt.Sprint(B.tier), body: map[string]any{"name": "Mine"}, check: notFound},
-		"DELETE /api/admin/v1/tiers/{tier_id}":                      {path: fmt.Sprint(B.tier), check: notFound},
-		"GET /api/admin/v1/rewards":                                 {check: notB(B.reward)},
-		"POST /api/admin/v1/rewards":                                {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
-		"GET /api/admin/v1/rewards/{reward_id}":                     {path: fmt.Sprint(B.reward), check: notFound},
-		"PATCH /api/admin/v1/rewards/{reward_id}":                   {path: fmt.Sprint(B.reward), body: map[string]any{"name": "Mine"}, check: notFound},
-		"DELETE /api/admin/v1/rewards/{reward_id}":                  {path: fmt.Sprint(B.reward), check: notFound},
-		"GET /api/admin/v1/redemptions":                             {check: notB(B.redeemed)},
-		"GET /api/admin/v1/redemptions/{redemption_id}":             {path: fmt.Sprint(B.redeemed), check: notFound},
-		"POST /api/admin/v1/redemptions/{redemption_id}/cancel":     {path: fmt.Sprint(B.redeemed), body: map[string]any{"reason": "x"}, check: notFound},
+		"GET /api/admin/v1/points/liability":                    {check: noneOfB},
+		"GET /api/admin/v1/points/expiring":                     {check: notB(B.member)},
+		"GET /api/admin/v1/tiers":                               {check: notB(B.tier)},
+		"POST /api/admin/v1/tiers":                              {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/tiers/{tier_id}":                     {path: fmt.Sprint(B.tier), check: notFound},
+		"PATCH /api/admin/v1/tiers/{tier_id}":                   {path: fmt.Sprint(B.tier), body: map[string]any{"name": "Mine"}, check: notFound},
+		"DELETE /api/admin/v1/tiers/{tier_id}":                  {path: fmt.Sprint(B.tier), check: notFound},
+		"GET /api/admin/v1/rewards":                             {check: notB(B.reward)},
+		"POST /api/admin/v1/rewards":                            {body: map[string]any{}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/rewards/{reward_id}":                 {path: fmt.Sprint(B.reward), check: notFound},
+		"PATCH /api/admin/v1/rewards/{reward_id}":               {path: fmt.Sprint(B.reward), body: map[string]any{"name": "Mine"}, check: notFound},
+		"DELETE /api/admin/v1/rewards/{reward_id}":              {path: fmt.Sprint(B.reward), check: notFound},
+		"GET /api/admin/v1/redemptions":                         {check: notB(B.redeemed)},
+		"GET /api/admin/v1/redemptions/{redemption_id}":         {path: fmt.Sprint(B.redeemed), check: notFound},
+		"POST /api/admin/v1/redemptions/{redemption_id}/cancel": {path: fmt.Sprint(B.redeemed), body: map[string]any{"reason": "x"}, check: notFound},
+		"POST /api/admin/v1/coupons/verify": {body: map[string]any{"code": B.coupon, "request_id": "x"}, check: func(t *testing.T, st int, body string) {
+			if st != http.StatusNotFound || a.count("points_coupons", "code = ? AND status = 'issued'", B.coupon) != 1 {
+				t.Fatalf("verify B's coupon: %d %s, want 404 and B's coupon unused", st, body)
+			}
+		}},
+		"GET /api/admin/v1/coupons/{code}":                          {path: B.coupon, check: notFound},
 		"GET /api/admin/v1/members/{member_id}/points":              {path: memberB, check: notFound},
 		"POST /api/admin/v1/members/{member_id}/points/adjustments": {path: memberB, body: map[string]any{"points": 100, "reason": "gift"}, check: notFound},
 		"POST /api/admin/v1/members/{member_id}/redemptions":        {path: memberB, body: map[string]any{"reward_id": B.reward, "request_id": "x"}, check: notFound},

@@ -1275,7 +1275,8 @@ export interface paths {
          * @description The points go back to the lots they came from with their expiry
          *     dates; a lot that has expired meanwhile is replaced by a new lot
          *     expiring by the current policy. Cancelling a cancelled redemption
-         *     changes nothing (200).
+         *     changes nothing (200). A redemption whose coupon was used at the
+         *     till cannot be cancelled (409).
          */
         post: operations["cancelRedemption"];
         delete?: never;
@@ -1554,6 +1555,70 @@ export interface paths {
          *     not matter.
          */
         post: operations["resolveMemberCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/member/v1/{merchant_id}/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        /** The member's coupons with their codes and states, newest first */
+        get: operations["listMyCoupons"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/coupons/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify (核销) a coupon at the till, exactly once (orders:write, audited)
+         * @description Marks the coupon with the code used, recording when, the store given
+         *     and who (the staff member, or the POS's API key). Exactly one of any
+         *     number of concurrent verifications of a code succeeds (201). The
+         *     same request_id again answers that verification (200, replayed
+         *     true); any other verification of a used coupon is 409; an expired or
+         *     cancelled coupon is 422; a code that is not one of the merchant's
+         *     coupons is 404. Case and spaces in the code do not matter.
+         */
+        post: operations["verifyCoupon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/coupons/{code}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        /** A coupon by its code, to check before verifying it (points:read) */
+        get: operations["getCoupon"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2898,6 +2963,8 @@ export interface components {
             valid_from: string | null;
             /** Format: date-time */
             valid_until: string | null;
+            /** @description coupon rewards: days a redeemed coupon stays valid */
+            coupon_valid_days: number;
             active: boolean;
             /** Format: date-time */
             created_at: string;
@@ -2920,6 +2987,34 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             cancelled_at: string | null;
+            /** @description coupon rewards: the coupon and its state */
+            coupon?: components["schemas"]["Coupon"] | null;
+        };
+        /**
+         * @description A redeemed coupon reward as shown at the till. status: issued (can be
+         *     used until expires_at), used (verified once; used_at, used_store and
+         *     used_by, the staff member's username or the API key's name, say
+         *     when, where and by whom), expired, cancelled (its redemption was
+         *     cancelled). An issued coupon past expires_at shows expired at once.
+         */
+        Coupon: {
+            id: number;
+            /** @description 12 characters without 0/O or 1/I */
+            code: string;
+            member_id: number;
+            redemption_id: number;
+            reward_id: number;
+            reward_name: string;
+            /** @enum {string} */
+            status: "issued" | "used" | "expired" | "cancelled";
+            /** Format: date-time */
+            expires_at: string;
+            /** Format: date-time */
+            used_at: string | null;
+            used_store: string;
+            used_by: string;
+            /** Format: date-time */
+            created_at: string;
         };
         PointsRules: {
             /** @description points per per_fen fen, rounded down once per order (default 1 per 100) */
@@ -3398,6 +3493,18 @@ export interface components {
         };
     };
     responses: {
+        /** @description The coupon, used (201: by this request; 200: this request_id's earlier verification). */
+        CouponVerification: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    coupon: components["schemas"]["Coupon"];
+                    replayed: boolean;
+                };
+            };
+        };
         /** @description No sandbox permission, or the caller's merchant is a real merchant (the tools act on sandbox merchants only). */
         SandboxForbidden: {
             headers: {
@@ -3741,6 +3848,11 @@ export interface components {
                     valid_until?: string | null;
                     /** @default true */
                     active?: boolean;
+                    /**
+                     * @description coupon rewards: how many days a redeemed coupon stays valid (never past valid_until)
+                     * @default 30
+                     */
+                    coupon_valid_days?: number;
                 };
             };
         };
@@ -6114,6 +6226,15 @@ export interface operations {
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            /** @description The redemption's coupon was already used. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getMemberPoints: {
@@ -6458,6 +6579,95 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+        };
+    };
+    listMyCoupons: {
+        parameters: {
+            query?: {
+                /** @description only coupons in this (effective) state; issued means usable now */
+                status?: "issued" | "used" | "expired" | "cancelled";
+                /** @description next_cursor of the previous page */
+                cursor?: components["parameters"]["PointsCursor"];
+                limit?: components["parameters"]["PointsLimit"];
+            };
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        coupons: components["schemas"]["Coupon"][];
+                        /** @description null on the last page */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    verifyCoupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                    /** @description one per verification attempt at the till, reused on retries */
+                    request_id: string;
+                    /** @description where it was used (free text) */
+                    store?: string;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["CouponVerification"];
+            201: components["responses"]["CouponVerification"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+        };
+    };
+    getCoupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The coupon. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
         };
     };
     listCampaigns: {

@@ -1,0 +1,105 @@
+package points
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/authz"
+	"github.com/wxloyalty/loyalty/internal/httpx"
+)
+
+// couponView is a coupon as staff and its member see it. status is the
+// effective one: an issued coupon past its expiry shows expired at once.
+type couponView struct {
+	ID           uint64     `json:"id"`
+	Code         string     `json:"code"`
+	MemberID     uint64     `json:"member_id"`
+	RedemptionID uint64     `json:"redemption_id"`
+	RewardID     uint64     `json:"reward_id"`
+	RewardName   string     `json:"reward_name"`
+	Status       string     `json:"status"`
+	ExpiresAt    time.Time  `json:"expires_at"`
+	UsedAt       *time.Time `json:"used_at"`
+	UsedStore    string     `json:"used_store"`
+	UsedBy       string     `json:"used_by"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+func viewCoupon(c Coupon, now time.Time) couponView {
+	return couponView{ID: c.ID, Code: c.Code, MemberID: c.MemberID, RedemptionID: c.RedemptionID, RewardID: c.RewardID,
+		RewardName: c.RewardName, Status: string(c.EffectiveStatus(now)), ExpiresAt: c.ExpiresAt, UsedAt: c.UsedAt,
+		UsedStore: c.UsedStore, UsedBy: c.UsedBy, CreatedAt: c.CreatedAt}
+}
+
+type verifyRequest struct {
+	Code      string `json:"code"`
+	RequestID string `json:"request_id"`
+	Store     string `json:"store"`
+}
+
+// verifyCoupon serves POST /coupons/verify: 201 when this request used
+// the coupon, 200 when it repeats the request that did.
+func (h *Handler) verifyCoupon(c *gin.Context) {
+	p := authz.MustFrom(c)
+	var req verifyRequest
+	if err := httpx.BindJSON(c, &req); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	cp, replayed, err := h.svc.VerifyCoupon(c.Request.Context(), p.MerchantID,
+		VerifyInput{Code: req.Code, RequestID: req.RequestID, Store: req.Store})
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(createdUnlessReplayed(replayed), gin.H{"coupon": viewCoupon(cp, h.svc.now()), "replayed": replayed})
+}
+
+func (h *Handler) getCoupon(c *gin.Context) {
+	p := authz.MustFrom(c)
+	cp, err := h.svc.CouponByCode(c.Request.Context(), p.MerchantID, c.Param("code"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewCoupon(cp, h.svc.now()))
+}
+
+// meCoupons serves GET /member/v1/:merchant_id/coupons: the member's
+// coupons newest first, optionally of one (effective) status.
+func (h *Handler) meCoupons(c *gin.Context) {
+	mid, id := h.current(c)
+	q, err := httpx.Query(c)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	before, limit, err := page(q)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	status := CouponStatus(q.Get("status"))
+	switch status {
+	case "", CouponIssued, CouponUsed, CouponExpired, CouponCancelled:
+	default:
+		httpx.Fail(c, apperr.Invalid("status", "must be issued, used, expired or cancelled"))
+		return
+	}
+	list, err := h.svc.MemberCoupons(c.Request.Context(), mid, id, status, before, limit)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	now := h.svc.now()
+	out := make([]couponView, 0, len(list))
+	var last uint64
+	for _, cp := range list {
+		out = append(out, viewCoupon(cp, now))
+		last = cp.ID
+	}
+	c.JSON(http.StatusOK, gin.H{"coupons": out, "next_cursor": nextCursor(len(out), limit, last)})
+}
