@@ -39,11 +39,12 @@ const (
 	CareWinBack                 = "win_back"               // N days after becoming at risk, if still at risk: a win-back offer
 	CareWonBackThanks           = "won_back_thanks"        // N days after being won back: thank you
 	CarePointsExpiring          = "points_expiring"        // points expiring within N days, once per expiry date
+	CareCouponExpiring          = "coupon_expiring"        // a coupon expiring within N days, once per coupon (care_coupons.go)
 )
 
 // CareKinds lists the care rule kinds.
 var CareKinds = []CareKind{CareBirthday, CareAnniversary, CareDateRule, CareWelcome, CareSecondPurchase, CareWinBack,
-	CareWonBackThanks, CarePointsExpiring}
+	CareWonBackThanks, CarePointsExpiring, CareCouponExpiring}
 
 // Care date kinds a care_date rule may name (member.CareWedding...).
 var careDateKinds = []string{"wedding_anniversary", "child_birthday", "custom"}
@@ -85,6 +86,7 @@ var careSpecs = map[CareKind]careSpec{
 	CareWinBack:        {param: "days_after", max: 90, leadTier: true, sendTime: true, name: "Win-back offer"},
 	CareWonBackThanks:  {param: "days_after", max: 30, sendTime: true, name: "Welcome back"},
 	CarePointsExpiring: {param: "within_days", min: 1, max: 90, def: 7, sendTime: true, daily: true, name: "Points expiring"},
+	CareCouponExpiring: {param: "within_days", min: 1, max: 90, def: 3, sendTime: true, daily: true, name: "Coupon expiring"},
 }
 
 // stageOf is the stage change each stage rule follows.
@@ -159,8 +161,9 @@ type ExpiringPoints interface {
 
 // CareDeps are the care service's collaborators beyond the engine's.
 type CareDeps struct {
-	Zones    Zones          // default: the engine's Merchants
-	Expiring ExpiringPoints // nil: points_expiring rules find nobody
+	Zones    Zones           // default: the engine's Merchants
+	Expiring ExpiringPoints  // nil: points_expiring rules find nobody
+	Coupons  ExpiringCoupons // nil: coupon_expiring rules find nobody
 }
 
 // CareOptions tune the scheduler. Zero values pick the defaults.
@@ -203,6 +206,7 @@ type Care struct {
 	camps    *Campaigns
 	zones    Zones
 	expiring ExpiringPoints
+	coupons  ExpiringCoupons
 	now      func() time.Time
 	log      *slog.Logger
 	o        CareOptions
@@ -215,7 +219,7 @@ func NewCare(e *Engine, d CareDeps, o CareOptions) *Care {
 	if d.Zones == nil {
 		d.Zones = e.merchants
 	}
-	return &Care{db: e.db, mysql: e.mysql, rows: e.rows, camps: NewCampaigns(e), zones: d.Zones, expiring: d.Expiring, now: e.now,
+	return &Care{db: e.db, mysql: e.mysql, rows: e.rows, camps: NewCampaigns(e), zones: d.Zones, expiring: d.Expiring, coupons: d.Coupons, now: e.now,
 		log: e.log, o: o}
 }
 

@@ -146,7 +146,7 @@ func (s *Care) runDaily(ctx context.Context, r CareRule, loc *time.Location, tod
 		// three days away can be announced two days away, but a greeting
 		// for a day that has passed is not sent.
 		back := 0
-		if r.Kind != CarePointsExpiring {
+		if r.Kind != CarePointsExpiring && r.Kind != CareCouponExpiring {
 			back = min(s.o.CatchUpDays, r.Days)
 		}
 		first = today.AddDate(0, 0, -back)
@@ -226,6 +226,8 @@ func (s *Care) dueOn(ctx context.Context, r CareRule, loc *time.Location, d time
 		for _, row := range rows {
 			items = append(items, careItem{row.MemberID, fmt.Sprintf("%d:%d", row.ID, target.Year())})
 		}
+	case CareCouponExpiring:
+		return s.couponsDue(ctx, r, loc) // care_coupons.go
 	case CarePointsExpiring:
 		if s.expiring == nil {
 			return nil, nil

@@ -48,7 +48,6 @@ type Coupon struct {
 	Code            string
 	Status          CouponStatus
 	ExpiresAt       time.Time
-	RemindedAt      *time.Time
 	UsedAt          *time.Time
 	UsedStore       string
 	UsedBy          string
@@ -274,28 +273,24 @@ func (s *Service) expireCoupons(ctx context.Context) (int, error) {
 	}
 }
 
-// ClaimExpiryReminders returns up to limit issued coupons expiring within
-// the window that have had no reminder yet, marking each reminded in the
-// same guarded UPDATE (reminded_at IS NULL), so a coupon is reminded of
-// once whichever instance asks.
-func (s *Service) ClaimExpiryReminders(ctx context.Context, within time.Duration, limit int) ([]Coupon, error) {
+// ExpiringCoupon is an issued coupon that expires soon.
+type ExpiringCoupon struct {
+	ID        uint64
+	MemberID  uint64
+	ExpiresAt time.Time
+}
+
+// CouponsExpiringSoon lists the merchant's issued coupons that expire
+// within the window, by coupon id after the cursor afterID, limit at a
+// time: the care reminders' audience ("your coupon expires soon").
+// idx_points_coupons_expiring bounds it to the window's coupons.
+func (s *Service) CouponsExpiringSoon(ctx context.Context, merchantID uint64, within time.Duration, afterID uint64, limit int) ([]ExpiringCoupon, error) {
 	now := s.now()
-	var due []Coupon
-	if err := s.db.WithContext(ctx).Where("status = ? AND expires_at > ? AND expires_at <= ? AND reminded_at IS NULL",
-		CouponIssued, now, now.Add(within)).Order("expires_at, id").Limit(limit).Find(&due).Error; err != nil {
-		return nil, fmt.Errorf("points: coupons to remind: %w", err)
-	}
-	out := due[:0]
-	for _, c := range due {
-		res := s.db.WithContext(ctx).Model(&Coupon{}).Where("id = ? AND reminded_at IS NULL AND status = ?", c.ID, CouponIssued).
-			Updates(map[string]any{"reminded_at": now, "updated_at": now})
-		if res.Error != nil {
-			return nil, fmt.Errorf("points: mark coupon reminded: %w", res.Error)
-		}
-		if res.RowsAffected == 1 {
-			c.RemindedAt = &now
-			out = append(out, c)
-		}
+	out := []ExpiringCoupon{}
+	if err := s.db.WithContext(ctx).Model(&Coupon{}).Select("id, member_id, expires_at").
+		Where("merchant_id = ? AND status = ? AND expires_at > ? AND expires_at <= ? AND id > ?",
+			merchantID, CouponIssued, now, now.Add(within), afterID).Order("id").Limit(limit).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("points: coupons expiring soon: %w", err)
 	}
 	return out, nil
 }

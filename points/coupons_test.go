@@ -108,8 +108,8 @@ func TestCouponVerifiedExactlyOnce(t *testing.T) {
 
 // A coupon expires at the reward's coupon_valid_days (never after the
 // reward's own end); an expired or cancelled coupon is refused and stays
-// unused; another merchant's code is not found; each coupon is reminded
-// of once before it expires.
+// unused; another merchant's code is not found; the coupons expiring soon
+// are listed for reminders.
 func TestCouponExpiryCancelAndReminders(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
 		f := newFixture(t, gdb)
@@ -123,18 +123,21 @@ func TestCouponExpiryCancelAndReminders(t *testing.T) {
 		week := f.couponOf(m, f.couponReward(10, 7, nil))
 		cancelled := f.couponOf(m, f.couponReward(10, 7, nil))
 
-		// Reminders: within 5 days only the short one, once.
-		for round, want := range []int{1, 0} {
-			got, err := f.svc.ClaimExpiryReminders(f.ctx(), 5*24*time.Hour, 100)
-			if err != nil || len(got) != want || want == 1 && got[0].ID != short.ID {
-				t.Fatalf("reminders round %d: %+v %v", round, got, err)
-			}
+		// Expiring within 5 days: only the short one (the reminders'
+		// audience), paged by coupon id.
+		soon, err := f.svc.CouponsExpiringSoon(f.ctx(), f.merchantID, 5*24*time.Hour, 0, 100)
+		if err != nil || len(soon) != 1 || soon[0].ID != short.ID || soon[0].MemberID != m || !soon[0].ExpiresAt.Equal(end) {
+			t.Fatalf("expiring soon: %+v %v", soon, err)
+		}
+		if page, _ := f.svc.CouponsExpiringSoon(f.ctx(), f.merchantID, 30*24*time.Hour, short.ID, 100); len(page) != 2 ||
+			page[0].ID != week.ID || page[1].ID != cancelled.ID {
+			t.Fatalf("after the cursor: %+v", page)
 		}
 
 		if _, err := f.svc.CancelRedemption(f.ctx(), f.merchantID, cancelled.RedemptionID, "wrong item"); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := f.svc.VerifyCoupon(f.clerk("c"), f.merchantID, VerifyInput{Code: cancelled.Code, RequestID: "r-cancelled"})
+		_, _, err = f.svc.VerifyCoupon(f.clerk("c"), f.merchantID, VerifyInput{Code: cancelled.Code, RequestID: "r-cancelled"})
 		if err != errCouponCancelled {
 			t.Fatalf("cancelled coupon verified: %v", err)
 		}

@@ -3164,6 +3164,7 @@ export interface components {
          *     | win_back | `days_after` (0–90, default 0) days after the member became at risk, if still at risk; lead-tier members (value pyramid) are left out unless `include_lead_tier` | days_after | the stage change |
          *     | won_back_thanks | `days_after` (0–30, default 0) days after the member was won back | days_after | the stage change |
          *     | points_expiring | once a day at the send time, for members whose points expire within `within_days` (1–90, default 7) | within_days | the expiry date of the earliest expiring points |
+         *     | coupon_expiring | once a day at the send time, for members with an unused coupon expiring within `within_days` (1–90, default 3); one message a day however many coupons | within_days | the coupon (`coupon:<id>`): each coupon is announced once |
          *
          *     "Today" is the merchant's local date. If every instance was down on
          *     a day, a date rule's missed days are looked up later while what they
@@ -3171,7 +3172,7 @@ export interface components {
          *     that has passed is not sent.
          * @enum {string}
          */
-        CareKind: "birthday" | "membership_anniversary" | "care_date" | "welcome" | "second_purchase" | "win_back" | "won_back_thanks" | "points_expiring";
+        CareKind: "birthday" | "membership_anniversary" | "care_date" | "welcome" | "second_purchase" | "win_back" | "won_back_thanks" | "points_expiring" | "coupon_expiring";
         /** @description As a campaign's message. Values may use {{name}}, {{points}}, {{tier}}, {{expiring_points}}, {{merchant}}. */
         CareMessage: {
             /** @description template and mp_subscribe: template field -> text */
@@ -3215,7 +3216,7 @@ export interface components {
             days_before?: number;
             /** @description second_purchase (1-90), win_back (0-90), won_back_thanks (0-30) */
             days_after?: number;
-            /** @description points_expiring rules */
+            /** @description points_expiring and coupon_expiring rules */
             within_days?: number;
             /**
              * @description care_date rules (required)
@@ -3248,7 +3249,7 @@ export interface components {
             days_before?: number;
             /** @description second_purchase, win_back, won_back_thanks */
             days_after?: number;
-            /** @description points_expiring */
+            /** @description points_expiring, coupon_expiring */
             within_days?: number;
             /** @description care_date */
             care_date_kind?: string;

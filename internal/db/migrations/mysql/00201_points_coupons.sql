@@ -8,7 +8,8 @@
 -- uk_points_coupons_code finds a code at the till; uk_points_coupons_redemption
 -- keeps one coupon per redemption; idx_points_coupons_member lists a
 -- member's coupons; idx_points_coupons_due finds issued coupons whose
--- expiry (or expiry reminder) is due.
+-- expiry has come (all merchants, the sweep); idx_points_coupons_expiring
+-- a merchant's coupons expiring soon (the care reminders).
 -- verify_request_id is the verifying client's request id: the same
 -- request repeated answers the first result.
 CREATE TABLE IF NOT EXISTS points_coupons (
@@ -21,7 +22,6 @@ CREATE TABLE IF NOT EXISTS points_coupons (
   code              VARCHAR(32)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   status            VARCHAR(16)     CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   expires_at        DATETIME(3)     NOT NULL,
-  reminded_at       DATETIME(3)     NULL,
   used_at           DATETIME(3)     NULL,
   used_store        VARCHAR(64)     NOT NULL DEFAULT '',
   used_by           VARCHAR(64)     NOT NULL DEFAULT '',
@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS points_coupons (
   UNIQUE KEY uk_points_coupons_code (merchant_id, code),
   UNIQUE KEY uk_points_coupons_redemption (merchant_id, redemption_id),
   KEY idx_points_coupons_member (merchant_id, member_id, id),
-  KEY idx_points_coupons_due (status, expires_at)
+  KEY idx_points_coupons_due (status, expires_at),
+  KEY idx_points_coupons_expiring (merchant_id, status, expires_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- +goose Down

@@ -10,7 +10,6 @@ CREATE TABLE IF NOT EXISTS points_coupons (
   code              TEXT NOT NULL,
   status            TEXT NOT NULL,
   expires_at        DATETIME NOT NULL,
-  reminded_at       DATETIME NULL,
   used_at           DATETIME NULL,
   used_store        TEXT NOT NULL DEFAULT '',
   used_by           TEXT NOT NULL DEFAULT '',
@@ -24,6 +23,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS uk_points_coupons_code ON points_coupons (merc
 CREATE UNIQUE INDEX IF NOT EXISTS uk_points_coupons_redemption ON points_coupons (merchant_id, redemption_id);
 CREATE INDEX IF NOT EXISTS idx_points_coupons_member ON points_coupons (merchant_id, member_id, id);
 CREATE INDEX IF NOT EXISTS idx_points_coupons_due ON points_coupons (status, expires_at);
+CREATE INDEX IF NOT EXISTS idx_points_coupons_expiring ON points_coupons (merchant_id, status, expires_at);
 
 -- +goose Down
 DROP TABLE IF EXISTS points_coupons;
