@@ -51,6 +51,10 @@ type HandlerOptions struct {
 	// Codes issues member codes (GET .../member-code); nil leaves the
 	// route out.
 	Codes *Codes
+	// JSSDK signs JS-SDK configurations (GET .../jssdk-config) for pages
+	// under PageOrigin (the service's public URL); nil leaves the route out.
+	JSSDK      JSSigner
+	PageOrigin string
 }
 
 // NewHandler returns the member API handler.
@@ -108,6 +112,7 @@ func (h *Handler) allowLogin(c *gin.Context, merchantID uint64) error {
 //	GET   /member/v1/:merchant_id/profile  own profile (member token)
 //	PATCH /member/v1/:merchant_id/profile  edit own profile (member token)
 //	GET   /member/v1/:merchant_id/member-code  a member code to show at the till (member token; code.go)
+//	GET   /member/v1/:merchant_id/jssdk-config  JS-SDK configuration of a member-centre page ?url= (member token; jssdk.go)
 //
 // Logins are limited per client and per merchant (HandlerOptions.Limits).
 func (h *Handler) Register(r gin.IRouter) {
@@ -121,6 +126,9 @@ func (h *Handler) Register(r gin.IRouter) {
 	r.PATCH("/member/v1/:merchant_id/profile", h.requireMember, h.updateProfile)
 	if h.o.Codes != nil {
 		r.GET("/member/v1/:merchant_id/member-code", h.requireMember, h.memberCode)
+	}
+	if h.o.JSSDK != nil {
+		r.GET("/member/v1/:merchant_id/jssdk-config", h.requireMember, h.jsConfig)
 	}
 }
 

@@ -57,6 +57,7 @@ type Account struct {
 	users       *user.User
 	qr          *basic.Basic
 	oauth       *oauth.Oauth
+	ticket      *ticketSource // the JS-SDK's jsapi_ticket (jsapi.go)
 
 	mpToken     *tokenSource
 	mpAuth      *mpauth.Auth
@@ -72,6 +73,7 @@ func NewAccount(creds Credentials, endpoint Endpoint, tokens TokenCache, obs Obs
 	a := &Account{creds: creds, endpoint: endpoint, obs: obs}
 
 	a.oaToken = newTokenSource("oa", creds.AppID, creds.AppSecret, tokens, obs)
+	a.ticket = newTicketSource(creds.AppID, tokens)
 	oa := officialaccount.NewOfficialAccount(&oaconfig.Config{
 		AppID: creds.AppID, AppSecret: creds.AppSecret, Token: creds.Token,
 		EncodingAESKey: creds.EncodingAESKey, Cache: noCache{}, UseStableAK: true,

@@ -225,7 +225,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		loginLimiter = ratelimit.NewFallback(ratelimit.NewRedis(a.rdb), ratelimit.NewLocal(a.now), a.redis, a.instances.Live)
 	}
 	memberAPI := member.NewHandler(a.members, member.NewTokens(tokenKeys[0], a.now, tokenKeys[1:]...), member.HandlerOptions{
-		Limiter: loginLimiter, Log: log, Codes: a.codes,
+		Limiter: loginLimiter, Log: log, Codes: a.codes, JSSDK: a.accounts, PageOrigin: cfg.HTTP.PublicURL,
 		Limits: member.LoginLimits{PerClient: cfg.MemberLogin.PerClientPerMinute, PerMerchant: cfg.MemberLogin.PerMerchantPerMinute}})
 	pointsAPI := points.NewHandler(a.points)
 	pointsAPI.UseMemberCodes(a.codes)

@@ -125,6 +125,8 @@ func errMsg(code int) string {
 		return "data format error"
 	case 48001:
 		return "api unauthorized"
+	case 40097:
+		return "invalid args"
 	case 10003:
 		return "redirect_uri domain mismatch"
 	case 10005:
@@ -164,6 +166,8 @@ func (s *Simulator) route(r *http.Request, path string, body []byte) reply {
 		return s.handleQRCreate(r, body)
 	case "/cgi-bin/showqrcode":
 		return s.handleShowQR(r)
+	case "/cgi-bin/ticket/getticket":
+		return s.handleJSAPITicket(r) // jsapi.go
 	case "/sns/jscode2session":
 		return s.handleCode2Session(r)
 	case "/wxa/business/getuserphonenumber":

@@ -77,6 +77,7 @@ type Simulator struct {
 	tokens    map[string]*tokenState
 	codes     map[string]*codeState
 	tickets   map[string]*ticketState
+	jsapi     map[string]*jsapiTicket // app id -> its jsapi_ticket (jsapi.go)
 	nextMsgID int64
 	requests  []Request
 	sent      []Sent
@@ -168,6 +169,7 @@ func New(opts ...Option) *Simulator {
 		tokens:    map[string]*tokenState{},
 		codes:     map[string]*codeState{},
 		tickets:   map[string]*ticketState{},
+		jsapi:     map[string]*jsapiTicket{},
 		nextMsgID: firstMsgID,
 		scripts:   map[string][]Fault{},
 		latency:   map[string]time.Duration{},

@@ -1625,6 +1625,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/member/v1/{merchant_id}/jssdk-config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The WeChat JS-SDK configuration (wx.config) of a member-centre page
+         * @description Signed with the official account's jsapi_ticket, which the service
+         *     caches (shared through Redis when configured) and refreshes before
+         *     it expires, like the access token. Only pages of the merchant's
+         *     member centre on the service's public origin
+         *     (`<public URL>/m/{merchant_id}/...`) are signed; anything else is
+         *     400 naming url. The URL's fragment is not signed (browsers do not
+         *     send it).
+         */
+        get: operations["getJSSDKConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/campaigns": {
         parameters: {
             query?: never;
@@ -6669,6 +6697,41 @@ export interface operations {
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
+        };
+    };
+    getJSSDKConfig: {
+        parameters: {
+            query: {
+                /** @description the page's location.href */
+                url: string;
+            };
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Pass to wx.config as appId, timestamp, nonceStr, signature. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        app_id: string;
+                        timestamp: number;
+                        nonce_str: string;
+                        /** @description SHA-1 hex of jsapi_ticket, noncestr, timestamp and url */
+                        signature: string;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
         };
     };
     listCampaigns: {
