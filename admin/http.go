@@ -34,6 +34,10 @@ type API struct {
 	Channels  *Channels
 	Audit     *audit.Recorder
 	Check     CredentialCheck
+	// Menus sets the official account's menu; PublicURL is where the
+	// member centre the default menu opens is served (menu.go).
+	Menus     Menus
+	PublicURL string
 }
 
 // PrincipalOf returns the caller authenticated by Authenticate.
@@ -93,6 +97,9 @@ func (a *API) RegisterPublic(r gin.IRouter) {
 //	GET    /settings                  settings:read
 //	PATCH  /settings                  settings:manage
 //	POST   /settings/wechat-test      settings:manage
+//	GET    /settings/menu             settings:read     the official account's menu, and the default one
+//	PUT    /settings/menu             settings:manage   replace the menu {"buttons"}
+//	POST   /settings/menu/default     settings:manage   set the default menu (the member centre's pages)
 //	GET    /channels                  channels:read
 //	POST   /channels                  channels:write
 func (a *API) Register(r gin.IRouter) {
@@ -110,6 +117,9 @@ func (a *API) Register(r gin.IRouter) {
 	r.GET("/settings", authz.Require(authz.SettingsRead), a.settings)
 	r.PATCH("/settings", authz.Require(authz.SettingsManage), a.updateSettings)
 	r.POST("/settings/wechat-test", authz.Require(authz.SettingsManage), a.testWeChat)
+	r.GET("/settings/menu", authz.Require(authz.SettingsRead), a.getMenu) // menu.go
+	r.PUT("/settings/menu", authz.Require(authz.SettingsManage), a.putMenu)
+	r.POST("/settings/menu/default", authz.Require(authz.SettingsManage), a.resetMenu)
 	r.GET("/channels", authz.Require(authz.ChannelsRead), a.listChannels)
 	r.POST("/channels", authz.Require(authz.ChannelsWrite), a.createChannel)
 }

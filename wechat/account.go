@@ -24,6 +24,7 @@ import (
 	"github.com/silenceper/wechat/v2/officialaccount"
 	"github.com/silenceper/wechat/v2/officialaccount/basic"
 	oaconfig "github.com/silenceper/wechat/v2/officialaccount/config"
+	"github.com/silenceper/wechat/v2/officialaccount/menu"
 	"github.com/silenceper/wechat/v2/officialaccount/message"
 	"github.com/silenceper/wechat/v2/officialaccount/oauth"
 	"github.com/silenceper/wechat/v2/officialaccount/user"
@@ -58,6 +59,7 @@ type Account struct {
 	qr          *basic.Basic
 	oauth       *oauth.Oauth
 	ticket      *ticketSource // the JS-SDK's jsapi_ticket (jsapi.go)
+	menu        *menu.Menu    // the custom menu (menu.go)
 
 	mpToken     *tokenSource
 	mpAuth      *mpauth.Auth
@@ -86,6 +88,7 @@ func NewAccount(creds Credentials, endpoint Endpoint, tokens TokenCache, obs Obs
 	a.users = user.NewUser(oactx)
 	a.qr = basic.NewBasic(oactx)
 	a.oauth = oauth.NewOauth(oactx)
+	a.menu = menu.NewMenu(oactx)
 
 	if creds.HasMiniProgram() {
 		a.mpToken = newTokenSource("mp", creds.MPAppID, creds.MPAppSecret, tokens, obs)

@@ -201,7 +201,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 			Claim: campaign.ClaimStrategy(cfg.DB.ClaimStrategy)})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
 	a.adminAPI = &admin.API{Staffs: a.staffs, Keys: admin.NewAPIKeys(a.db, a.now), Throttle: admin.NewThrottle(a.db, a.now),
-		Merchants: a.merchants, Audit: auditLog, Check: a.accounts,
+		Merchants: a.merchants, Audit: auditLog, Check: a.accounts, Menus: a.accounts, PublicURL: cfg.HTTP.PublicURL,
 		Channels: admin.NewChannels(a.db, a.accounts, channelFigures{a.members, a.points}, a.now)}
 
 	if cfg.WeChat.Merchant.Configured() {

@@ -84,6 +84,12 @@ func (a *App) bootstrapSandbox(ctx context.Context) error {
 			return err
 		}
 	}
+	if !found {
+		// A new merchant's account opens the member centre from its menu.
+		if err := a.accounts.SetMenu(ctx, m.ID, admin.DefaultMenu(a.cfg.HTTP.PublicURL, m.ID)); err != nil {
+			return fmt.Errorf("sandbox merchant's menu: %w", err)
+		}
+	}
 	password := admin.GeneratePassword()
 	if err := a.staffs.SetPassword(ctx, m.ID, sandboxOwner, password); err != nil {
 		if _, err := a.staffs.Create(ctx, m.ID, sandboxOwner, password, admin.RoleOwner); err != nil {

@@ -127,6 +127,20 @@ func errMsg(code int) string {
 		return "api unauthorized"
 	case 40097:
 		return "invalid args"
+	case 40016:
+		return "invalid button size"
+	case 40017:
+		return "invalid button type"
+	case 40018:
+		return "invalid button name size"
+	case 40019:
+		return "invalid button key size"
+	case 40027:
+		return "invalid sub button url size"
+	case 40055:
+		return "invalid button url domain"
+	case 46003:
+		return "menu no exist"
 	case 10003:
 		return "redirect_uri domain mismatch"
 	case 10005:
@@ -168,6 +182,10 @@ func (s *Simulator) route(r *http.Request, path string, body []byte) reply {
 		return s.handleShowQR(r)
 	case "/cgi-bin/ticket/getticket":
 		return s.handleJSAPITicket(r) // jsapi.go
+	case "/cgi-bin/menu/create":
+		return s.handleMenuCreate(r, body) // menu.go
+	case "/cgi-bin/menu/get":
+		return s.handleMenuGet(r)
 	case "/sns/jscode2session":
 		return s.handleCode2Session(r)
 	case "/wxa/business/getuserphonenumber":

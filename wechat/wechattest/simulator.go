@@ -78,6 +78,7 @@ type Simulator struct {
 	codes     map[string]*codeState
 	tickets   map[string]*ticketState
 	jsapi     map[string]*jsapiTicket // app id -> its jsapi_ticket (jsapi.go)
+	menus     map[string][]simButton  // app id -> its custom menu (menu.go)
 	nextMsgID int64
 	requests  []Request
 	sent      []Sent
@@ -170,6 +171,7 @@ func New(opts ...Option) *Simulator {
 		codes:     map[string]*codeState{},
 		tickets:   map[string]*ticketState{},
 		jsapi:     map[string]*jsapiTicket{},
+		menus:     map[string][]simButton{},
 		nextMsgID: firstMsgID,
 		scripts:   map[string][]Fault{},
 		latency:   map[string]time.Duration{},

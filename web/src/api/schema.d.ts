@@ -1653,6 +1653,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/settings/menu": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The official account's custom menu, and the default one (settings:read)
+         * @description `buttons` is the menu as WeChat holds it (empty when the account has
+         *     none); `default` is the menu a new merchant gets: 会员中心 (the
+         *     member centre at `<public URL>/m/{merchant_id}/`) and 我的 with its
+         *     pages (member code, points, rewards, coupons, profile). The sandbox
+         *     merchant starts with it; others set it with `POST
+         *     /settings/menu/default` once WeChat is connected.
+         */
+        get: operations["getMenu"];
+        /**
+         * Replace the official account's custom menu (settings:manage, audited)
+         * @description WeChat's rules are checked before WeChat is called (400 naming the
+         *     field, e.g. `buttons[1].sub_buttons[0].url`): 1 to 3 buttons with
+         *     names of at most 16 bytes; a button either opens 1 to 5
+         *     sub-buttons (names of at most 60 bytes) or does one thing: `view`
+         *     (an http(s) url), `click` (a key pushed to the callback),
+         *     `miniprogram` (appid, pagepath, and a url for old clients). WeChat
+         *     refusing it is 422 with its words, WeChat unreachable 503.
+         */
+        put: operations["setMenu"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/settings/menu/default": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Set the default menu: the member centre's pages (settings:manage, audited) */
+        post: operations["setDefaultMenu"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/campaigns": {
         parameters: {
             query?: never;
@@ -3018,6 +3070,23 @@ export interface components {
             /** @description coupon rewards: the coupon and its state */
             coupon?: components["schemas"]["Coupon"] | null;
         };
+        MenuButton: {
+            /**
+             * @description absent on a button with sub_buttons
+             * @enum {string}
+             */
+            type?: "view" | "click" | "miniprogram";
+            name: string;
+            /** @description click */
+            key?: string;
+            /** @description view, miniprogram */
+            url?: string;
+            /** @description miniprogram */
+            appid?: string;
+            /** @description miniprogram */
+            pagepath?: string;
+            sub_buttons?: components["schemas"]["MenuButton"][];
+        };
         /**
          * @description A redeemed coupon reward as shown at the till. status: issued (can be
          *     used until expires_at), used (verified once; used_at, used_store and
@@ -3522,6 +3591,17 @@ export interface components {
         };
     };
     responses: {
+        /** @description The menu WeChat now holds. */
+        MenuSet: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    buttons: components["schemas"]["MenuButton"][];
+                };
+            };
+        };
         /** @description The coupon, used (201: by this request; 200: this request_id's earlier verification). */
         CouponVerification: {
             headers: {
@@ -6731,6 +6811,72 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    getMenu: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The menus. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        buttons: components["schemas"]["MenuButton"][];
+                        default: components["schemas"]["MenuButton"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    setMenu: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    buttons: components["schemas"]["MenuButton"][];
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["MenuSet"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    setDefaultMenu: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["MenuSet"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            422: components["responses"]["Error"];
             503: components["responses"]["Error"];
         };
     };
