@@ -29,12 +29,8 @@ type couponBody struct {
 func TestCouponVerificationOverHTTP(t *testing.T) { eachBackendName(t, testCouponVerificationOverHTTP) }
 
 func testCouponVerificationOverHTTP(t *testing.T, backend string) {
-	a := startAppOn(t, onBackend(t, backend))
-	staff := a.login()
-	mt := a.memberToken(staff)
+	a, staff, mt, me := startWithMember(t, backend)
 	base := fmt.Sprintf("/api/member/v1/%d", a.merchant)
-	var me struct{ ID uint64 }
-	a.call("GET", base+"/profile", mt, nil, &me)
 	if st := a.call("POST", "/api/admin/v1/orders", staff, map[string]any{"external_id": "c-1", "member_id": me.ID,
 		"amount_fen": 100000}, nil); st != 201 {
 		t.Fatalf("order: %d", st)

@@ -16,9 +16,7 @@ import (
 func TestJSSDKConfig(t *testing.T) { eachBackendName(t, testJSSDKConfig) }
 
 func testJSSDKConfig(t *testing.T, backend string) {
-	a := startAppOn(t, onBackend(t, backend))
-	staff := a.login()
-	mt := a.memberToken(staff)
+	a, _, mt, _ := startWithMember(t, backend)
 	path := fmt.Sprintf("/api/member/v1/%d/jssdk-config?url=", a.merchant)
 	page := fmt.Sprintf("%s/m/%d/card?tab=code", a.base, a.merchant)
 	appID, err := a.accounts.AppID(context.Background(), a.merchant)

@@ -10,6 +10,20 @@ import (
 	"github.com/wxloyalty/loyalty/member"
 )
 
+// startWithMember starts the service on backend and signs in its owner
+// and a new mini-program member: the staff token, the member's token and
+// the member's profile id.
+func startWithMember(t *testing.T, backend string) (a *testApp, staff, memberToken string, me struct{ ID uint64 }) {
+	t.Helper()
+	a = startAppOn(t, onBackend(t, backend))
+	staff = a.login()
+	memberToken = a.memberToken(staff)
+	if st := a.call("GET", fmt.Sprintf("/api/member/v1/%d/profile", a.merchant), memberToken, nil, &me); st != 200 || me.ID == 0 {
+		t.Fatalf("profile: %d", st)
+	}
+	return a, staff, memberToken, me
+}
+
 // codeIssuedAgo returns a member code of the app's key for the member of
 // the merchant, issued ago.
 func (a *testApp) codeIssuedAgo(merchantID, memberID uint64, ago time.Duration) string {
@@ -30,14 +44,8 @@ func (a *testApp) codeIssuedAgo(merchantID, memberID uint64, ago time.Duration) 
 func TestMemberCodeAtTheTill(t *testing.T) { eachBackendName(t, testMemberCodeAtTheTill) }
 
 func testMemberCodeAtTheTill(t *testing.T, backend string) {
-	a := startAppOn(t, onBackend(t, backend))
-	staff := a.login()
-	mt := a.memberToken(staff)
+	a, staff, mt, me := startWithMember(t, backend)
 	base := fmt.Sprintf("/api/member/v1/%d", a.merchant)
-	var me struct{ ID uint64 }
-	if st := a.call("GET", base+"/profile", mt, nil, &me); st != 200 || me.ID == 0 {
-		t.Fatalf("profile: %d", st)
-	}
 	var code struct {
 		Code         string    `json:"code"`
 		ExpiresAt    time.Time `json:"expires_at"`
