@@ -83,6 +83,11 @@ type SandboxOptions struct {
 // SandboxTemplates are the template ids every sandbox account knows.
 var SandboxTemplates = []string{"TPL_POINTS_CHANGED", "TPL_BIRTHDAY", "TPL_WELCOME", "TPL_EXPIRING_POINTS"}
 
+// sandboxTemplateTitles are their titles in the template list, as
+// WeChat's template library names such templates.
+var sandboxTemplateTitles = map[string]string{"TPL_POINTS_CHANGED": "会员积分变动提醒", "TPL_BIRTHDAY": "会员生日提醒",
+	"TPL_WELCOME": "会员加入成功通知", "TPL_EXPIRING_POINTS": "积分即将过期提醒"}
+
 // NewSandbox returns the sandbox tools.
 func NewSandbox(sim *wechattest.Simulator, merchants *Merchants, members SandboxMembers, opts SandboxOptions) *Sandbox {
 	if opts.Log == nil {
@@ -117,12 +122,12 @@ func (s *Sandbox) Register(ctx context.Context, merchantID uint64) error {
 	}
 	s.Sim.AddOfficialAccount(wechattest.App{AppID: c.AppID, Secret: c.AppSecret})
 	for _, t := range SandboxTemplates {
-		s.Sim.AddTemplate(c.AppID, t)
+		s.Sim.AddTemplateTitled(c.AppID, t, sandboxTemplateTitles[t], wechattest.DefaultTemplateContent)
 	}
 	if c.HasMiniProgram() {
 		s.Sim.AddMiniProgram(wechattest.App{AppID: c.MPAppID, Secret: c.MPAppSecret})
 		for _, t := range SandboxTemplates {
-			s.Sim.AddTemplate(c.MPAppID, t)
+			s.Sim.AddTemplateTitled(c.MPAppID, t, sandboxTemplateTitles[t], wechattest.DefaultTemplateContent)
 		}
 	}
 	return nil

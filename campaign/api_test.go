@@ -44,6 +44,7 @@ func newAPI(t *testing.T, gdb *gorm.DB) *api {
 		c.Request = c.Request.WithContext(authz.WithPrincipal(c.Request.Context(), p))
 	}, audit.NewRecorder(gdb, e.now).Track())
 	h.RegisterAdmin(g)
+	campaign.NewCareHandler(campaign.NewCare(a.eng, campaign.CareDeps{}, campaign.CareOptions{})).Register(g)
 	h.RegisterMember(a.engine.Group("/api"), func(c *gin.Context) { c.Next() }, func(*gin.Context) (uint64, uint64) {
 		return e.merchantID, a.member
 	})

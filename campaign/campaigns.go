@@ -94,16 +94,7 @@ func (s *Campaigns) validate(ctx context.Context, c *Campaign) error {
 		v.Add("channel", "must be template, mp_subscribe or customer_service")
 	}
 	msg := c.Message
-	checkVars := func(field, text string) {
-		for _, m := range placeholder.FindAllStringSubmatch(text, -1) {
-			if !slices.Contains(knownVariables, m[1]) {
-				v.Add(field, fmt.Sprintf("uses {{%s}}, which is not a member variable (%s)", m[1], strings.Join(knownVariables, ", ")))
-			}
-		}
-		if strings.Count(text, "{{") != strings.Count(text, "}}") || strings.Count(text, "{{") != len(placeholder.FindAllString(text, -1)) {
-			v.Add(field, "has a malformed {{variable}}")
-		}
-	}
+	checkVars := func(field, text string) { checkVariables(v, field, text) }
 	switch c.Channel {
 	case ChannelTemplate, ChannelMPSubscribe:
 		if c.TemplateID == "" || len(c.TemplateID) > 128 {
@@ -139,8 +130,11 @@ func (s *Campaigns) validate(ctx context.Context, c *Campaign) error {
 	checkVars("message.page", msg.Page)
 
 	t := c.Target
-	if t.SegmentID == 0 && len(t.TagIDs) == 0 && len(t.Rule) == 0 {
-		v.Add("target", "must name a segment_id or tag_ids")
+	switch {
+	case t.AllMembers && (t.SegmentID != 0 || len(t.TagIDs) > 0 || len(t.Rule) > 0):
+		v.Add("target.all_members", "targets every member: leave segment_id and tag_ids out (exclude_tag_ids may narrow it)")
+	case !t.AllMembers && t.SegmentID == 0 && len(t.TagIDs) == 0 && len(t.Rule) == 0:
+		v.Add("target", "must name a segment_id or tag_ids, or set all_members")
 	}
 	if len(t.TagIDs) > 100 || len(t.ExcludeTagIDs) > 100 {
 		v.Add("target", "may name at most 100 tags")

@@ -3,6 +3,7 @@ package campaign
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -27,6 +28,8 @@ func NewCareHandler(care *Care) *CareHandler { return &CareHandler{care: care} }
 //	PATCH  /care-rules/:rule_id             campaigns:write
 //	DELETE /care-rules/:rule_id             campaigns:write
 //	GET    /care-rules/:rule_id/sends       campaigns:read  recent sends with their delivery status
+//	GET    /care-rules/:rule_id/next-sends  campaigns:read  the coming days' sends: when, how many, a sample
+//	GET    /campaign-calendar               campaigns:read  campaigns and care sends of a date range
 func (h *CareHandler) Register(r gin.IRouter) {
 	read, write := authz.Require(authz.CampaignsRead), authz.Require(authz.CampaignsWrite)
 	r.GET("/care-rules", read, h.list)
@@ -35,6 +38,49 @@ func (h *CareHandler) Register(r gin.IRouter) {
 	r.PATCH("/care-rules/:rule_id", write, h.update)
 	r.DELETE("/care-rules/:rule_id", write, h.delete)
 	r.GET("/care-rules/:rule_id/sends", read, h.sends)
+	r.GET("/care-rules/:rule_id/next-sends", read, h.nextSends)
+	r.GET("/campaign-calendar", read, h.calendar)
+}
+
+func (h *CareHandler) nextSends(c *gin.Context) {
+	id, ok := httpx.PathID(c, "rule_id", errCareNotFound)
+	if !ok {
+		return
+	}
+	q, err := httpx.QueryOnly(c, "days")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	days := 7
+	if s := q.Get("days"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxNextSendDays {
+			httpx.Fail(c, apperr.Invalid("days", fmt.Sprintf("must be 1 to %d", MaxNextSendDays)))
+			return
+		}
+		days = n
+	}
+	out, err := h.care.NextSends(c.Request.Context(), authz.MustFrom(c).MerchantID, id, days)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *CareHandler) calendar(c *gin.Context) {
+	q, err := httpx.QueryOnly(c, "from", "to")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	entries, err := h.care.Calendar(c.Request.Context(), authz.MustFrom(c).MerchantID, q.Get("from"), q.Get("to"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"from": q.Get("from"), "to": q.Get("to"), "entries": entries})
 }
 
 // CareRuleView is a care rule as the API shows it: the parameters of its

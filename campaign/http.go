@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/httpx"
 )
@@ -41,6 +42,10 @@ func NewHandler(camps *Campaigns, grants *Grants) *Handler {
 //	GET   /campaigns/:campaign_id/progress      campaigns:read
 //	GET   /campaigns/:campaign_id/deliveries    campaigns:read
 //	GET   /campaigns/:campaign_id/report        campaigns:read
+//	GET   /campaigns/:campaign_id/preview       campaigns:read   its message rendered for a member
+//	GET   /campaigns/templates                  campaigns:read   the account's templates and their fields (WeChat)
+//	POST  /campaigns/preview                    campaigns:read   an unsaved message rendered for a member
+//	GET   /campaigns/schedule-preview           campaigns:read   a cron's next five runs, quiet hours, frequency cap
 func (h *Handler) RegisterAdmin(r gin.IRouter) {
 	read, write := authz.Require(authz.CampaignsRead), authz.Require(authz.CampaignsWrite)
 	r.GET("/campaigns", read, h.list)
@@ -55,6 +60,80 @@ func (h *Handler) RegisterAdmin(r gin.IRouter) {
 	r.GET("/campaigns/:campaign_id/progress", read, h.progress)
 	r.GET("/campaigns/:campaign_id/deliveries", read, h.deliveries)
 	r.GET("/campaigns/:campaign_id/report", read, h.report)
+	r.GET("/campaigns/:campaign_id/preview", read, h.previewCampaign)
+	r.GET("/campaigns/templates", read, h.templates)
+	r.POST("/campaigns/preview", read, audit.ReadOnly, h.preview)
+	r.GET("/campaigns/schedule-preview", read, h.schedulePreview)
+}
+
+func (h *Handler) templates(c *gin.Context) {
+	q, err := httpx.QueryOnly(c, "channel")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	ch := Channel(q.Get("channel"))
+	if ch == "" {
+		ch = ChannelTemplate
+	}
+	list, err := h.camps.Templates(c.Request.Context(), authz.MustFrom(c).MerchantID, ch)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"channel": ch, "templates": list, "variables": MessageVariables()})
+}
+
+func (h *Handler) preview(c *gin.Context) {
+	var in PreviewInput
+	if err := httpx.BindJSON(c, &in); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	p, err := h.camps.Preview(c.Request.Context(), authz.MustFrom(c).MerchantID, in)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+func (h *Handler) previewCampaign(c *gin.Context) {
+	id, ok := httpx.PathID(c, "campaign_id", errNotFound)
+	if !ok {
+		return
+	}
+	q, err := httpx.QueryOnly(c, "member_id")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	v := &apperr.Validation{}
+	member := positive(q, "member_id", v)
+	if err := v.Err(); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	p, err := h.camps.PreviewCampaign(c.Request.Context(), authz.MustFrom(c).MerchantID, id, member)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
+}
+
+func (h *Handler) schedulePreview(c *gin.Context) {
+	q, err := httpx.QueryOnly(c, "cron")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	p, err := h.camps.NextRuns(c.Request.Context(), authz.MustFrom(c).MerchantID, q.Get("cron"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p)
 }
 
 // RegisterMember adds POST /member/v1/:merchant_id/subscriptions under r

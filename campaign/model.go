@@ -98,7 +98,9 @@ func (Campaign) TableName() string { return "campaigns" }
 func (c Campaign) Capped() bool { return c.Kind != KindService }
 
 // Message is what a campaign sends. Values may hold member variables
-// ({{name}}, {{points}}, {{tier}}, {{expiring_points}}, {{merchant}}).
+// ({{name}}, {{points}}, {{tier}}, {{expiring_points}}, {{merchant}}),
+// each with an optional fallback for members whose value is empty:
+// {{name|亲爱的会员}}.
 type Message struct {
 	// Fields maps a template field (keyword1, thing2...) to its text.
 	Fields map[string]string `json:"fields,omitempty"`
@@ -108,9 +110,12 @@ type Message struct {
 }
 
 // Target says who a campaign reaches: a saved segment or members holding
-// any of some tags (or both: members in both), minus members holding any
-// of the excluded tags.
+// any of some tags (or both: members in both), or all the merchant's
+// members, minus members holding any of the excluded tags.
 type Target struct {
+	// AllMembers targets every member of the merchant (no segment needed);
+	// it excludes SegmentID, TagIDs and Rule.
+	AllMembers    bool     `json:"all_members,omitempty"`
 	SegmentID     uint64   `json:"segment_id,omitempty"`
 	TagIDs        []uint64 `json:"tag_ids,omitempty"`
 	ExcludeTagIDs []uint64 `json:"exclude_tag_ids,omitempty"`

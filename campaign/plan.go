@@ -19,10 +19,19 @@ type Audiences interface {
 	CompileAt(ctx context.Context, merchantID uint64, rule json.RawMessage, at time.Time) (member.Audience, error)
 }
 
+// allMembersRule selects every member: every member has a join time, so
+// the condition is a tautology the rule language can say (and the SQL is
+// m.created_at IS NOT NULL, which costs nothing on top of the merchant's
+// id range).
+var allMembersRule = json.RawMessage(`{"field":"days_since_join","op":"is_set","value":true}`)
+
 // audienceRule combines a target into one rule: the segment's rule and/or
 // any of the tags, minus the excluded tags.
 func audienceRule(ctx context.Context, aud Audiences, merchantID uint64, t Target) (json.RawMessage, error) {
 	var all []json.RawMessage
+	if t.AllMembers {
+		all = append(all, allMembersRule)
+	}
 	if t.SegmentID != 0 {
 		rule, err := aud.Rule(ctx, merchantID, t.SegmentID)
 		if err != nil {

@@ -538,8 +538,10 @@ func (e *Engine) send(ctx context.Context, c Campaign, msg Message, r Delivery, 
 	}
 }
 
-// placeholder finds member variables in message texts.
-var placeholder = regexp.MustCompile(`\{\{\s*([a-z_]+)\s*\}\}`)
+// placeholder finds member variables in message texts: {{name}}, or
+// {{name|亲爱的会员}} with a fallback used when the member's value is empty.
+// A fallback is up to 32 characters without braces or another "|".
+var placeholder = regexp.MustCompile(`\{\{\s*([a-z_]+)\s*(?:\|([^{}|]{0,32}))?\}\}`)
 
 // variablesOf lists the member variables a message uses.
 func variablesOf(m Message) []string {
@@ -560,13 +562,17 @@ func variablesOf(m Message) []string {
 	return names
 }
 
-// render fills a text's variables.
+// render fills a text's variables; an empty value takes the variable's
+// fallback ({{name|亲爱的会员}}), trimmed, when it has one.
 func render(s string, vals map[string]string) string {
 	if !strings.Contains(s, "{{") {
 		return s
 	}
 	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
-		name := placeholder.FindStringSubmatch(m)[1]
-		return vals[name]
+		sub := placeholder.FindStringSubmatch(m)
+		if v := vals[sub[1]]; strings.TrimSpace(v) != "" {
+			return v
+		}
+		return strings.TrimSpace(sub[2])
 	})
 }

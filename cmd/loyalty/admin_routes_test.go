@@ -203,6 +203,15 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 	aToken := a.login()
 	A := newTenantFixture(t, a, a.merchant, aToken)
 	B := newTenantFixture(t, a, other.ID, bToken)
+	// Both campaigns scheduled (tomorrow): each calendar shows its own.
+	for _, c := range []struct {
+		id    uint64
+		token string
+	}{{A.campaign, aToken}, {B.campaign, bToken}} {
+		if st := a.call("POST", fmt.Sprintf("/api/admin/v1/campaigns/%d/schedule", c.id), c.token, nil, nil); st != 200 {
+			t.Fatalf("schedule fixture campaign: %d", st)
+		}
+	}
 
 	type probe struct {
 		path  string // with B's ids filled in
@@ -398,13 +407,33 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		"GET /api/admin/v1/campaigns/{campaign_id}/progress":        {path: fmt.Sprint(B.campaign), check: notFound},
 		"GET /api/admin/v1/campaigns/{campaign_id}/deliveries":      {path: fmt.Sprint(B.campaign), check: notFound},
 		"GET /api/admin/v1/campaigns/{campaign_id}/report":          {path: fmt.Sprint(B.campaign), check: notFound},
-		"GET /api/admin/v1/care-rules":                              {check: notB(B.careRule)},
-		"POST /api/admin/v1/care-rules":                             {body: map[string]any{"kind": ""}, check: func(t *testing.T, st int, _ string) {}},
-		"GET /api/admin/v1/care-rules/{rule_id}":                    {path: fmt.Sprint(B.careRule), check: notFound},
-		"PATCH /api/admin/v1/care-rules/{rule_id}":                  {path: fmt.Sprint(B.careRule), body: map[string]any{"enabled": false}, check: notFound},
-		"DELETE /api/admin/v1/care-rules/{rule_id}":                 {path: fmt.Sprint(B.careRule), check: notFound},
-		"GET /api/admin/v1/care-rules/{rule_id}/sends":              {path: fmt.Sprint(B.careRule), check: notFound},
-		"GET /api/admin/v1/dashboard":                               {check: noneOfB},
+		"GET /api/admin/v1/campaigns/{campaign_id}/preview":         {path: fmt.Sprint(B.campaign), check: notFound},
+		"GET /api/admin/v1/campaigns/templates":                     {check: noneOfB},
+		"GET /api/admin/v1/campaigns/schedule-preview":              {query: "cron=0+9+*+*+1", check: noneOfB},
+		// B's member is not one of A's: the preview names member_id.
+		"POST /api/admin/v1/campaigns/preview": {body: map[string]any{"channel": "template", "template_id": admin.SandboxTemplates[0],
+			"message": map[string]any{"fields": map[string]string{"first": "Hi {{name}}"}}, "member_id": B.member},
+			check: func(t *testing.T, st int, body string) {
+				if st != 400 || !strings.Contains(body, `"member_id"`) {
+					t.Fatalf("preview for B's member: %d %s", st, body)
+				}
+			}},
+		// B's campaign is scheduled tomorrow: A's calendar does not show it.
+		"GET /api/admin/v1/campaign-calendar": {query: "from=" + time.Now().AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" +
+			time.Now().AddDate(0, 0, 3).Format(time.DateOnly), check: func(t *testing.T, st int, body string) {
+			noneOfB(t, st, body)
+			if strings.Contains(body, fmt.Sprintf(`"campaign_id":%d,`, B.campaign)) || !strings.Contains(body, fmt.Sprintf(`"campaign_id":%d,`, A.campaign)) {
+				t.Fatalf("A's calendar should show A's campaign %d and not B's %d: %s", A.campaign, B.campaign, body)
+			}
+		}},
+		"GET /api/admin/v1/care-rules/{rule_id}/next-sends": {path: fmt.Sprint(B.careRule), check: notFound},
+		"GET /api/admin/v1/care-rules":                      {check: notB(B.careRule)},
+		"POST /api/admin/v1/care-rules":                     {body: map[string]any{"kind": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/care-rules/{rule_id}":            {path: fmt.Sprint(B.careRule), check: notFound},
+		"PATCH /api/admin/v1/care-rules/{rule_id}":          {path: fmt.Sprint(B.careRule), body: map[string]any{"enabled": false}, check: notFound},
+		"DELETE /api/admin/v1/care-rules/{rule_id}":         {path: fmt.Sprint(B.careRule), check: notFound},
+		"GET /api/admin/v1/care-rules/{rule_id}/sends":      {path: fmt.Sprint(B.careRule), check: notFound},
+		"GET /api/admin/v1/dashboard":                       {check: noneOfB},
 		// The sandbox tools act on the caller's merchant only.
 		"POST /api/admin/v1/sandbox/follow":        {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
 		"POST /api/admin/v1/sandbox/unfollow":      {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
@@ -498,7 +527,7 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 	if n := a.count("points_ledger", "merchant_id = ? AND member_id = ? AND kind = 'adjust'", other.ID, B.member); n != 0 {
 		t.Fatal("B's member was adjusted")
 	}
-	if n := a.count("campaigns", "id = ? AND name = 'Sale' AND status = 'draft'", B.campaign); n != 1 {
+	if n := a.count("campaigns", "id = ? AND name = 'Sale' AND status = 'scheduled'", B.campaign); n != 1 {
 		t.Fatal("B's campaign was changed")
 	}
 	if n := a.count("segments", "id = ? AND name = 'followers'", B.segment); n != 1 {

@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -857,6 +858,17 @@ func (s *Simulator) serveInspect(w http.ResponseWriter, r *http.Request, path st
 	}
 }
 
+// templateField is a {{name.DATA}} placeholder of a template's content.
+var templateField = regexp.MustCompile(`\{\{\s*[A-Za-z0-9_]+\.DATA\s*\}\}`)
+
+// title is a template's title: the one it was added with, else its id.
+func (a *appState) title(id string) string {
+	if t := a.titles[id]; t != "" {
+		return t
+	}
+	return id
+}
+
 // handleTemplateList lists an official account's templates
 // (get_all_private_template) or a mini-program's subscribe templates
 // (newtmpl/gettemplate), in id order.
@@ -873,14 +885,20 @@ func (s *Simulator) handleTemplateList(r *http.Request, kind appKind) reply {
 	}
 	sort.Strings(ids)
 	if kind == kindOA {
+		// WeChat's shape: the account's industries and an example with
+		// each template.
 		type item struct {
-			TemplateID string `json:"template_id"`
-			Title      string `json:"title"`
-			Content    string `json:"content"`
+			TemplateID      string `json:"template_id"`
+			Title           string `json:"title"`
+			PrimaryIndustry string `json:"primary_industry"`
+			DeputyIndustry  string `json:"deputy_industry"`
+			Content         string `json:"content"`
+			Example         string `json:"example"`
 		}
 		list := make([]item, len(ids))
 		for i, id := range ids {
-			list[i] = item{TemplateID: id, Title: id, Content: a.templates[id]}
+			list[i] = item{TemplateID: id, Title: a.title(id), PrimaryIndustry: "IT科技", DeputyIndustry: "互联网|电子商务",
+				Content: a.templates[id], Example: templateField.ReplaceAllString(a.templates[id], "示例")}
 		}
 		return reply{json: map[string]any{"template_list": list}}
 	}
@@ -892,7 +910,7 @@ func (s *Simulator) handleTemplateList(r *http.Request, kind appKind) reply {
 	}
 	list := make([]item, len(ids))
 	for i, id := range ids {
-		list[i] = item{PriTmplID: id, Title: id, Content: a.templates[id], Type: 2}
+		list[i] = item{PriTmplID: id, Title: a.title(id), Content: a.templates[id], Type: 2}
 	}
 	return reply{json: map[string]any{"errcode": 0, "errmsg": "ok", "data": list}}
 }

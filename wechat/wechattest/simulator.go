@@ -90,6 +90,7 @@ type appState struct {
 	secret    string
 	kind      appKind
 	templates map[string]string // template id -> content ("{{first.DATA}}...")
+	titles    map[string]string // template id -> title, when not the id
 	users     map[string]*userState
 	grants    map[grantKey]int
 	current   string // latest token from /cgi-bin/token
@@ -246,9 +247,20 @@ const DefaultTemplateContent = "{{first.DATA}}\n会员：{{keyword1.DATA}}\n内�
 // AddTemplateContent registers a template with its content, whose
 // {{name.DATA}} placeholders are the fields a message fills.
 func (s *Simulator) AddTemplateContent(appID, templateID, content string) {
+	s.AddTemplateTitled(appID, templateID, templateID, content)
+}
+
+// AddTemplateTitled registers a template with the title the template list
+// reports (WeChat's library title, e.g. 会员积分变动提醒) and its content.
+func (s *Simulator) AddTemplateTitled(appID, templateID, title, content string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.appLocked(appID).templates[templateID] = content
+	a := s.appLocked(appID)
+	a.templates[templateID] = content
+	if a.titles == nil {
+		a.titles = map[string]string{}
+	}
+	a.titles[templateID] = title
 }
 
 // Follow makes openID a follower of the official account appID. unionID is

@@ -1904,7 +1904,15 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** Planned, sent, delivered, failed and skipped by reason, holdout, rate and ETA of the current step (campaigns:read) */
+        /**
+         * Planned, sent, delivered, failed and skipped by reason, holdout, rate and ETA of the current step (campaigns:read)
+         * @description Poll it (the panel asks every 2 s while a campaign runs or plans,
+         *     and stops when it is completed or cancelled). Each answer is one
+         *     grouped count of the step's rows over idx_deliveries_claim's
+         *     (campaign_id, status) prefix and one count of the last minute's
+         *     sends; the counts only grow while `planning` is true. The ETA is
+         *     the remaining rows at the last minute's rate.
+         */
         get: operations["getCampaignProgress"];
         put?: never;
         post?: never;
@@ -1951,6 +1959,83 @@ export interface paths {
          *     percentage points.
          */
         get: operations["getCampaignReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/campaigns/{campaign_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        /** The campaign's message rendered for a real member, fallbacks applied (campaigns:read) */
+        get: operations["previewCampaign"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/campaigns/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The account's templates, live from WeChat, with their fields, and the member variables a field may use (campaigns:read)
+         * @description channel=template lists the official account's private templates
+         *     (get_all_private_template), mp_subscribe the mini-program's
+         *     subscribe templates. A field's text may use the variables as
+         *     {{name}}, or {{name|亲爱的会员}}: the text after | (up to 32
+         *     characters, no braces or |) is used when the member's value is empty.
+         */
+        get: operations["listMessageTemplates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/campaigns/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An unsaved message rendered for a real member, as WeChat would get it (campaigns:read; nothing is written or sent) */
+        post: operations["previewMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/campaigns/schedule-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A cron schedule's next five runs in the merchant's zone, and the quiet hours and frequency cap marketing sends obey (campaigns:read) */
+        get: operations["previewCampaignSchedule"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2058,6 +2143,56 @@ export interface paths {
         };
         /** The rule's recent sends with their delivery status, newest first (campaigns:read) */
         get: operations["listCareRuleSends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/care-rules/{rule_id}/next-sends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A care rule of the caller's merchant (anything else is 404). */
+                rule_id: components["parameters"]["CareRulePath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * When a date rule sends in the coming days, to how many members, with a sample (campaigns:read; enabled or not)
+         * @description Date rules (birthday, anniversary, care_date, points_expiring) are
+         *     looked up day by day, today first; days with no member are left
+         *     out. Event rules (welcome, second_purchase, win_back,
+         *     won_back_thanks) send as members' events happen: event_driven is
+         *     true and days is empty.
+         */
+        get: operations["listCareRuleNextSends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/campaign-calendar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Campaigns and care sends of a range of local dates (campaigns:read)
+         * @description Campaigns that started in the range or are scheduled in it (a
+         *     recurring campaign's later runs as status "planned"), the care
+         *     rules' runs that happened, and the coming days of enabled date rules
+         *     with their members (status "planned"), ordered by time.
+         */
+        get: operations["getCampaignCalendar"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2522,7 +2657,7 @@ export interface components {
         };
         /** @description The message; each key is present only when set. */
         CampaignMessage: {
-            /** @description template field -> text, with {{variables}} */
+            /** @description template field -> text, with {{variables}}; {{name|亲爱的会员}} uses the text after | when the member's value is empty */
             fields?: {
                 [key: string]: string;
             };
@@ -2532,6 +2667,8 @@ export interface components {
         };
         /** @description The audience; each key is present only when set. */
         CampaignTarget: {
+            /** @description every member of the merchant; excludes segment_id, tag_ids and rule (exclude_tag_ids may narrow it) */
+            all_members?: boolean;
             segment_id?: number;
             tag_ids?: number[];
             exclude_tag_ids?: number[];
@@ -2540,6 +2677,83 @@ export interface components {
         CampaignGift: {
             points?: number;
             reward_id?: number;
+        };
+        MessageTemplate: {
+            id: string;
+            title: string;
+            /** @description WeChat's content with {{field.DATA}} placeholders */
+            content: string;
+            /** @description the fields a message fills, in order */
+            fields: string[];
+        };
+        MessagePreview: {
+            member_id: number;
+            member_name: string;
+            /** @description the member's variables; "" where empty (the fallback applies) */
+            values: {
+                [key: string]: string;
+            };
+            /** @description template fields, rendered */
+            fields: {
+                [key: string]: string;
+            };
+            /** @description the template's content with the rendered fields in place ("" for customer_service) */
+            content: string;
+            url: string;
+            page: string;
+            text: string;
+        };
+        SchedulePreview: {
+            time_zone: string;
+            /** @description five runs of the cron; empty without one */
+            next_runs: string[];
+            /** @description local HH:MM; "" when the merchant has no quiet hours. Marketing sends due inside wait for quiet_end */
+            quiet_start: string;
+            quiet_end: string;
+            /** @description marketing messages per member per window; members at the cap are skipped */
+            frequency_cap: number;
+            cap_window_days: number;
+        };
+        CareNextSends: {
+            rule_id: number;
+            kind: string;
+            enabled: boolean;
+            event_driven: boolean;
+            days: {
+                /**
+                 * Format: date
+                 * @description local date
+                 */
+                date: string;
+                /** Format: date-time */
+                send_at: string;
+                /** @description members due that day */
+                members: number;
+                /** @description of them, already served (today, once the scheduler ran) */
+                already_sent: number;
+                sample: {
+                    id: number;
+                    name: string;
+                }[];
+            }[];
+        };
+        CalendarEntry: {
+            /**
+             * Format: date
+             * @description local date
+             */
+            date: string;
+            /** Format: date-time */
+            at: string;
+            /** @enum {string} */
+            kind: "campaign" | "care";
+            campaign_id: number | null;
+            care_rule_id: number | null;
+            name: string;
+            /** @description the campaign's status, or planned */
+            status: string;
+            /** @description a care day's members; null for campaigns */
+            members: number | null;
         };
         CampaignSchedule: {
             /** @enum {string} */
@@ -3866,7 +4080,7 @@ export interface components {
                     /** @description template and mp_subscribe: a template of the account */
                     template_id?: string;
                     message?: {
-                        /** @description template field -> text, with {{variables}} */
+                        /** @description template field -> text, with {{variables}}; {{name|亲爱的会员}} uses the text after | when the member's value is empty */
                         fields?: {
                             [key: string]: string;
                         };
@@ -7262,6 +7476,131 @@ export interface operations {
             404: components["responses"]["Error"];
         };
     };
+    previewCampaign: {
+        parameters: {
+            query?: {
+                /** @description default the merchant's newest member */
+                member_id?: number;
+            };
+            header?: never;
+            path: {
+                campaign_id: components["parameters"]["CampaignPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rendered message. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessagePreview"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    listMessageTemplates: {
+        parameters: {
+            query?: {
+                channel?: "template" | "mp_subscribe";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The templates. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        channel: "template" | "mp_subscribe";
+                        templates: components["schemas"]["MessageTemplate"][];
+                        /** @description name, points, tier, expiring_points, merchant */
+                        variables: string[];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    previewMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    channel: "template" | "mp_subscribe" | "customer_service";
+                    template_id?: string;
+                    message: components["schemas"]["CampaignMessage"];
+                    /** @description default the merchant's newest member */
+                    member_id?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The rendered message. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessagePreview"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            422: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    previewCampaignSchedule: {
+        parameters: {
+            query?: {
+                /** @description five fields (minute hour day-of-month month day-of-week), the merchant's zone; absent: limits only */
+                cron?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The runs and limits. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePreview"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
     recordMySubscriptions: {
         parameters: {
             query?: never;
@@ -7524,6 +7863,68 @@ export interface operations {
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
+        };
+    };
+    listCareRuleNextSends: {
+        parameters: {
+            query?: {
+                days?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A care rule of the caller's merchant (anything else is 404). */
+                rule_id: components["parameters"]["CareRulePath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The coming sends. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CareNextSends"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getCampaignCalendar: {
+        parameters: {
+            query: {
+                from: string;
+                /** @description inclusive; at most 62 days after from */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date */
+                        from: string;
+                        /** Format: date */
+                        to: string;
+                        entries: components["schemas"]["CalendarEntry"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
         };
     };
     getDashboard: {
