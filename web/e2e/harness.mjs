@@ -43,9 +43,10 @@ function freePort() {
  * startServer runs the binary on a new data directory in sandbox mode and
  * resolves once it prints the demo owner's password. With seedMembers, the
  * merchant is filled by `demo seed` first (the service is started once to
- * create it, stopped, seeded, and started again).
+ * create it, stopped, seeded, and started again). env adds to the
+ * service's environment (LOYALTY_SEND_RATE...).
  */
-export async function startServer({ seedMembers = 0 } = {}) {
+export async function startServer({ seedMembers = 0, env: extra = {} } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'loyalty-e2e-data-'))
   const port = await freePort()
   const env = {
@@ -54,6 +55,7 @@ export async function startServer({ seedMembers = 0 } = {}) {
     LOYALTY_DATA_DIR: dataDir,
     LOYALTY_SANDBOX: 'on',
     LOYALTY_LOG_LEVEL: 'warn',
+    ...extra,
   }
   let server = await launch(env)
   if (seedMembers > 0) {

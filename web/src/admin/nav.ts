@@ -1,8 +1,7 @@
 // The navigation: one entry per area, shown only to those allowed in.
 // A new area adds its route in router.ts and one line here.
 import type { Component } from 'vue'
-import { DataAnalysis, Present, ShoppingCart, User } from '@element-plus/icons-vue'
-import { Avatar, Coin, Document, Key, Medal, Setting } from '@element-plus/icons-vue'
+import { Avatar, Calendar, Coin, DataAnalysis, Document, Filter, Key, Medal, Present, Promotion, Setting, ShoppingCart, Sunny, User } from '@element-plus/icons-vue'
 import type { Requirement } from '@/admin/permissions'
 
 export interface NavItem {
@@ -19,6 +18,11 @@ export const navItems: NavItem[] = [
   { route: 'members', label: 'nav.members', icon: User, need: 'members:read' },
   { route: 'orders', label: 'nav.orders', icon: ShoppingCart, need: ['points:read', 'orders:write'] },
   { route: 'rewards', label: 'nav.rewards', icon: Present, need: 'points:read' },
+  // Marketing.
+  { route: 'segments', label: 'nav.segments', icon: Filter, need: 'campaigns:read' },
+  { route: 'campaigns', label: 'nav.campaigns', icon: Promotion, need: 'campaigns:read' },
+  { route: 'calendar', label: 'nav.calendar', icon: Calendar, need: 'campaigns:read' },
+  { route: 'care', label: 'nav.care', icon: Sunny, need: 'campaigns:read' },
   // The merchant's setup screens.
   { route: 'points-rules', label: 'nav.pointsRules', icon: Coin, need: 'points:read' },
   { route: 'tiers', label: 'nav.tiers', icon: Medal, need: 'points:read' },

@@ -30,6 +30,17 @@ export function createPanelRouter(pinia: Pinia): Router {
           { path: 'members/:id(\\d+)', name: 'member', component: () => import('./pages/member/MemberPage.vue'), meta: { need: 'members:read', title: 'member.title' } },
           { path: 'orders/:externalId?', name: 'orders', component: () => import('./pages/orders/OrdersPage.vue'), meta: { need: ['points:read', 'orders:write'], title: 'nav.orders' } },
           { path: 'rewards', name: 'rewards', component: () => import('./pages/rewards/RewardsPage.vue'), meta: { need: 'points:read', title: 'nav.rewards' } },
+          // Marketing: segments, campaigns, the calendar and care rules.
+          { path: 'segments', name: 'segments', component: () => import('./pages/segments/SegmentsPage.vue'), meta: { need: 'campaigns:read', title: 'nav.segments' } },
+          { path: 'segments/new', name: 'segment-new', component: () => import('./pages/segments/SegmentEditPage.vue'), meta: { need: 'campaigns:write', title: 'segments.new' } },
+          { path: 'segments/:id(\\d+)', name: 'segment', component: () => import('./pages/segments/SegmentEditPage.vue'), meta: { need: 'campaigns:read', title: 'nav.segments' } },
+          { path: 'segments/:id(\\d+)/members', name: 'segment-members', component: () => import('./pages/segments/SegmentMembersPage.vue'), meta: { need: 'members:read', title: 'nav.segments' } },
+          { path: 'campaigns', name: 'campaigns', component: () => import('./pages/campaigns/CampaignsPage.vue'), meta: { need: 'campaigns:read', title: 'nav.campaigns' } },
+          { path: 'campaigns/new', name: 'campaign-new', component: () => import('./pages/campaigns/ComposerPage.vue'), meta: { need: 'campaigns:write', title: 'composer.title' } },
+          { path: 'campaigns/:id(\\d+)', name: 'campaign', component: () => import('./pages/campaigns/CampaignPage.vue'), meta: { need: 'campaigns:read', title: 'nav.campaigns' } },
+          { path: 'campaigns/:id(\\d+)/edit', name: 'campaign-edit', component: () => import('./pages/campaigns/ComposerPage.vue'), meta: { need: 'campaigns:write', title: 'composer.editTitle' } },
+          { path: 'calendar', name: 'calendar', component: () => import('./pages/calendar/CalendarPage.vue'), meta: { need: 'campaigns:read', title: 'nav.calendar' } },
+          { path: 'care', name: 'care', component: () => import('./pages/care/CarePage.vue'), meta: { need: 'campaigns:read', title: 'nav.care' } },
           // The merchant's setup screens (points, tiers, staff, settings...).
           { path: 'points/rules', name: 'points-rules', component: () => import('./pages/points/PointsRulesPage.vue'), meta: { need: 'points:read', title: 'nav.pointsRules' } },
           { path: 'points/tiers', name: 'tiers', component: () => import('./pages/points/TiersPage.vue'), meta: { need: 'points:read', title: 'nav.tiers' } },

@@ -10,14 +10,18 @@ export interface ExportProgress {
   bytes: number
 }
 
-/** exportMembers downloads the export into a Blob, reporting progress. */
+/**
+ * exportMembers downloads the export into a Blob, reporting progress; path
+ * is the members export or a segment's (same CSV).
+ */
 export async function exportMembers(
   query: URLSearchParams,
   onProgress: (p: ExportProgress) => void,
   signal: AbortSignal,
+  path = '/api/admin/v1/members/export.csv',
 ): Promise<{ blob: Blob; rows: number; filename: string }> {
   const qs = query.toString()
-  const res = await authedFetch(`/api/admin/v1/members/export.csv${qs ? `?${qs}` : ''}`, {}, signal)
+  const res = await authedFetch(`${path}${qs ? `?${qs}` : ''}`, {}, signal)
   const disposition = res.headers.get('Content-Disposition') ?? ''
   const filename = /filename="([^"]+)"/.exec(disposition)?.[1] ?? 'members.csv'
   if (!res.body) throw new Error('the export has no body')
