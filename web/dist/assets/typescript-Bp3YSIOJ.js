@@ -1,0 +1,1 @@
+const a=t=>t;export{a as m};
