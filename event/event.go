@@ -1,0 +1,103 @@
+// Package event is the neutral vocabulary of the domain events other
+// systems can hear about (through webhooks): what happened, to which
+// merchant, with what data. Features that cause an event (member, points,
+// campaign) emit it through an Emitter inside the transaction of the
+// change, so the event exists exactly when the change does; the webhook
+// package implements the Emitter as a transactional outbox.
+package event
+
+import (
+	"context"
+	"slices"
+
+	"gorm.io/gorm"
+)
+
+// Type names a kind of event; it is part of the public webhook contract.
+type Type string
+
+// Event types.
+const (
+	MemberCreated     Type = "member.created"
+	MemberMerged      Type = "member.merged"
+	PointsChanged     Type = "points.changed"
+	TierChanged       Type = "tier.changed"
+	StageChanged      Type = "stage.changed"
+	CampaignCompleted Type = "campaign.completed"
+	// Reserved: endpoints may subscribe to them; nothing emits them yet.
+	CouponVerified Type = "coupon.verified"
+	SurveyAnswered Type = "survey.answered"
+)
+
+// Types lists the event types, in a stable order.
+var Types = []Type{MemberCreated, MemberMerged, PointsChanged, TierChanged, StageChanged, CampaignCompleted,
+	CouponVerified, SurveyAnswered}
+
+// Valid reports whether t is a known event type.
+func (t Type) Valid() bool { return slices.Contains(Types, t) }
+
+// Event is one thing that happened to a merchant's data. Data is
+// marshalled to JSON as the "data" member of the delivered body.
+type Event struct {
+	MerchantID uint64
+	Type       Type
+	Data       any
+}
+
+// Emitter records events inside tx, the transaction of the change that
+// caused them: if tx rolls back, the events were never emitted.
+type Emitter interface {
+	Emit(ctx context.Context, tx *gorm.DB, events ...Event) error
+}
+
+// Emit records events through e, or does nothing when e is nil (a feature
+// built without webhooks, as in most tests).
+func Emit(ctx context.Context, e Emitter, tx *gorm.DB, events ...Event) error {
+	if e == nil || len(events) == 0 {
+		return nil
+	}
+	return e.Emit(ctx, tx, events...)
+}
+
+// Payloads of the emitted events: the "data" member of a delivery's body.
+type (
+	// Member is the data of member.created.
+	Member struct {
+		MemberID uint64 `json:"member_id"`
+		Source   string `json:"source"`
+	}
+	// Merge is the data of member.merged: merged_member_id no longer
+	// exists; its identities and history now belong to member_id.
+	Merge struct {
+		MemberID       uint64 `json:"member_id"`
+		MergedMemberID uint64 `json:"merged_member_id"`
+	}
+	// Points is the data of points.changed: the balances after the change
+	// and how much the change moved them.
+	Points struct {
+		MemberID        uint64 `json:"member_id"`
+		Available       int64  `json:"available"`
+		Pending         int64  `json:"pending"`
+		AvailableChange int64  `json:"available_change"`
+		PendingChange   int64  `json:"pending_change"`
+	}
+	// Tier is the data of tier.changed (nil: no tier).
+	Tier struct {
+		MemberID   uint64  `json:"member_id"`
+		FromTierID *uint64 `json:"from_tier_id"`
+		ToTierID   *uint64 `json:"to_tier_id"`
+		Reason     string  `json:"reason"`
+	}
+	// Stage is the data of stage.changed.
+	Stage struct {
+		MemberID  uint64 `json:"member_id"`
+		FromStage string `json:"from_stage"`
+		ToStage   string `json:"to_stage"`
+		Reason    string `json:"reason"`
+	}
+	// Campaign is the data of campaign.completed.
+	Campaign struct {
+		CampaignID uint64 `json:"campaign_id"`
+		Step       int    `json:"step"`
+	}
+)
