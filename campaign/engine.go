@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/wechat"
 )
@@ -138,6 +139,7 @@ type Engine struct {
 	gifts     Gifts
 	followers Followers
 	limiter   Limiter
+	events    event.Emitter
 	now       func() time.Time
 	log       *slog.Logger
 	o         EngineOptions
@@ -177,6 +179,7 @@ type EngineDeps struct {
 	Gifts     Gifts
 	Followers Followers
 	Limiter   Limiter
+	Events    event.Emitter // nil: no events; else campaign.completed is emitted
 }
 
 // NewEngine returns an engine.
@@ -184,7 +187,7 @@ func NewEngine(gdb *gorm.DB, d EngineDeps, now func() time.Time, log *slog.Logge
 	o.defaults()
 	mysql := gdb.Dialector.Name() == db.MySQL
 	return &Engine{db: gdb, mysql: mysql, rows: deliveryRows{db: gdb, mysql: mysql, strategy: o.Claim}, wx: d.WeChat, audiences: d.Audiences,
-		merchants: d.Merchants, vars: d.Variables, gifts: d.Gifts, followers: d.Followers, limiter: d.Limiter,
+		merchants: d.Merchants, vars: d.Variables, gifts: d.Gifts, followers: d.Followers, limiter: d.Limiter, events: d.Events,
 		now: now, log: log, o: o, sem: make(chan struct{}, o.Concurrency), clock: map[uint64]merchantClock{},
 		tally: map[[2]uint64][2]int{}, quotaRows: map[string]bool{}}
 }

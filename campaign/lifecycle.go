@@ -24,6 +24,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/db"
@@ -127,6 +128,12 @@ func (e *Engine) maybeComplete(ctx context.Context, c Campaign) error {
 		}
 		if err := tx.Model(&Campaign{}).Where("id = ?", cur.ID).Updates(upd).Error; err != nil {
 			return fmt.Errorf("campaign %d: complete: %w", cur.ID, err)
+		}
+		if next == nil {
+			if err := event.Emit(ctx, e.events, tx, event.Event{MerchantID: cur.MerchantID, Type: event.CampaignCompleted,
+				Data: event.Campaign{CampaignID: cur.ID, Step: cur.Step}}); err != nil {
+				return err
+			}
 		}
 		done = true
 		return nil

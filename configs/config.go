@@ -55,6 +55,8 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	Send   Send   `yaml:"send"`
 
+	Webhooks Webhooks `yaml:"webhooks"`
+
 	MemberLogin MemberLogin `yaml:"member_login"`
 }
 
@@ -84,6 +86,21 @@ type Send struct {
 	// DailyQuota is the account's daily message quota (WeChat's: 100,000
 	// template messages for most accounts, more for large ones).
 	DailyQuota int64 `yaml:"daily_quota" env:"LOYALTY_SEND_DAILY_QUOTA"`
+}
+
+// Webhooks configures the delivery of webhook events to merchants'
+// endpoints.
+type Webhooks struct {
+	// AllowPrivateTargets lets endpoints point at loopback, private and
+	// link-local addresses. Off in production: such an endpoint would make
+	// the service call into its own network (SSRF).
+	AllowPrivateTargets bool `yaml:"allow_private_targets" env:"LOYALTY_WEBHOOKS_ALLOW_PRIVATE_TARGETS"`
+	// Concurrency is how many deliveries one instance keeps in flight.
+	Concurrency int `yaml:"concurrency" env:"LOYALTY_WEBHOOKS_CONCURRENCY"`
+	// PerEndpoint is how many of them may go to one endpoint at once.
+	PerEndpoint int `yaml:"per_endpoint" env:"LOYALTY_WEBHOOKS_PER_ENDPOINT"`
+	// Timeout bounds one delivery attempt.
+	Timeout time.Duration `yaml:"timeout" env:"LOYALTY_WEBHOOKS_TIMEOUT"`
 }
 
 // HTTP configures the listener.
@@ -209,6 +226,8 @@ func Default() Config {
 		Log:  Log{Level: "info", Format: "json"},
 		Send: Send{RatePerSecond: 50, ServiceSharePct: 2, Concurrency: 64, DailyQuota: 100000},
 
+		Webhooks: Webhooks{Concurrency: 32, PerEndpoint: 2, Timeout: 10 * time.Second},
+
 		MemberLogin: MemberLogin{PerClientPerMinute: 60, PerMerchantPerMinute: 6000},
 	}
 }
@@ -306,6 +325,15 @@ func (c Config) Validate() error {
 	}
 	if c.Send.DailyQuota < 100 {
 		bad("Send.DailyQuota", "must be at least 100")
+	}
+	if c.Webhooks.Concurrency < 1 || c.Webhooks.Concurrency > 10000 {
+		bad("Webhooks.Concurrency", "must be 1 to 10000")
+	}
+	if c.Webhooks.PerEndpoint < 1 || c.Webhooks.PerEndpoint > c.Webhooks.Concurrency {
+		bad("Webhooks.PerEndpoint", "must be 1 to Webhooks.Concurrency")
+	}
+	if c.Webhooks.Timeout < time.Second || c.Webhooks.Timeout > time.Minute {
+		bad("Webhooks.Timeout", "must be 1s to 1m")
 	}
 	if c.MemberLogin.PerClientPerMinute < 1 || c.MemberLogin.PerClientPerMinute > 1000000 {
 		bad("MemberLogin.PerClientPerMinute", "must be 1 to 1000000")

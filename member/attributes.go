@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/db"
 )
 
@@ -67,8 +68,13 @@ type Attributes struct {
 	merchants MerchantSource
 	now       func() time.Time
 	log       *slog.Logger
-	owner     string // names this instance in job claims
+	owner     string        // names this instance in job claims
+	events    event.Emitter // nil: no events (see UseEvents)
 }
+
+// UseEvents makes stage moves emit stage.changed, in the transaction that
+// records them. Set before serving.
+func (a *Attributes) UseEvents(e event.Emitter) { a.events = e }
 
 // NewAttributes returns the attribute service.
 func NewAttributes(gdb *gorm.DB, orders OrderSource, merchants MerchantSource, now func() time.Time, log *slog.Logger) *Attributes {
@@ -194,6 +200,14 @@ func (a *Attributes) write(ctx context.Context, tx *gorm.DB, merchantID uint64, 
 	if len(events) > 0 {
 		if err := tx.WithContext(ctx).CreateInBatches(events, 500).Error; err != nil {
 			return fmt.Errorf("member: stage events: %w", err)
+		}
+		out := make([]event.Event, len(events))
+		for i, e := range events {
+			out[i] = event.Event{MerchantID: merchantID, Type: event.StageChanged,
+				Data: event.Stage{MemberID: e.MemberID, FromStage: e.FromStage, ToStage: e.ToStage, Reason: e.Reason}}
+		}
+		if err := event.Emit(ctx, a.events, tx, out...); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -155,7 +155,7 @@ func (s *Service) followerFor(ctx context.Context, st store, ev inbox.Stored, un
 func (s *Service) write(ctx context.Context, st store, m *Member, isNew bool) error {
 	m.UpdatedAt = s.now()
 	if isNew {
-		return st.create(ctx, m)
+		return s.created(ctx, st, m)
 	}
 	return st.save(ctx, m)
 }

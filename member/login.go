@@ -97,7 +97,7 @@ func (s *Service) identify(ctx context.Context, st store, merchantID uint64, col
 	} else {
 		m.OAOpenID = strPtr(openID)
 	}
-	return m, st.create(ctx, &m)
+	return m, s.created(ctx, st, &m)
 }
 
 // OAuthURL returns the WeChat authorization URL for an H5 page: WeChat sends

@@ -9,6 +9,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/wechat"
@@ -38,6 +39,7 @@ type Service struct {
 	mergeHooks []MergeHook
 	attrs      *Attributes // nil: attributes are refreshed only by orders and the nightly pass
 	eraseHooks []EraseHook
+	events     event.Emitter // nil: no events (see UseEvents)
 }
 
 // NewService returns the member service.
@@ -48,6 +50,19 @@ func NewService(gdb *gorm.DB, wx WeChat, now func() time.Time, log *slog.Logger)
 // UseAttributes makes follow changes refresh the member's computed
 // attributes (churn risk counts unfollowing). Set before serving.
 func (s *Service) UseAttributes(a *Attributes) { s.attrs = a }
+
+// UseEvents makes the service emit member.created, in the transaction
+// that creates the member. Set before serving.
+func (s *Service) UseEvents(e event.Emitter) { s.events = e }
+
+// created records a new member and emits member.created with it.
+func (s *Service) created(ctx context.Context, st store, m *Member) error {
+	if err := st.create(ctx, m); err != nil {
+		return err
+	}
+	return event.Emit(ctx, s.events, st.db, event.Event{MerchantID: m.MerchantID, Type: event.MemberCreated,
+		Data: event.Member{MemberID: m.ID, Source: m.Source}})
+}
 
 // OnMerge registers a hook run whenever two members are merged. Register
 // before serving.

@@ -77,7 +77,15 @@ type account struct {
 	BonusFlags     int
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+
+	was balances // the balances as locked or last saved (not a column): see emitBalance
 }
+
+// balances are an account's balances at one moment.
+type balances struct{ available, pending int64 }
+
+// locked remembers the balances as they are now.
+func (a *account) locked() { a.was = balances{a.Available, a.Pending} }
 
 func (account) TableName() string { return "points_accounts" }
 

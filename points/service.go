@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/ttlcache"
@@ -64,8 +65,9 @@ type Service struct {
 	rulesets  *ttlcache.Cache[uint64, ruleTiers]
 
 	purchaseHooks []PurchaseHook
-	orderWriter   OrderWriter // nil: RecordPurchase and the purchase hooks
-	campaigns     Campaigns   // nil: orders cannot name a campaign
+	orderWriter   OrderWriter   // nil: RecordPurchase and the purchase hooks
+	campaigns     Campaigns     // nil: orders cannot name a campaign
+	events        event.Emitter // nil: no events (see UseEvents)
 
 	// JobBatch is how many lots or accounts a job takes per query.
 	JobBatch int
@@ -258,6 +260,7 @@ func (s *Service) lockAccount(ctx context.Context, tx *gorm.DB, merchantID, memb
 		Where("merchant_id = ? AND member_id = ?", merchantID, memberID)
 	err := q.Take(&a).Error
 	if err == nil {
+		a.locked()
 		return &a, nil
 	}
 	if !errors.Is(err, gorm.ErrRecordNotFound) {
@@ -277,6 +280,7 @@ func (s *Service) lockAccount(ctx context.Context, tx *gorm.DB, merchantID, memb
 		Where("merchant_id = ? AND member_id = ?", merchantID, memberID).Take(&a).Error; err != nil {
 		return nil, fmt.Errorf("points: lock new account %d: %w", memberID, err)
 	}
+	a.locked()
 	return &a, nil
 }
 
@@ -291,7 +295,26 @@ func (s *Service) saveAccount(ctx context.Context, tx *gorm.DB, a *account) erro
 	if err != nil {
 		return fmt.Errorf("points: save account %d: %w", a.MemberID, err)
 	}
-	return nil
+	return s.emitBalance(ctx, tx, a)
+}
+
+// UseEvents makes the service emit points.changed and tier.changed, in the
+// transaction of the change. Set before serving.
+func (s *Service) UseEvents(e event.Emitter) { s.events = e }
+
+// emitBalance emits points.changed when the saved account's balances
+// differ from what they were when it was locked (or last saved): every
+// change of a balance is saved through saveAccount, so this one place sees
+// them all.
+func (s *Service) emitBalance(ctx context.Context, tx *gorm.DB, a *account) error {
+	if a.Available == a.was.available && a.Pending == a.was.pending {
+		return nil
+	}
+	ev := event.Event{MerchantID: a.MerchantID, Type: event.PointsChanged, Data: event.Points{MemberID: a.MemberID,
+		Available: a.Available, Pending: a.Pending, AvailableChange: a.Available - a.was.available,
+		PendingChange: a.Pending - a.was.pending}}
+	a.locked()
+	return event.Emit(ctx, s.events, tx, ev)
 }
 
 // entryByKey returns the entry with the idempotency key, if any.

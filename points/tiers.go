@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/db"
@@ -108,6 +109,13 @@ func (s *Service) setTier(ctx context.Context, tx *gorm.DB, a *account, from, to
 		a.TierID, a.TierSince, a.TierReviewAt = &id, &now, &review
 	}
 	if err := s.tierHistory(ctx, tx, a, from, to, reason, q, now); err != nil {
+		return err
+	}
+	ev := event.Tier{MemberID: a.MemberID, ToTierID: a.TierID, Reason: reason}
+	if from != nil {
+		ev.FromTierID = &from.ID
+	}
+	if err := event.Emit(ctx, s.events, tx, event.Event{MerchantID: a.MerchantID, Type: event.TierChanged, Data: ev}); err != nil {
 		return err
 	}
 	return member.SetTier(ctx, tx, a.MerchantID, a.MemberID, a.TierID)

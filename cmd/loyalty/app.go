@@ -19,6 +19,7 @@ import (
 	"github.com/wxloyalty/loyalty/admin"
 	"github.com/wxloyalty/loyalty/campaign"
 	"github.com/wxloyalty/loyalty/configs"
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/cluster"
 	"github.com/wxloyalty/loyalty/internal/db"
@@ -29,6 +30,7 @@ import (
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
 	"github.com/wxloyalty/loyalty/web"
+	"github.com/wxloyalty/loyalty/webhook"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/inbox"
 	"github.com/wxloyalty/loyalty/wechat/wechattest"
@@ -60,6 +62,7 @@ type App struct {
 	engine     *campaign.Engine
 	care       *campaign.Care
 	receipts   *campaign.Receipts
+	webhooks   *webhook.Worker
 	merchants  *admin.Merchants
 	staffs     *admin.Staffs
 	adminAPI   *admin.API
@@ -175,7 +178,14 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.dispatcher = inbox.NewDispatcher(a.db, log, inbox.DispatcherOptions{Now: a.now, Observer: a.metrics})
 	a.writer = inbox.NewWriter(a.db, log, inbox.WriterOptions{Now: a.now, Notify: a.dispatcher.Wake})
 	a.keywords = &wechat.Keywords{}
+	// Webhooks: features emit events into the outbox inside their own
+	// transactions; the worker delivers them.
+	endpoints := webhook.NewEndpoints(a.db, a.keys, webhook.Targets{AllowPrivate: cfg.Webhooks.AllowPrivateTargets}, a.now)
+	outbox := webhook.NewOutbox(endpoints, a.now, 0)
+	a.webhooks = webhook.NewWorker(endpoints, a.now, log, webhook.WorkerOptions{Concurrency: cfg.Webhooks.Concurrency,
+		PerEndpoint: cfg.Webhooks.PerEndpoint, Timeout: cfg.Webhooks.Timeout})
 	a.members = member.NewService(a.db, a.accounts, a.now, log)
+	a.members.UseEvents(outbox)
 	a.members.RegisterHandlers(a.dispatcher)
 	a.receipts = campaign.NewReceipts(a.db, a.now)
 	a.receipts.RegisterHandlers(a.dispatcher)
@@ -186,6 +196,12 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points.UseCampaigns(orderCampaigns{a.db})
 	a.members.UseAttributes(a.attributes)
 	a.members.OnMerge(a.points.MergeHook)
+	a.members.OnMerge(func(ctx context.Context, tx *gorm.DB, merchantID, fromID, intoID uint64) error {
+		return outbox.Emit(ctx, tx, event.Event{MerchantID: merchantID, Type: event.MemberMerged,
+			Data: event.Merge{MemberID: intoID, MergedMemberID: fromID}})
+	})
+	a.points.UseEvents(outbox)
+	a.attributes.UseEvents(outbox)
 	a.keywords.Register(a.points.KeywordReply)
 	split := campaign.RateSplit{PerSecond: cfg.Send.RatePerSecond, ServicePct: cfg.Send.ServiceSharePct}
 	var limiter campaign.Limiter = campaign.NewLocalLimiter(split)
@@ -196,7 +212,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.segments = member.NewSegments(a.db, a.merchants, a.now)
 	a.engine = campaign.NewEngine(a.db, campaign.EngineDeps{WeChat: a.accounts, Audiences: a.segments, Merchants: a.merchants,
 		Variables: messageVariables{members: a.members, points: a.points, merchants: a.merchants},
-		Gifts:     campaignGifts{points: a.points}, Followers: a.members, Limiter: limiter},
+		Gifts:     campaignGifts{points: a.points}, Followers: a.members, Limiter: limiter, Events: outbox},
 		a.now, log, campaign.EngineOptions{Concurrency: cfg.Send.Concurrency, DailyQuota: cfg.Send.DailyQuota,
 			Claim: campaign.ClaimStrategy(cfg.DB.ClaimStrategy)})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
@@ -232,7 +248,8 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.handler = a.routes(memberAPI, pointsAPI,
 		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
-		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now))
+		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now),
+		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)))
 	if a.sandbox != nil {
 		a.sandbox.Handler = a.handler
 	}
@@ -306,7 +323,11 @@ func (a *App) Start() {
 		a.log.Info("background workers off (workers: false); another instance must run them")
 		return
 	}
-	a.workers.Add(6)
+	a.workers.Add(7)
+	go func() {
+		defer a.workers.Done()
+		a.webhooks.Run(ctx)
+	}()
 	go func() {
 		defer a.workers.Done()
 		a.dispatcher.Run(ctx)

@@ -11,6 +11,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/httpx"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
+	"github.com/wxloyalty/loyalty/webhook"
 	"github.com/wxloyalty/loyalty/wechat"
 )
 
@@ -19,7 +20,8 @@ import (
 const callbackRoute = "/wechat/:merchant_id/callback"
 
 func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberAdmin *member.AdminHandler, segments *member.SegmentHandler,
-	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler) http.Handler {
+	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler,
+	webhooks *webhook.Handler) http.Handler {
 	r := gin.New()
 	r.ContextWithFallback = true
 	r.HandleMethodNotAllowed = true
@@ -86,6 +88,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	campaigns.RegisterAdmin(authed)
 	care.Register(authed)
 	dashboard.Register(authed)
+	webhooks.Register(authed)
 
 	if a.sandbox != nil {
 		a.sandbox.RegisterRoutes(authed)
