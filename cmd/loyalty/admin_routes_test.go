@@ -119,6 +119,33 @@ type tenantFixture struct {
 	redeemed uint64 // a redemption
 	code     string // a member code of member
 	coupon   string // the code of member's coupon
+	webhook  uint64 // a webhook endpoint
+	deadHook uint64 // a dead webhook delivery
+}
+
+// deadWebhookDelivery parks a delivery of a points.changed event for the
+// endpoint in the dead-letter list, as a day of failures would.
+func deadWebhookDelivery(t *testing.T, a *testApp, merchantID, endpointID uint64) uint64 {
+	t.Helper()
+	now := time.Now().UTC()
+	ev := map[string]any{"merchant_id": merchantID, "type": "points.changed", "data": `{"member_id":1}`, "created_at": now}
+	if err := a.db.Table("webhook_events").Create(ev).Error; err != nil {
+		t.Fatal(err)
+	}
+	var eventID uint64
+	if err := a.db.Table("webhook_events").Where("merchant_id = ?", merchantID).Order("id DESC").Limit(1).Pluck("id", &eventID).Error; err != nil {
+		t.Fatal(err)
+	}
+	d := map[string]any{"merchant_id": merchantID, "endpoint_id": endpointID, "event_id": eventID, "status": "dead",
+		"attempts": 20, "next_attempt_at": now, "give_up_at": now, "last_status": 500, "created_at": now, "updated_at": now}
+	if err := a.db.Table("webhook_deliveries").Create(d).Error; err != nil {
+		t.Fatal(err)
+	}
+	var id uint64
+	if err := a.db.Table("webhook_deliveries").Where("event_id = ?", eventID).Pluck("id", &id).Error; err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken string) tenantFixture {
@@ -174,6 +201,9 @@ func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken st
 	f.staff = must("POST", "/api/admin/v1/staff", map[string]any{"username": fmt.Sprintf("clerk%d", merchantID), "role": "viewer"})
 	f.apiKey = must("POST", "/api/admin/v1/api-keys", map[string]any{"name": "pos", "scopes": []string{"orders:write"}})
 	f.channel = must("POST", "/api/admin/v1/channels", map[string]any{"name": "Poster", "scene": "poster"})
+	f.webhook = must("POST", "/api/admin/v1/webhook-endpoints", map[string]any{"url": "https://93.184.215.14/hook",
+		"events": []string{"points.changed"}})
+	f.deadHook = deadWebhookDelivery(t, a, merchantID, f.webhook)
 	return f
 }
 
@@ -426,14 +456,28 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 				t.Fatalf("A's calendar should show A's campaign %d and not B's %d: %s", A.campaign, B.campaign, body)
 			}
 		}},
-		"GET /api/admin/v1/care-rules/{rule_id}/next-sends": {path: fmt.Sprint(B.careRule), check: notFound},
-		"GET /api/admin/v1/care-rules":                      {check: notB(B.careRule)},
-		"POST /api/admin/v1/care-rules":                     {body: map[string]any{"kind": ""}, check: func(t *testing.T, st int, _ string) {}},
-		"GET /api/admin/v1/care-rules/{rule_id}":            {path: fmt.Sprint(B.careRule), check: notFound},
-		"PATCH /api/admin/v1/care-rules/{rule_id}":          {path: fmt.Sprint(B.careRule), body: map[string]any{"enabled": false}, check: notFound},
-		"DELETE /api/admin/v1/care-rules/{rule_id}":         {path: fmt.Sprint(B.careRule), check: notFound},
-		"GET /api/admin/v1/care-rules/{rule_id}/sends":      {path: fmt.Sprint(B.careRule), check: notFound},
-		"GET /api/admin/v1/dashboard":                       {check: noneOfB},
+		"GET /api/admin/v1/care-rules/{rule_id}/next-sends":                {path: fmt.Sprint(B.careRule), check: notFound},
+		"GET /api/admin/v1/care-rules":                                     {check: notB(B.careRule)},
+		"POST /api/admin/v1/care-rules":                                    {body: map[string]any{"kind": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/care-rules/{rule_id}":                           {path: fmt.Sprint(B.careRule), check: notFound},
+		"PATCH /api/admin/v1/care-rules/{rule_id}":                         {path: fmt.Sprint(B.careRule), body: map[string]any{"enabled": false}, check: notFound},
+		"DELETE /api/admin/v1/care-rules/{rule_id}":                        {path: fmt.Sprint(B.careRule), check: notFound},
+		"GET /api/admin/v1/care-rules/{rule_id}/sends":                     {path: fmt.Sprint(B.careRule), check: notFound},
+		"GET /api/admin/v1/dashboard":                                      {check: noneOfB},
+		"GET /api/admin/v1/webhook-endpoints":                              {check: notB(B.webhook)},
+		"POST /api/admin/v1/webhook-endpoints":                             {body: map[string]any{"url": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/webhook-endpoints/{endpoint_id}":                {path: fmt.Sprint(B.webhook), check: notFound},
+		"PATCH /api/admin/v1/webhook-endpoints/{endpoint_id}":              {path: fmt.Sprint(B.webhook), body: map[string]any{"enabled": false}, check: notFound},
+		"DELETE /api/admin/v1/webhook-endpoints/{endpoint_id}":             {path: fmt.Sprint(B.webhook), check: notFound},
+		"POST /api/admin/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {path: fmt.Sprint(B.webhook), check: notFound},
+		"GET /api/admin/v1/webhook-deliveries":                             {check: notB(B.deadHook)},
+		"GET /api/admin/v1/webhook-deliveries#foreign-endpoint": {query: fmt.Sprintf("endpoint_id=%d", B.webhook), check: func(t *testing.T, st int, body string) {
+			noneOfB(t, st, body)
+			if !strings.Contains(body, `"deliveries":[]`) {
+				t.Fatalf("deliveries of B's endpoint: %s", body)
+			}
+		}},
+		"POST /api/admin/v1/webhook-deliveries/{delivery_id}/replay": {path: fmt.Sprint(B.deadHook), check: notFound},
 		// The sandbox tools act on the caller's merchant only.
 		"POST /api/admin/v1/sandbox/follow":        {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
 		"POST /api/admin/v1/sandbox/unfollow":      {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
@@ -541,6 +585,12 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 	}
 	if n := a.count("points_tiers", "id = ? AND name = 'Gold'", B.tier); n != 1 {
 		t.Fatal("B's tier was changed or deleted")
+	}
+	if n := a.count("webhook_endpoints", "id = ? AND merchant_id = ? AND enabled = ?", B.webhook, other.ID, true); n != 1 {
+		t.Fatal("B's webhook endpoint was disabled or deleted")
+	}
+	if n := a.count("webhook_deliveries", "id = ? AND status = 'dead'", B.deadHook); n != 1 {
+		t.Fatal("B's dead webhook delivery was replayed")
 	}
 	if n := a.count("points_rewards", "id = ? AND name = 'Tea' AND deleted_at IS NULL", B.reward); n != 1 {
 		t.Fatal("B's reward was changed or deleted")
