@@ -2201,6 +2201,124 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's webhook endpoints, oldest first, and the event types (settings:read) */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /**
+         * Register an endpoint; the answer carries its signing secret, shown this once (settings:manage)
+         * @description The URL must be http or https, without credentials, and (unless the
+         *     service is configured with `webhooks.allow_private_targets`) its
+         *     host must resolve to public addresses only: loopback, private,
+         *     link-local (cloud metadata), carrier-grade NAT, multicast and
+         *     unspecified addresses are refused, here and again when a delivery
+         *     connects. Redirects are not followed. A merchant has at most 20
+         *     endpoints. Events emitted from now on reach it (another instance of
+         *     the service notices a new endpoint within 10 seconds).
+         */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/webhook-endpoints/{endpoint_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint of the caller's merchant (anything else is 404). */
+                endpoint_id: components["parameters"]["WebhookEndpointPath"];
+            };
+            cookie?: never;
+        };
+        /** A webhook endpoint (settings:read) */
+        get: operations["getWebhookEndpoint"];
+        put?: never;
+        post?: never;
+        /** Delete an endpoint and its queued and past deliveries (settings:manage) */
+        delete: operations["deleteWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an endpoint's URL, description or events, or disable it (settings:manage)
+         * @description Absent fields stay. A disabled endpoint gets no new events, and its
+         *     queued deliveries wait until it is enabled again (then those past
+         *     their retry window go to the dead-letter list at their next failure).
+         */
+        patch: operations["updateWebhookEndpoint"];
+        trace?: never;
+    };
+    "/api/admin/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint of the caller's merchant (anything else is 404). */
+                endpoint_id: components["parameters"]["WebhookEndpointPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give the endpoint a new signing secret, shown this once (settings:manage)
+         * @description Attempts from now on are signed with the new secret; the old one stops working at once.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/webhook-deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's deliveries, newest first; `status=dead` is the dead-letter list (settings:read) */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/webhook-deliveries/{delivery_id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A delivery of the caller's merchant (anything else is 404). */
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a dead delivery again: it is due now and retried for another 24 hours (settings:manage)
+         * @description The event keeps its id, so a receiver that did get it before can tell.
+         */
+        post: operations["replayWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/dashboard": {
         parameters: {
             query?: never;
@@ -3602,6 +3720,89 @@ export interface components {
             /** Format: date-time */
             sent_at: string | null;
         };
+        /**
+         * @description coupon.verified and survey.answered are reserved: endpoints may subscribe, nothing emits them yet.
+         * @enum {string}
+         */
+        WebhookEventType: "member.created" | "member.merged" | "points.changed" | "tier.changed" | "stage.changed" | "campaign.completed" | "coupon.verified" | "survey.answered";
+        WebhookEndpoint: {
+            id: number;
+            /** Format: uri */
+            url: string;
+            description: string;
+            events: components["schemas"]["WebhookEventType"][];
+            enabled: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        WebhookEndpointWithSecret: {
+            id: number;
+            /** Format: uri */
+            url: string;
+            description: string;
+            events: components["schemas"]["WebhookEventType"][];
+            enabled: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * @description The signing secret (whsec_ and 64 hex digits); shown only in this answer.
+             * @example whsec_3f…
+             */
+            secret: string;
+        };
+        /**
+         * @description pending: waiting for its attempt time; claimed: an attempt is in flight; delivered: a 2xx came back; dead: 24 hours of failures (the dead-letter list).
+         * @enum {string}
+         */
+        WebhookDeliveryStatus: "pending" | "claimed" | "delivered" | "dead";
+        WebhookDelivery: {
+            id: number;
+            endpoint_id: number;
+            /**
+             * @description The event's idempotency id (X-Loyalty-Event-Id), the same on every attempt and replay.
+             * @example evt_1042
+             */
+            event_id: string;
+            event_type: components["schemas"]["WebhookEventType"];
+            status: components["schemas"]["WebhookDeliveryStatus"];
+            attempts: number;
+            /** Format: date-time */
+            next_attempt_at: string;
+            /**
+             * Format: date-time
+             * @description After this a failed attempt parks the delivery as dead.
+             */
+            give_up_at: string;
+            /** @description The endpoint's last HTTP status; 0 when it did not answer. */
+            last_status: number;
+            last_error: string;
+            /** Format: date-time */
+            delivered_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @description The JSON body a delivery POSTs to an endpoint (not an API response).
+         *     `data` by type: member.created {member_id, source}; member.merged
+         *     {member_id, merged_member_id}; points.changed {member_id, available,
+         *     pending, available_change, pending_change}; tier.changed {member_id,
+         *     from_tier_id, to_tier_id, reason}; stage.changed {member_id,
+         *     from_stage, to_stage, reason}; campaign.completed {campaign_id, step}.
+         */
+        WebhookEvent: {
+            /** @example evt_1042 */
+            id: string;
+            type: components["schemas"]["WebhookEventType"];
+            /** Format: date-time */
+            created_at: string;
+            data: Record<string, never>;
+        };
         Dashboard: {
             /**
              * @description The merchant's time zone, in which the dates are days.
@@ -4048,6 +4249,8 @@ export interface components {
         PointsLimit: number;
         /** @description A care rule of the caller's merchant (anything else is 404). */
         CareRulePath: number;
+        /** @description A webhook endpoint of the caller's merchant (anything else is 404). */
+        WebhookEndpointPath: number;
         /** @description Only this member's sends. */
         CareSendsMember: number;
         /** @description Keyset cursor: sends with a smaller id (the previous page's `next_before`). */
@@ -4068,6 +4271,28 @@ export interface components {
                 "application/json": {
                     /** @example lmr_… */
                     refresh_token: string;
+                };
+            };
+        };
+        WebhookEndpointCreate: {
+            content: {
+                "application/json": {
+                    /** @example https://erp.example.com/loyalty/events */
+                    url: string;
+                    description?: string;
+                    events: components["schemas"]["WebhookEventType"][];
+                    /** @default true */
+                    enabled?: boolean;
+                };
+            };
+        };
+        WebhookEndpointUpdate: {
+            content: {
+                "application/json": {
+                    url?: string;
+                    description?: string;
+                    events?: components["schemas"]["WebhookEventType"][];
+                    enabled?: boolean;
                 };
             };
         };
@@ -7925,6 +8150,271 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoints (never their secrets) and every event type an endpoint may subscribe to. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        endpoints: components["schemas"]["WebhookEndpoint"][];
+                        event_types: components["schemas"]["WebhookEventType"][];
+                    };
+                };
+            };
+            /** @description An unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["WebhookEndpointCreate"];
+        responses: {
+            /** @description The endpoint, with `secret`. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /**
+             * @description Bad input; `fields` names each bad field: `url` (not a URL, not
+             *     http(s), credentials, a non-public address, a host that does not
+             *     resolve), `events` (missing or empty), `events[i]` (an unknown
+             *     type), `description` (over 255 characters), an unknown JSON field.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description The merchant already has 20 endpoints. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint of the caller's merchant (anything else is 404). */
+                endpoint_id: components["parameters"]["WebhookEndpointPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint of the caller's merchant (anything else is 404). */
+                endpoint_id: components["parameters"]["WebhookEndpointPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint of the caller's merchant (anything else is 404). */
+                endpoint_id: components["parameters"]["WebhookEndpointPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: components["requestBodies"]["WebhookEndpointUpdate"];
+        responses: {
+            /** @description The endpoint. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description Bad input as for create; `fields` names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A webhook endpoint of the caller's merchant (anything else is 404). */
+                endpoint_id: components["parameters"]["WebhookEndpointPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint, with its new `secret`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["WebhookDeliveryStatus"];
+                endpoint_id?: number;
+                /** @description Only deliveries with a smaller id (the previous page's `next_before`). */
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries; pass `next_before` as `before` for the next page (null at the end). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        deliveries: components["schemas"]["WebhookDelivery"][];
+                        next_before: number | null;
+                    };
+                };
+            };
+            /** @description A bad or unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    replayWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A delivery of the caller's merchant (anything else is 404). */
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery, pending again. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description The delivery is not dead (pending, in flight or delivered). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getDashboard: {
