@@ -137,17 +137,23 @@ func (s deliveryRows) failed(ctx context.Context, id uint64, owner string, o out
 	return s.move(ctx, id, owner, set)
 }
 
+// move is one guarded UPDATE of one row by primary key, on its own (a
+// single statement needs no transaction: this is the hot path, one per
+// attempt), tried again when it lost a lock wait.
 func (s deliveryRows) move(ctx context.Context, id uint64, owner string, set map[string]any) (bool, error) {
-	var n int64
-	err := s.retry(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&Delivery{}).Where("id = ? AND status = ? AND lease_owner = ?", id, StatusClaimed, owner).UpdateColumns(set)
-		n = res.RowsAffected
-		return res.Error
-	})
-	if err != nil {
-		return false, fmt.Errorf("webhook: delivery %d: %w", id, err)
+	var res *gorm.DB
+	for attempt := range 5 {
+		res = s.db.WithContext(ctx).Model(&Delivery{}).Where("id = ? AND status = ? AND lease_owner = ?", id, StatusClaimed, owner).
+			UpdateColumns(set)
+		if res.Error == nil || !db.IsTransient(res.Error) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1)*5*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond)
 	}
-	return n == 1, nil
+	if res.Error != nil {
+		return false, fmt.Errorf("webhook: delivery %d: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
 }
 
 // sweep makes claimed rows whose lease ran out pending again: their worker
