@@ -121,6 +121,8 @@ type Importer struct {
 	owner    string
 	// Lease is how long a run holds its job without committing a batch.
 	Lease time.Duration
+	// Progress, when set, is told the job's counts after each batch.
+	Progress func(ImportReport)
 	// afterBatch, when set (tests), runs after each committed batch; an
 	// error stops the run there, as a crash would.
 	afterBatch func(cursor int) error
@@ -476,11 +478,19 @@ func (im *Importer) markExisting(ctx context.Context, q *gorm.DB, merchantID uin
 // with the job's cursor and counts.
 func (im *Importer) Import(ctx context.Context, merchantID uint64, fileName, fileHash string,
 	open func() (io.ReadCloser, error)) (ImportJob, error) {
-	job, err := im.claim(ctx, merchantID, fileName, fileHash)
+	job, err := im.Claim(ctx, merchantID, fileName, fileHash)
 	if err != nil || job.Status == ImportDone {
 		return job, err
 	}
-	err = im.run(ctx, &job, open)
+	return im.Run(ctx, job, open)
+}
+
+// Run imports the rows of a job Claim returned (not done), then records
+// how it ended: done, failed (with the error), or still running when ctx
+// ended (interrupted: importing the file again resumes it).
+func (im *Importer) Run(ctx context.Context, job ImportJob, open func() (io.ReadCloser, error)) (ImportJob, error) {
+	merchantID := job.MerchantID
+	err := im.run(ctx, &job, open)
 	now := im.now()
 	set := map[string]any{"lease_owner": nil, "lease_until": nil, "updated_at": now}
 	switch {
@@ -536,6 +546,9 @@ func (im *Importer) run(ctx context.Context, job *ImportJob, open func() (io.Rea
 		}
 		created, existing = created+c, existing+e
 		job.CursorRow = last
+		if im.Progress != nil {
+			im.Progress(ImportReport{Rows: rep.Rows, Created: created, Existing: existing, Rejected: rep.Rejected})
+		}
 		if im.afterBatch != nil {
 			return im.afterBatch(last)
 		}
@@ -645,8 +658,10 @@ func (im *Importer) retry(ctx context.Context, fn func(tx *gorm.DB) error) error
 	return err
 }
 
-// claim finds or creates the file's job and takes its lease.
-func (im *Importer) claim(ctx context.Context, merchantID uint64, fileName, fileHash string) (ImportJob, error) {
+// Claim finds or creates the job of the file whose content hashes to
+// fileHash and takes its lease; a job already done is returned as it is.
+// A job another run holds is a conflict.
+func (im *Importer) Claim(ctx context.Context, merchantID uint64, fileName, fileHash string) (ImportJob, error) {
 	if len(fileHash) != 64 {
 		return ImportJob{}, fmt.Errorf("member: import: bad file hash %q", fileHash)
 	}

@@ -121,6 +121,7 @@ type tenantFixture struct {
 	coupon   string // the code of member's coupon
 	webhook  uint64 // a webhook endpoint
 	deadHook uint64 // a dead webhook delivery
+	imported uint64 // a member import job
 }
 
 // deadWebhookDelivery parks a delivery of a points.changed event for the
@@ -204,6 +205,12 @@ func newTenantFixture(t *testing.T, a *testApp, merchantID uint64, ownerToken st
 	f.webhook = must("POST", "/api/admin/v1/webhook-endpoints", map[string]any{"url": "https://93.184.215.14/hook",
 		"events": []string{"points.changed"}})
 	f.deadHook = deadWebhookDelivery(t, a, merchantID, f.webhook)
+	var job struct{ ID uint64 }
+	if st, body := a.csv("/api/admin/v1/member-imports", ownerToken, fmt.Sprintf("openid\no_import_%d\n", merchantID)); st != 202 ||
+		json.Unmarshal([]byte(body), &job) != nil || job.ID == 0 {
+		t.Fatalf("fixture import: %d %s", st, body)
+	}
+	f.imported = job.ID
 	return f
 }
 
@@ -478,6 +485,12 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 			}
 		}},
 		"POST /api/admin/v1/webhook-deliveries/{delivery_id}/replay": {path: fmt.Sprint(B.deadHook), check: notFound},
+		"POST /api/admin/v1/member-imports": {query: "dry_run=true", body: map[string]any{"openid": B.openid}, check: func(t *testing.T, st int, body string) {
+			if st != http.StatusBadRequest { // a JSON body is not a CSV file
+				t.Fatalf("import of a JSON body: %d %s", st, body)
+			}
+		}},
+		"GET /api/admin/v1/member-imports/{import_id}": {path: fmt.Sprint(B.imported), check: notFound},
 		// The sandbox tools act on the caller's merchant only.
 		"POST /api/admin/v1/sandbox/follow":        {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
 		"POST /api/admin/v1/sandbox/unfollow":      {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
@@ -601,6 +614,21 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 }
 
 // raw makes a request and returns the status and body as text.
+// csv posts a CSV body.
+func (a *testApp) csv(path, token, body string) (int, string) {
+	a.t.Helper()
+	req, _ := http.NewRequest("POST", a.base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/csv")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := a.client().Do(req)
+	if err != nil {
+		a.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
 func (a *testApp) raw(method, path, token string, body any) (int, string) {
 	a.t.Helper()
 	var r io.Reader

@@ -76,6 +76,22 @@ type App struct {
 
 	stopWorkers context.CancelFunc
 	workers     sync.WaitGroup
+
+	// bgCtx bounds work started by requests that outlives them (member
+	// imports); stop cancels it and waits for that work.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+}
+
+// background runs fn on its own goroutine until it returns or the service
+// stops.
+func (a *App) background(fn func(ctx context.Context)) {
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		fn(a.bgCtx)
+	}()
 }
 
 // clock returns UTC times truncated to the millisecond, the precision of
@@ -100,6 +116,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		opt(&o)
 	}
 	a := &App{cfg: cfg, log: log, now: clock, metrics: metrics.New(), bannerOut: banner}
+	a.bgCtx, a.bgCancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
 		if !ok {
@@ -249,7 +266,8 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
 		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now),
-		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)))
+		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)),
+		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background))
 	if a.sandbox != nil {
 		a.sandbox.Handler = a.handler
 	}
@@ -419,6 +437,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 // stop stops the background work: first the writer (it finishes queued
 // writes), then the dispatcher.
 func (a *App) stop() {
+	if a.bgCancel != nil {
+		a.bgCancel()
+		a.bg.Wait()
+	}
 	if a.stopWorkers == nil {
 		return
 	}

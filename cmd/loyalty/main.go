@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("LOYALTY_CONFIG"), "YAML configuration file (or LOYALTY_CONFIG)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | secrets rotate | backup FILE | healthcheck [ready] | points reconcile | demo seed | version]")
+		fmt.Fprintln(stderr, "usage: loyalty [-config FILE] [serve | migrate | merchant create | secrets rotate | backup FILE | healthcheck [ready] | points reconcile | members import | demo seed | version]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = healthcheckCommand(ctx, cfg, rest, stdout)
 	case cmd == "backup":
 		err = backupCommand(ctx, cfg, log, rest, stdout)
+	case cmd == "members" && len(rest) > 0:
+		err = membersCommand(ctx, cfg, log, rest, stdout, stderr)
 	case cmd == "points" && len(rest) > 0:
 		err = pointsCommand(ctx, cfg, log, rest, stdout, stderr)
 	case cmd == "demo" && len(rest) > 0:

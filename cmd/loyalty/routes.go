@@ -21,7 +21,7 @@ const callbackRoute = "/wechat/:merchant_id/callback"
 
 func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberAdmin *member.AdminHandler, segments *member.SegmentHandler,
 	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler,
-	webhooks *webhook.Handler) http.Handler {
+	webhooks *webhook.Handler, imports *member.ImportHandler) http.Handler {
 	r := gin.New()
 	r.ContextWithFallback = true
 	r.HandleMethodNotAllowed = true
@@ -89,6 +89,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	care.Register(authed)
 	dashboard.Register(authed)
 	webhooks.Register(authed)
+	imports.Register(authed)
 
 	if a.sandbox != nil {
 		a.sandbox.RegisterRoutes(authed)

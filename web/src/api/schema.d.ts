@@ -2201,6 +2201,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/member-imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import members from a CSV file, or report what importing it would do (members:write)
+         * @description The body is the CSV file (UTF-8, a header row, at most 256 MB).
+         *     Columns, in any order: `openid` (official account), `unionid`,
+         *     `phone`, `name`, `birthday`, `wedding_anniversary`,
+         *     `child_birthday` (dates YYYY-MM-DD or MM-DD), `tier` (the name of
+         *     an existing tier), `points` (opening balance, 0 to 1,000,000,000)
+         *     and `tags` (names of existing tags separated by `|`). Each row
+         *     needs an openid, unionid or phone. A row whose openid, unionid or
+         *     phone already belongs to a member changes nothing (`existing`); a
+         *     row repeating an identity of an earlier row, or with a bad value,
+         *     is rejected with the field and reason. Imported members start
+         *     potential, not following; each opening balance is one ledger entry
+         *     (kind adjust, `ref_type` import) whose points never expire.
+         *
+         *     With `dry_run=true` nothing changes and the answer is the report.
+         *     Otherwise the file is imported by a job, in batches of 1,000 rows
+         *     each committed with the job's progress: the answer is 202 with the
+         *     job (follow it with GET /member-imports/{import_id}). Uploading the
+         *     same file again resumes an interrupted or failed job where its last
+         *     batch committed, answers 200 with the finished job when it is done
+         *     (nothing changes), and 409 while another request runs it. Events
+         *     are not sent to webhooks for imported members.
+         */
+        post: operations["importMembers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/member-imports/{import_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An import of the caller's merchant (anything else is 404). */
+                import_id: number;
+            };
+            cookie?: never;
+        };
+        /** An import job: its progress, counts and rejected rows (members:read) */
+        get: operations["getMemberImport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/webhook-endpoints": {
         parameters: {
             query?: never;
@@ -3719,6 +3779,51 @@ export interface components {
             reason?: string;
             /** Format: date-time */
             sent_at: string | null;
+        };
+        MemberImportRejectedRow: {
+            /** @description The row number in the file, the header being row 1. */
+            row: number;
+            /** @description The column at fault; empty for a malformed line. */
+            field: string;
+            reason: string;
+        };
+        MemberImportReport: {
+            /** @description Data rows read. */
+            rows: number;
+            /** @description Members that importing would create. */
+            created: number;
+            /** @description Rows whose member already exists (nothing would change). */
+            existing: number;
+            rejected: number;
+            /** @description The first 1,000. */
+            rejected_rows: components["schemas"]["MemberImportRejectedRow"][] | null;
+        };
+        MemberImport: {
+            id: number;
+            /** @description The file's SHA-256: the same content is the same job. */
+            file_sha256: string;
+            file_name: string;
+            /**
+             * @description running: being imported, or interrupted (upload the file again to resume); failed: stopped on `error` (upload again to resume).
+             * @enum {string}
+             */
+            status: "running" | "done" | "failed";
+            /** @description Data rows read so far. */
+            rows_read: number;
+            /** @description The last row whose batch is committed. */
+            cursor_row: number;
+            created: number;
+            existing: number;
+            rejected: number;
+            /** @description The first 1,000. */
+            rejected_rows: components["schemas"]["MemberImportRejectedRow"][] | null;
+            error: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: date-time */
+            finished_at: string | null;
         };
         /**
          * @description coupon.verified and survey.answered are reserved: endpoints may subscribe, nothing emits them yet.
@@ -8150,6 +8255,93 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
+        };
+    };
+    importMembers: {
+        parameters: {
+            query?: {
+                dry_run?: "true" | "false";
+                /** @description The file's name, shown with the job. */
+                file_name?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example openid,phone,name,birthday,tier,points,tags
+                 *     o_123,13800000000,Li Lei,1990-05-17,Gold,120,VIP|Tea
+                 */
+                "text/csv": string;
+            };
+        };
+        responses: {
+            /** @description The dry run's report, or the file's finished job. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberImportReport"] | components["schemas"]["MemberImport"];
+                };
+            };
+            /** @description The job, running. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberImport"];
+                };
+            };
+            /** @description `file` (not CSV with a known header, or too large), `dry_run` or `file_name` is bad, or an unknown parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description The file is being imported by another request. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMemberImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An import of the caller's merchant (anything else is 404). */
+                import_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberImport"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
         };
     };
     listWebhookEndpoints: {
