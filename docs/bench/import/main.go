@@ -20,14 +20,13 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/wxloyalty/loyalty/internal/db"
+	"github.com/wxloyalty/loyalty/docs/bench/benchdb"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
 )
@@ -40,25 +39,11 @@ func main() {
 	log.SetFlags(0)
 	ctx := context.Background()
 
-	const name = "loyalty_bench_import"
-	server, err := db.Open(ctx, db.Options{Driver: db.MySQL, DSN: *dsn, MaxOpenConns: 2})
+	gdb, drop, err := benchdb.Fresh(ctx, *dsn, "loyalty_bench_import", 10, *keep)
 	if err != nil {
 		log.Fatal(err)
 	}
-	server.Exec("DROP DATABASE IF EXISTS " + name)
-	if err := server.Exec("CREATE DATABASE " + name).Error; err != nil {
-		log.Fatal(err)
-	}
-	if !*keep {
-		defer server.Exec("DROP DATABASE " + name)
-	}
-	gdb, err := db.Open(ctx, db.Options{Driver: db.MySQL, DSN: *dsn + name, MaxOpenConns: 10})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := db.Migrate(ctx, gdb, slog.New(slog.DiscardHandler)); err != nil {
-		log.Fatal(err)
-	}
+	defer drop()
 	const merchantID = 1
 	now := clock()
 	if err := gdb.Create(&points.Tier{MerchantID: merchantID, Name: "Gold", Level: 1, Threshold: 100000, MultiplierPct: 100,

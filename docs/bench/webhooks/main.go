@@ -27,8 +27,8 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/docs/bench/benchdb"
 	"github.com/wxloyalty/loyalty/event"
-	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/secrets"
 	"github.com/wxloyalty/loyalty/webhook"
 )
@@ -46,25 +46,11 @@ func main() {
 	ctx := context.Background()
 	log.SetFlags(0)
 
-	const name = "loyalty_bench_webhooks"
-	server, err := db.Open(ctx, db.Options{Driver: db.MySQL, DSN: *dsn, MaxOpenConns: 2})
+	gdb, drop, err := benchdb.Fresh(ctx, *dsn, "loyalty_bench_webhooks", 50, *keep)
 	if err != nil {
 		log.Fatal(err)
 	}
-	server.Exec("DROP DATABASE IF EXISTS " + name)
-	if err := server.Exec("CREATE DATABASE " + name).Error; err != nil {
-		log.Fatal(err)
-	}
-	if !*keep {
-		defer server.Exec("DROP DATABASE " + name)
-	}
-	gdb, err := db.Open(ctx, db.Options{Driver: db.MySQL, DSN: *dsn + name, MaxOpenConns: 50})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := db.Migrate(ctx, gdb, slog.New(slog.DiscardHandler)); err != nil {
-		log.Fatal(err)
-	}
+	defer drop()
 	keys, err := secrets.New(strings.Repeat("b", 32))
 	if err != nil {
 		log.Fatal(err)
