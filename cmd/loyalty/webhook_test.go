@@ -20,8 +20,8 @@ import (
 func TestWebhooksEndToEnd(t *testing.T) { eachBackendName(t, testWebhooksEndToEnd) }
 
 // A merchant registers an endpoint over the API; a follow and an order
-// reach it as member.created and points.changed, signed with the secret the
-// registration showed; the deliveries are listed; the endpoint is edited,
+// reach it as member.created, points.changed, tier.changed and
+// stage.changed, signed with the secret the registration showed; the deliveries are listed; the endpoint is edited,
 // its secret rotated, and deleted.
 func testWebhooksEndToEnd(t *testing.T, backend string) {
 	a := startAppOn(t, onBackend(t, backend), func(c *configs.Config) { c.Webhooks.AllowPrivateTargets = true })
@@ -72,8 +72,8 @@ func testWebhooksEndToEnd(t *testing.T, backend string) {
 		Events []string
 	}
 	if st := a.call("POST", "/api/admin/v1/webhook-endpoints", token, map[string]any{"url": srv.URL + "/loyalty",
-		"description": "ERP", "events": []string{"member.created", "points.changed"}}, &ep); st != 201 ||
-		!strings.HasPrefix(ep.Secret, "whsec_") || len(ep.Events) != 2 {
+		"description": "ERP", "events": []string{"member.created", "points.changed", "tier.changed", "stage.changed"}}, &ep); st != 201 ||
+		!strings.HasPrefix(ep.Secret, "whsec_") || len(ep.Events) != 4 {
 		t.Fatalf("create: %d %+v", st, ep)
 	}
 	mu.Lock()
@@ -84,6 +84,11 @@ func testWebhooksEndToEnd(t *testing.T, backend string) {
 		t.Fatalf("get shows the secret: %d %s", status, body)
 	}
 
+	// A tier the first order reaches.
+	var tier struct{ ID uint64 }
+	if st := a.call("POST", "/api/admin/v1/tiers", token, map[string]any{"name": "Silver", "level": 1, "threshold": 1}, &tier); st != 201 {
+		t.Fatalf("tier: %d", st)
+	}
 	var followed struct {
 		MemberID uint64 `json:"member_id"`
 	}
@@ -102,10 +107,16 @@ func testWebhooksEndToEnd(t *testing.T, backend string) {
 			got[h.typ] = h
 		}
 		mu.Unlock()
-		created, points := got["member.created"], got["points.changed"]
-		if created.typ != "" && points.typ != "" {
-			if !created.ok || !points.ok {
-				t.Fatalf("bad signatures: %+v %+v", created, points)
+		created, points, tierHit, stage := got["member.created"], got["points.changed"], got["tier.changed"], got["stage.changed"]
+		if created.typ != "" && points.typ != "" && tierHit.typ != "" && stage.typ != "" {
+			if !created.ok || !points.ok || !tierHit.ok || !stage.ok {
+				t.Fatalf("bad signatures: %+v", got)
+			}
+			if td := tierHit.body["data"].(map[string]any); td["to_tier_id"] != float64(tier.ID) || td["member_id"] != float64(followed.MemberID) {
+				t.Fatalf("tier.changed: %v", tierHit.body)
+			}
+			if sd := stage.body["data"].(map[string]any); sd["from_stage"] != "potential" || sd["to_stage"] != "new" {
+				t.Fatalf("stage.changed: %v", stage.body)
 			}
 			data := points.body["data"].(map[string]any)
 			if created.body["data"].(map[string]any)["member_id"] != float64(followed.MemberID) ||
