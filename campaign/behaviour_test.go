@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 	"github.com/wxloyalty/loyalty/wechat"
 	"github.com/wxloyalty/loyalty/wechat/inbox"
@@ -103,6 +104,11 @@ func TestErrcodesDriveRows(t *testing.T) {
 		}
 		if e.status(c.ID) != campaign.StatusCompleted {
 			t.Fatalf("campaign %s", e.status(c.ID))
+		}
+		// Its completion was announced once (webhooks' campaign.completed).
+		if evs := e.events.all(); len(evs) != 1 || evs[0].Type != event.CampaignCompleted || evs[0].MerchantID != e.merchantID ||
+			evs[0].Data != (event.Campaign{CampaignID: c.ID, Step: 1}) {
+			t.Fatalf("events %+v", evs)
 		}
 		// Nobody outside the plan got anything, nobody twice.
 		for o, n := range e.received() {

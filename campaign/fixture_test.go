@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 	"github.com/wxloyalty/loyalty/internal/fakeclock"
@@ -103,6 +104,7 @@ type env struct {
 	clock      *clock           // the fake clock, when the test uses one
 	now        func() time.Time // what everything reads the time from
 	gifts      *giftLog
+	events     *eventLog
 	dsn        string // MySQL tests that open a second pool
 }
 
@@ -124,7 +126,8 @@ func newRealTimeEnv(t *testing.T, gdb *gorm.DB) *env {
 
 func newEnvAt(t *testing.T, gdb *gorm.DB, now func() time.Time) *env {
 	t.Helper()
-	e := &env{t: t, db: gdb, merchantID: dbtest.NewMerchantID(), now: now, gifts: &giftLog{keys: map[string]int{}}}
+	e := &env{t: t, db: gdb, merchantID: dbtest.NewMerchantID(), now: now, gifts: &giftLog{keys: map[string]int{}},
+		events: &eventLog{}}
 	e.creds = wechat.Credentials{AppID: "wx" + randHex(8), AppSecret: randHex(16), Token: "tok" + randHex(4),
 		MPAppID: "wx" + randHex(8), MPAppSecret: randHex(16)}
 	sim.AddOfficialAccount(wechattest.App{AppID: e.creds.AppID, Secret: e.creds.AppSecret})
@@ -163,7 +166,26 @@ func (e *env) engineWith(o campaign.EngineOptions, lim campaign.Limiter, gifts c
 		o.Poll = 5 * time.Millisecond
 	}
 	return campaign.NewEngine(e.db, campaign.EngineDeps{WeChat: e.accounts, Audiences: e.segments, Merchants: merchants,
-		Variables: names{e.members}, Gifts: gifts, Followers: e.members, Limiter: lim}, e.now, log, o)
+		Variables: names{e.members}, Gifts: gifts, Followers: e.members, Limiter: lim, Events: e.events}, e.now, log, o)
+}
+
+// eventLog records the events the engine emits (inside its transactions).
+type eventLog struct {
+	mu     sync.Mutex
+	events []event.Event
+}
+
+func (l *eventLog) Emit(_ context.Context, _ *gorm.DB, evs ...event.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, evs...)
+	return nil
+}
+
+func (l *eventLog) all() []event.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]event.Event(nil), l.events...)
 }
 
 // seed creates n following members with official-account openids, known to
