@@ -72,6 +72,16 @@ type Attributes struct {
 	events    event.Emitter // nil: no events (see UseEvents)
 }
 
+// emitStages emits stage.changed for stage events recorded in tx.
+func (a *Attributes) emitStages(ctx context.Context, tx *gorm.DB, merchantID uint64, events []StageEvent) error {
+	out := make([]event.Event, len(events))
+	for i, e := range events {
+		out[i] = event.Event{MerchantID: merchantID, Type: event.StageChanged,
+			Data: event.Stage{MemberID: e.MemberID, FromStage: e.FromStage, ToStage: e.ToStage, Reason: e.Reason}}
+	}
+	return event.Emit(ctx, a.events, tx, out...)
+}
+
 // UseEvents makes stage moves emit stage.changed, in the transaction that
 // records them. Set before serving.
 func (a *Attributes) UseEvents(e event.Emitter) { a.events = e }
@@ -201,12 +211,7 @@ func (a *Attributes) write(ctx context.Context, tx *gorm.DB, merchantID uint64, 
 		if err := tx.WithContext(ctx).CreateInBatches(events, 500).Error; err != nil {
 			return fmt.Errorf("member: stage events: %w", err)
 		}
-		out := make([]event.Event, len(events))
-		for i, e := range events {
-			out[i] = event.Event{MerchantID: merchantID, Type: event.StageChanged,
-				Data: event.Stage{MemberID: e.MemberID, FromStage: e.FromStage, ToStage: e.ToStage, Reason: e.Reason}}
-		}
-		if err := event.Emit(ctx, a.events, tx, out...); err != nil {
+		if err := a.emitStages(ctx, tx, merchantID, events); err != nil {
 			return err
 		}
 	}

@@ -97,6 +97,7 @@ func (a *Attributes) recordOrder(ctx context.Context, tx *gorm.DB, merchantID, m
 		if err := tx.WithContext(ctx).Create(&ev).Error; err != nil {
 			return fmt.Errorf("member: stage event: %w", err)
 		}
+		return a.emitStages(ctx, tx, merchantID, []StageEvent{ev})
 	}
 	return nil
 }
