@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -177,19 +176,24 @@ type Health interface {
 // FallbackLimiter is the shared limiter while health says Redis is up, and
 // a LocalLimiter at the account's rate divided by the live instances while
 // it is not: a Redis outage slows sends to a conservative share, never
-// stops them, and the instances together stay within the rate. Switching
-// either way, the first permit of the new limiter comes at least a second
-// after the last permit of the old one, so no second ever carries the
-// permits of both.
+// stops them, and the instances together stay within the rate.
+//
+// Switching either way, the permits of the two limiters never share a
+// second: from the switch on, a permit the old limiter still grants (to a
+// sender already waiting in it) is refused and asked for again, and the
+// new limiter's first permit comes a second after the old one's last
+// accepted permit. (A Redis that restarts empty would otherwise grant the
+// full rate at once beside the local permits still queued.)
 type FallbackLimiter struct {
 	shared Limiter
 	split  RateSplit
 	health Health
 	live   func(ctx context.Context) int
 
-	local      atomic.Bool  // the mode the permits now come from
-	lastPermit atomic.Int64 // unix nanoseconds of the last permit granted
-	mu         sync.Mutex   // held while switching
+	mu         sync.Mutex
+	local      bool      // the limiter permits are accepted from
+	lastPermit time.Time // the last permit accepted
+	notBefore  time.Time // the first permit of the current limiter, at the earliest
 	locals     *LocalLimiter
 	localsFor  int // the live count locals divides the rate by
 }
@@ -202,42 +206,39 @@ func NewFallbackLimiter(shared Limiter, split RateSplit, health Health, live fun
 
 // Wait implements Limiter.
 func (f *FallbackLimiter) Wait(ctx context.Context, account string, lane Lane) error {
-	if f.health.Up() {
-		if err := f.enter(ctx, false); err != nil {
+	for {
+		local := !f.health.Up()
+		if err := f.enter(ctx, local); err != nil {
 			return err
 		}
-		err := f.shared.Wait(ctx, account, lane)
-		if err == nil {
-			f.lastPermit.Store(time.Now().UnixNano())
+		var err error
+		if local {
+			err = f.localLimiter(ctx).Wait(ctx, account, lane)
+		} else if err = f.shared.Wait(ctx, account, lane); err != nil && ctx.Err() == nil {
+			f.health.Failed(ctx, err)
+			continue // on the local limiter now
+		}
+		if err != nil {
+			return err
+		}
+		if f.accept(local) {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return err
-		}
-		f.health.Failed(ctx, err)
+		// The limiter changed while this permit was granted: ask the new one.
 	}
-	if err := f.enter(ctx, true); err != nil {
-		return err
-	}
-	if err := f.localLimiter(ctx).Wait(ctx, account, lane); err != nil {
-		return err
-	}
-	f.lastPermit.Store(time.Now().UnixNano())
-	return nil
 }
 
-// enter switches the permits to the local limiter (local) or the shared
-// one, waiting out the second after the old one's last permit.
+// enter makes local (or shared) the limiter permits are accepted from, and
+// waits until its first permit may come.
 func (f *FallbackLimiter) enter(ctx context.Context, local bool) error {
-	if f.local.Load() == local {
-		return nil
-	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.local.Load() == local {
-		return nil
+	if f.local != local {
+		f.local = local
+		f.notBefore = f.lastPermit.Add(time.Second)
 	}
-	if wait := time.Until(time.Unix(0, f.lastPermit.Load()).Add(time.Second)); wait > 0 {
+	until := f.notBefore
+	f.mu.Unlock()
+	if wait := time.Until(until); wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
@@ -246,8 +247,20 @@ func (f *FallbackLimiter) enter(ctx context.Context, local bool) error {
 			return ctx.Err()
 		}
 	}
-	f.local.Store(local)
 	return nil
+}
+
+// accept takes a permit granted by the local (or shared) limiter if that
+// is still the one permits are accepted from.
+func (f *FallbackLimiter) accept(local bool) bool {
+	now := time.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.local != local || now.Before(f.notBefore) {
+		return false
+	}
+	f.lastPermit = now
+	return true
 }
 
 // localLimiter returns the local limiter for the current live count.
