@@ -17,7 +17,7 @@
 //
 // WeChat-side state (apps, followers, templates, grants, codes) is set up
 // directly through methods such as AddOfficialAccount, Follow and LoginCode;
-// failures are scripted with Script and SetLatency; what the backend did is
+// failures are scripted with Script, SetFault and SetLatency; what the backend did is
 // observed with Requests and Sent. Endpoint builds the signed callback
 // requests WeChat itself would POST to the backend.
 //
@@ -84,6 +84,7 @@ type Simulator struct {
 	sent      []Sent
 	scripts   map[string][]Fault
 	latency   map[string]time.Duration
+	standing  map[string]Fault
 }
 
 type appState struct {
@@ -176,6 +177,7 @@ func New(opts ...Option) *Simulator {
 		nextMsgID: firstMsgID,
 		scripts:   map[string][]Fault{},
 		latency:   map[string]time.Duration{},
+		standing:  map[string]Fault{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -427,7 +429,24 @@ func (s *Simulator) SetLatency(path string, d time.Duration) {
 	s.latency[path] = d
 }
 
-// ClearFaults drops all scripted faults and latencies.
+// SetFault makes every request for path ("" = all paths; a path-specific
+// fault overrides the "" one) answer with f until ClearFault or ClearFaults,
+// e.g. an outage of the send API answering 45011, or hanging until the
+// client times out. A scripted fault (Script) for the request wins over it.
+func (s *Simulator) SetFault(path string, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.standing[path] = f
+}
+
+// ClearFault removes the fault SetFault put on path.
+func (s *Simulator) ClearFault(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.standing, path)
+}
+
+// ClearFaults drops all scripted and standing faults and latencies.
 func (s *Simulator) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -437,10 +456,11 @@ func (s *Simulator) ClearFaults() {
 func (s *Simulator) clearFaultsLocked() {
 	s.scripts = map[string][]Fault{}
 	s.latency = map[string]time.Duration{}
+	s.standing = map[string]Fault{}
 }
 
 // nextFault returns the persistent latency for path and pops its next
-// scripted fault, if any.
+// scripted fault, if any; without one, the standing fault (SetFault).
 func (s *Simulator) nextFault(path string) (time.Duration, *Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -450,6 +470,12 @@ func (s *Simulator) nextFault(path string) (time.Duration, *Fault) {
 	}
 	q := s.scripts[path]
 	if len(q) == 0 {
+		if f, ok := s.standing[path]; ok {
+			return lat, &f
+		}
+		if f, ok := s.standing[""]; ok {
+			return lat, &f
+		}
 		return lat, nil
 	}
 	f := q[0]

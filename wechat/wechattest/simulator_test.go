@@ -705,3 +705,49 @@ func TestRoundTripperServesInProcess(t *testing.T) {
 		t.Fatal("a hanging simulator did not time out")
 	}
 }
+
+// A standing fault answers every request of its path (or of all paths)
+// until it is cleared; a scripted fault still comes first.
+func TestStandingFaults(t *testing.T) {
+	sim, _ := newSim(t, "")
+	sim.Follow(oaApp.AppID, "o1", "")
+	tpl := newOA(oaApp).GetTemplate()
+	const path = "/cgi-bin/message/template/send"
+
+	sim.SetFault(path, Fault{ErrCode: 45011})
+	for range 3 {
+		_, err := tpl.Send(templateMsg("o1"))
+		wantCode(t, err, "errcode=45011")
+	}
+	sim.Script(path, Fault{ErrCode: 45009})
+	_, err := tpl.Send(templateMsg("o1"))
+	wantCode(t, err, "errcode=45009")
+	_, err = tpl.Send(templateMsg("o1"))
+	wantCode(t, err, "errcode=45011")
+	if n := len(sim.Sent()); n != 0 {
+		t.Fatalf("Sent = %d during the outage, want 0", n)
+	}
+	sim.ClearFault(path)
+	if _, err := tpl.Send(templateMsg("o1")); err != nil {
+		t.Fatalf("after ClearFault: %v", err)
+	}
+
+	// Every path hangs until the client gives up; a path-specific fault
+	// overrides it.
+	sim.SetFault("", Fault{Hang: true})
+	sim.SetFault(path, Fault{ErrCode: 45011})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := newMP(mpApp).GetAuth().Code2SessionContext(ctx, "dev:x"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hang: %v", err)
+	}
+	_, err = tpl.Send(templateMsg("o1"))
+	wantCode(t, err, "errcode=45011")
+	sim.ClearFaults()
+	if _, err := tpl.Send(templateMsg("o1")); err != nil {
+		t.Fatalf("after ClearFaults: %v", err)
+	}
+	if n := len(sim.Sent()); n != 2 {
+		t.Fatalf("Sent = %d, want 2", n)
+	}
+}
