@@ -29,11 +29,13 @@ func (s *soak) runFaults(ctx context.Context, start time.Time) {
 		do   func() error
 	}
 	w := s.o.faultWindow
-	// Offsets in one cycle: the processes first (a killed lease waits 2
-	// minutes before another instance takes its rows), then the simulator.
+	// Offsets in one cycle: the processes first (rows a killed instance
+	// or a lost database write left sending wait out their 2-minute lease
+	// before they settle as unknown, which bounds the short form), then
+	// the simulator.
 	kill, db, rd, quota := 30*time.Second, 90*time.Second, 150*time.Second, 200*time.Second
 	if s.o.duration < 3*time.Minute {
-		kill, db, rd, quota = 2*time.Second, 12*time.Second, 24*time.Second, 32*time.Second
+		kill, db, rd, quota = 2*time.Second, 6*time.Second, 14*time.Second, 22*time.Second
 	}
 	var plan []step
 	for c := 0; ; c++ {
