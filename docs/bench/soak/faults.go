@@ -29,13 +29,14 @@ func (s *soak) runFaults(ctx context.Context, start time.Time) {
 		do   func() error
 	}
 	w := s.o.faultWindow
-	// Offsets in one cycle: the processes first (rows a killed instance
-	// or a lost database write left sending wait out their 2-minute lease
-	// before they settle as unknown, which bounds the short form), then
-	// the simulator.
+	// Offsets in one cycle: the processes first, then the simulator. Rows
+	// a killed instance, or a lost database write, left claimed or
+	// sending wait out their 2-minute lease before another instance
+	// takes them or settles them as unknown, so the short form kills
+	// the processes at once and loads on while the leases run out.
 	kill, db, rd, quota := 30*time.Second, 90*time.Second, 150*time.Second, 200*time.Second
 	if s.o.duration < 3*time.Minute {
-		kill, db, rd, quota = 2*time.Second, 6*time.Second, 14*time.Second, 22*time.Second
+		kill, db, rd, quota = time.Second, 4*time.Second, 20*time.Second, 30*time.Second
 	}
 	var plan []step
 	for c := 0; ; c++ {
