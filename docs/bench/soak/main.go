@@ -112,7 +112,6 @@ func main() {
 			o.drain = 45 * time.Second
 		}
 		o.downFor = 3 * time.Second
-		o.callbacks = 30
 	}
 	os.Exit(run(o))
 }
