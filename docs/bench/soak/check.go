@@ -54,7 +54,8 @@ func (r *report) print(w io.Writer, o options, took time.Duration) {
 	for _, l := range r.endpoints {
 		fmt.Fprintln(w, "  "+l)
 	}
-	fmt.Fprintln(w, "\nfaults (recovery: from the fault's end to the first success of a request started after it):")
+	fmt.Fprintln(w, "\nfaults (recovery: from the fault's end to the first success of a request started after it;")
+	fmt.Fprintln(w, "        * = the next fault had begun by then, so the figure covers both):")
 	for _, l := range r.faults {
 		fmt.Fprintln(w, "  "+l)
 	}
@@ -388,8 +389,19 @@ func (s *soak) checkRecovery(r *report, samples map[string][]sample, sent []wech
 	}
 	sort.Slice(sends, func(i, j int) bool { return sends[i].Before(sends[j]) })
 	var bad []string
-	for _, f := range s.faults {
+	for k, f := range s.faults {
 		line := fmt.Sprintf("%-44s %5.1f s", f.name, f.ended.Sub(f.began).Seconds())
+		// A recovery that runs into the next fault measures both.
+		next := time.Time{}
+		if k+1 < len(s.faults) {
+			next = s.faults[k+1].began
+		}
+		overlap := func(d time.Duration) string {
+			if !next.IsZero() && f.ended.Add(d).After(next) {
+				return "*"
+			}
+			return ""
+		}
 		if f.err != nil {
 			bad = append(bad, f.name+": "+f.err.Error())
 		}
@@ -409,11 +421,12 @@ func (s *soak) checkRecovery(r *report, samples map[string][]sample, sent []wech
 				line += fmt.Sprintf(" | %s never (%d failed)", ep, failed)
 				continue
 			}
-			line += fmt.Sprintf(" | %s %.2f s (%d failed)", ep, first.Seconds(), failed)
+			line += fmt.Sprintf(" | %s %.2f s%s (%d failed)", ep, first.Seconds(), overlap(first), failed)
 		}
 		i := sort.Search(len(sends), func(i int) bool { return !sends[i].Before(f.ended) })
 		if i < len(sends) {
-			line += fmt.Sprintf(" | send %.2f s", sends[i].Sub(f.ended).Seconds())
+			d := sends[i].Sub(f.ended)
+			line += fmt.Sprintf(" | send %.2f s%s", d.Seconds(), overlap(d))
 		} else {
 			line += " | send: none after"
 		}
