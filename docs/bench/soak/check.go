@@ -46,23 +46,17 @@ func (r *report) add(name string, ok bool, detail ...string) {
 func (r *report) print(w io.Writer, o options, took time.Duration) {
 	fmt.Fprintf(w, "\n== soak report: %v of load, %d-member campaign, send limit %g/s, faults of %v, run %.0f s ==\n",
 		o.duration, o.members, o.rate, o.faultWindow, took.Seconds())
-	fmt.Fprintln(w, "\nload:")
-	for _, l := range r.load {
-		fmt.Fprintln(w, "  "+l)
+	section := func(title string, lines []string) {
+		fmt.Fprintln(w, "\n"+title)
+		for _, l := range lines {
+			fmt.Fprintln(w, "  "+l)
+		}
 	}
-	fmt.Fprintln(w, "\nendpoints (every attempt through the proxy, during the load):")
-	for _, l := range r.endpoints {
-		fmt.Fprintln(w, "  "+l)
-	}
-	fmt.Fprintln(w, "\nfaults (recovery: from the fault's end to the first success of a request started after it;")
-	fmt.Fprintln(w, "        * = the next fault had begun by then, so the figure covers both):")
-	for _, l := range r.faults {
-		fmt.Fprintln(w, "  "+l)
-	}
-	fmt.Fprintln(w, "\nmemory per instance (RSS, sampled):")
-	for _, l := range r.memory {
-		fmt.Fprintln(w, "  "+l)
-	}
+	section("load:", r.load)
+	section("endpoints (every attempt through the proxy, during the load):", r.endpoints)
+	section("faults (recovery: from the fault's end to the first success of a request started after it;\n"+
+		"        * = the next fault had begun by then, so the figure covers both):", r.faults)
+	section("memory per instance (RSS, sampled):", r.memory)
 	fmt.Fprintln(w, "\ninvariants:")
 	for _, c := range r.checks {
 		mark := "ok  "
