@@ -129,6 +129,7 @@ type soak struct {
 	proxy     *proxy
 	env       []string
 	sqlDSN    string
+	sharedDB  string // the run's database on a server given by -dsn
 	db        *sql.DB
 	merchant  uint64
 	faults    []faultRecord
@@ -231,7 +232,13 @@ func (s *soak) setup() error {
 		server = "root@tcp(" + addr + ")/"
 		lap("private MariaDB installed and started")
 	}
+	// On a shared server the run's database has a name of its own, and
+	// is dropped at the end unless kept.
 	name := "loyalty_soak"
+	if s.o.dsn != "" {
+		name = fmt.Sprintf("loyalty_soak_%d", os.Getpid())
+		s.sharedDB = server + name
+	}
 	admin, err := sql.Open("mysql", server)
 	if err != nil {
 		return err
@@ -341,6 +348,9 @@ func (s *soak) stopAll() {
 		s.redis.kill(syscall.SIGKILL)
 	}
 	if s.db != nil {
+		if s.sharedDB != "" && !s.o.keep {
+			_, _ = s.db.Exec("DROP DATABASE " + s.sharedDB[strings.LastIndex(s.sharedDB, "/")+1:])
+		}
 		s.db.Close()
 	}
 	if s.mariadb != nil {

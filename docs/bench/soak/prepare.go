@@ -13,7 +13,12 @@ import (
 	"github.com/wxloyalty/loyalty/wechat/wechattest"
 )
 
-const welcomeTemplateID = "TPL_SOAK_WELCOME"
+const (
+	welcomeTemplateID = "TPL_SOAK_WELCOME"
+	// leaseWait is the delivery engine's lease (2 minutes) and time to
+	// send what it frees.
+	leaseWait = 2*time.Minute + 20*time.Second
+)
 
 // campaignRun is the campaign under test and its audience.
 type campaignRun struct {
@@ -173,7 +178,15 @@ func (s *soak) drain(camp *campaignRun) bool {
 	monitors, stop := context.WithCancel(context.Background())
 	defer stop()
 	go s.proxy.watch(monitors)
-	settled := waitFor(s.o.drain, func() bool {
+	// Rows a killed instance or database left claimed or sending settle
+	// only when their 2-minute lease runs out: wait for that at least.
+	wait := s.o.drain
+	for _, f := range s.faults {
+		if strings.HasPrefix(f.name, "kill -9 instance") || strings.HasPrefix(f.name, "kill -9 mariadb") {
+			wait = max(wait, time.Until(f.ended.Add(leaseWait)))
+		}
+	}
+	settled := waitFor(wait, func() bool {
 		var open, inbox int
 		if err := s.db.QueryRow(`SELECT COUNT(*) FROM campaign_deliveries WHERE campaign_id = ? AND status IN ('pending','claimed','sending')`, camp.id).Scan(&open); err != nil {
 			return false
@@ -185,6 +198,7 @@ func (s *soak) drain(camp *campaignRun) bool {
 		_ = s.db.QueryRow(`SELECT COUNT(*) FROM campaign_deliveries WHERE campaign_id = ?`, camp.id).Scan(&planned)
 		return open == 0 && inbox == 0 && planned > 0
 	})
-	log.Printf("soak: drain %v after %.1f s", map[bool]string{true: "settled", false: "timed out"}[settled], time.Since(start).Seconds())
+	log.Printf("soak: drain %v after %.1f s (most %.0f s)", map[bool]string{true: "settled", false: "timed out"}[settled],
+		time.Since(start).Seconds(), wait.Seconds())
 	return settled
 }
