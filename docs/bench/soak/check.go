@@ -79,7 +79,7 @@ func (r *report) print(w io.Writer, o options, took time.Duration) {
 func (s *soak) check(l *load, camp *campaignRun, loadStart, loadEnd time.Time, drained bool) *report {
 	r := &report{}
 	r.add("the campaign and the inbox settled after the load", drained,
-		fmt.Sprintf("waited at most %v for no delivery pending, claimed or sending and no event unapplied", s.o.drain))
+		fmt.Sprintf("waited for no delivery pending, claimed or sending and no event unapplied: at most %v, or until the leases of killed processes ran out", s.o.drain))
 	s.checkCallbacks(r, l)
 	s.checkOrders(r, l)
 	out, err := s.cli("points", "reconcile", "-merchant", strconv.FormatUint(s.merchant, 10))
