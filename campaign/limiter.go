@@ -183,12 +183,16 @@ type Health interface {
 // sender already waiting in it) is refused and asked for again, and the
 // new limiter's first permit comes a second after the old one's last
 // accepted permit. (A Redis that restarts empty would otherwise grant the
-// full rate at once beside the local permits still queued.)
+// full rate at once beside the local permits still queued.) Going back to
+// the shared limiter also waits out settle, the time the other instances
+// may take to see Redis back (their health probe's interval): until then
+// they may still send their local share.
 type FallbackLimiter struct {
 	shared Limiter
 	split  RateSplit
 	health Health
 	live   func(ctx context.Context) int
+	settle time.Duration
 
 	mu         sync.Mutex
 	local      bool      // the limiter permits are accepted from
@@ -199,9 +203,11 @@ type FallbackLimiter struct {
 }
 
 // NewFallbackLimiter returns shared with a local fallback; live counts the
-// running instances.
-func NewFallbackLimiter(shared Limiter, split RateSplit, health Health, live func(ctx context.Context) int) *FallbackLimiter {
-	return &FallbackLimiter{shared: shared, split: split, health: health, live: live}
+// running instances, settle is how long every instance may take to see
+// Redis back (the health probe's interval).
+func NewFallbackLimiter(shared Limiter, split RateSplit, health Health, live func(ctx context.Context) int,
+	settle time.Duration) *FallbackLimiter {
+	return &FallbackLimiter{shared: shared, split: split, health: health, live: live, settle: settle}
 }
 
 // Wait implements Limiter.
@@ -235,6 +241,10 @@ func (f *FallbackLimiter) enter(ctx context.Context, local bool) error {
 	if f.local != local {
 		f.local = local
 		f.notBefore = f.lastPermit.Add(time.Second)
+		if !local {
+			// Others may send locally until they see Redis back.
+			f.notBefore = time.Now().Add(f.settle + time.Second)
+		}
 	}
 	until := f.notBefore
 	f.mu.Unlock()

@@ -132,7 +132,7 @@ func TestFallbackLimiterWhileRedisIsAway(t *testing.T) {
 	for range 3 {
 		h := redisx.NewHealth(rdb, quiet, 50*time.Millisecond)
 		healths = append(healths, h)
-		instances = append(instances, campaign.NewFallbackLimiter(campaign.NewRedisLimiter(rdb, split), split, h, live))
+		instances = append(instances, campaign.NewFallbackLimiter(campaign.NewRedisLimiter(rdb, split), split, h, live, 50*time.Millisecond))
 	}
 	const run = 4 * time.Second
 	start := time.Now()

@@ -223,7 +223,8 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	split := campaign.RateSplit{PerSecond: cfg.Send.RatePerSecond, ServicePct: cfg.Send.ServiceSharePct}
 	var limiter campaign.Limiter = campaign.NewLocalLimiter(split)
 	if a.rdb != nil {
-		limiter = campaign.NewFallbackLimiter(campaign.NewRedisLimiter(a.rdb, split), split, a.redis, a.instances.Live)
+		limiter = campaign.NewFallbackLimiter(campaign.NewRedisLimiter(a.rdb, split), split, a.redis, a.instances.Live,
+			a.redis.ProbeInterval())
 	}
 	limiter = a.metrics.InstrumentLimiter(limiter, cfg.Send.RatePerSecond, cfg.Send.DailyQuota)
 	a.segments = member.NewSegments(a.db, a.merchants, a.now)

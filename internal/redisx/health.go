@@ -37,6 +37,10 @@ func NewHealth(rdb redis.UniversalClient, log *slog.Logger, probe time.Duration)
 	return &Health{rdb: rdb, log: log, probe: probe}
 }
 
+// ProbeInterval is how often a down Redis is probed: every instance sees
+// Redis back within it.
+func (h *Health) ProbeInterval() time.Duration { return h.probe }
+
 // Up tells whether Redis is to be used.
 func (h *Health) Up() bool { return !h.down.Load() }
 
