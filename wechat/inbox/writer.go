@@ -197,6 +197,7 @@ type flusher struct {
 	// WeChat retries everything it got no answer to), and then every
 	// batch costs one SELECT and at most one INSERT.
 	lookFirst bool
+	answers   []error // each request's answer, in batch order
 }
 
 func (w *Writer) newFlusher() *flusher {
@@ -220,12 +221,19 @@ func (f *flusher) flush(batch []*writeReq) {
 	f.errs = slices.Grow(f.errs[:0], len(f.rows))[:len(f.rows)]
 	clear(f.errs)
 	inserted := f.store()
+	// Every answer is worked out before the first is sent: an answered
+	// request goes back to its pool and may be reused at once, so its row
+	// must not be read again.
+	f.answers = f.answers[:0]
 	row := -1
 	for i, r := range batch {
 		if i == 0 || compareKeys(r.row, batch[i-1].row) != 0 {
 			row++
 		}
-		r.done <- f.errs[row]
+		f.answers = append(f.answers, f.errs[row])
+	}
+	for i, r := range batch {
+		r.done <- f.answers[i]
 	}
 	if inserted {
 		f.w.notify()
