@@ -209,24 +209,28 @@ func (e *Engine) keepAlive(ctx context.Context, l *lease, stop func(why string, 
 			if err == nil {
 				taken = l.renewed(asked, got, until)
 			}
+			// The lease is lost before anyone hears of the renewal (the
+			// test hook included), so no send can start in between.
+			switch {
+			case err != nil && ctx.Err() != nil:
+			case err != nil && l.expiring(e.now()):
+				l.lose()
+				stop("the lease could not be renewed in time", err)
+			case err != nil:
+				e.log.WarnContext(ctx, "campaign: lease renewal failed; trying again", "owner", l.owner, "error", err)
+			case taken > 0:
+				l.lose()
+				stop("rows of the lease were taken by another instance", nil)
+			}
 			if e.hooks.renewed != nil {
 				e.hooks.renewed(taken, err)
 			}
 			switch {
-			case err != nil && ctx.Err() != nil:
-				return
-			case err != nil && l.expiring(e.now()):
-				l.lose()
-				stop("the lease could not be renewed in time", err)
+			case ctx.Err() != nil || l.lost.Load():
 				return
 			case err != nil:
-				e.log.WarnContext(ctx, "campaign: lease renewal failed; trying again", "owner", l.owner, "error", err)
 				t.Reset(every / 4)
 				continue
-			case taken > 0:
-				l.lose()
-				stop("rows of the lease were taken by another instance", nil)
-				return
 			}
 			t.Reset(every)
 		}
