@@ -163,6 +163,9 @@ export async function login(page, base, username, password) {
 
 /** axe runs the accessibility checks; serious and critical violations fail the scenario. */
 export async function checkA11y(page, screen) {
+  // Toasts are transient and fade in and out (half-transparent text): let
+  // them close first (Element Plus closes them after 3 s).
+  await page.waitForFunction(() => !document.querySelector('.el-message'), null, { timeout: 15_000 })
   // A dialog fading in has half-transparent text: let transitions finish first.
   await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running' || a.effect?.getTiming().iterations === Infinity), null, {
     timeout: 10_000,
