@@ -60,7 +60,7 @@ func (m *Metrics) WatchBacklogs(gdb *gorm.DB, now func() time.Time, log *slog.Lo
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "loyalty_backlog_query_errors_total",
 			Help: "Scrapes whose backlog queries failed (those gauges are then missing from the scrape)."}),
 	}
-	m.register(c, c.errors)
+	m.register(c)
 }
 
 // Describe implements prometheus.Collector.
@@ -68,6 +68,7 @@ func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.inboxPending, c.inboxAge, c.deliveries, c.giftsDue, c.giftsAge, c.giftsGaveUp} {
 		ch <- d
 	}
+	c.errors.Describe(ch)
 }
 
 // Collect implements prometheus.Collector. A failed query drops its gauges
@@ -126,6 +127,11 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	if failed {
 		c.errors.Inc()
 	}
+	// The error counter is sent from here, after this scrape's queries, and
+	// not registered on its own: the registry runs collectors concurrently,
+	// so a separately registered counter could be read before this scrape
+	// counted its failure.
+	c.errors.Collect(ch)
 }
 
 // cappedCount counts the rows of table matching where, stopping at
