@@ -1,10 +1,7 @@
 package campaign
 
 // What a crash can leave unrecorded, for the tests that kill an instance.
-const (
-	SendGroup   = sendGroup
-	RecordChunk = recordChunk
-)
+const RecordChunk = recordChunk
 
 // Hooks are the engine's test seams (see testHooks).
 type Hooks struct {

@@ -2,6 +2,7 @@ package campaign_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -104,9 +105,10 @@ func TestStalledWorkerCallsNothingAfterItsLeaseRanOut(t *testing.T) {
 		campaign.SetHooks(a, campaign.Hooks{BeforeCall: func(uint64) { st.hold() }})
 		wait := runAsync(t, a)
 		<-st.reached
-		if got := e.statuses(c.ID); got[campaign.DeliverySending] != 10 {
-			t.Fatalf("A holds %v, want 10 sending", got)
-		}
+		// Rows are marked as their permits come, so the first call can be
+		// reached before the last row is marked: every row gets there.
+		waitFor(t, func() bool { return e.statuses(c.ID)[campaign.DeliverySending] == 10 },
+			func() string { return fmt.Sprintf("A holds %v, want 10 sending", e.statuses(c.ID)) })
 		e.clock.Add(2 * time.Minute)
 		e.drain(b)
 		close(st.resume)
@@ -163,6 +165,70 @@ func TestRenewalThatFindsRowsTakenStopsSending(t *testing.T) {
 		wait()
 		if got := e.received(); len(got) != 0 {
 			t.Errorf("A sent after losing its lease: %v", got)
+		}
+	})
+}
+
+// waitFor polls cond until it holds, failing with what() after 10 s.
+func waitFor(t *testing.T, cond func() bool, what func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what())
+		}
+	}
+}
+
+// gate is a limiter that grants a permit only when told to.
+type gate struct {
+	waiting chan struct{}
+	open    chan struct{}
+}
+
+func newGate() *gate { return &gate{waiting: make(chan struct{}, 1000), open: make(chan struct{})} }
+
+func (g *gate) Wait(ctx context.Context, _ string, _ campaign.Lane) error {
+	g.waiting <- struct{}{}
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A row waiting for its rate permit is still only claimed: marked sending
+// only once it holds its permit, just before its call. An instance that
+// stalls (or dies) while its rows wait for the rate leaves nothing
+// unknown: another instance's sweep returns the rows to the queue and
+// sends each once, and the stalled instance, let go, sends nothing.
+func TestRowsWaitingForTheRateAreNotSending(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(10, "rate"+randHex(3))
+		c := e.campaign(e.segment())
+		g := newGate()
+		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A", SliceTime: time.Nanosecond}, g)
+		b := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "B"}, nil)
+		wait := runAsync(t, a)
+		for range 10 {
+			<-g.waiting
+		}
+		if got := e.statuses(c.ID); got[campaign.DeliveryClaimed] != 10 {
+			t.Fatalf("while A waits for the rate: %v, want 10 claimed", got)
+		}
+		e.clock.Add(2 * time.Minute) // A's lease has expired
+		e.drain(b)
+		close(g.open)
+		wait()
+		e.drain(a)
+		for openid, n := range e.received() {
+			if n != 1 {
+				t.Errorf("%s received %d messages", openid, n)
+			}
+		}
+		if got := e.statuses(c.ID); got[campaign.DeliverySent] != 10 || len(e.received()) != 10 {
+			t.Errorf("statuses %v, %d received, want 10 sent once each", got, len(e.received()))
 		}
 	})
 }
