@@ -200,7 +200,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	endpoints := webhook.NewEndpoints(a.db, a.keys, webhook.Targets{AllowPrivate: cfg.Webhooks.AllowPrivateTargets}, a.now)
 	outbox := webhook.NewOutbox(endpoints, a.now, 0)
 	a.webhooks = webhook.NewWorker(endpoints, a.now, log, webhook.WorkerOptions{Concurrency: cfg.Webhooks.Concurrency,
-		PerEndpoint: cfg.Webhooks.PerEndpoint, Timeout: cfg.Webhooks.Timeout})
+		PerEndpoint: cfg.Webhooks.PerEndpoint, Timeout: cfg.Webhooks.Timeout, Claim: db.ClaimStrategy(cfg.DB.ClaimStrategy)})
 	a.members = member.NewService(a.db, a.accounts, a.now, log)
 	a.members.UseEvents(outbox)
 	a.members.RegisterHandlers(a.dispatcher)
