@@ -177,6 +177,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		// Redis is shared state the service can work without: while it does
 		// not answer (at start too), each piece falls back to this
 		// instance's own (redisx), sharing limits by the live instances.
+		redisx.UseLogger(log)
 		a.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
 		a.redis = redisx.NewHealth(a.rdb, log, 0)
 		a.metrics.Registry().MustRegister(a.redis.Collectors()...)
