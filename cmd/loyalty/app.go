@@ -214,6 +214,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points.UseCampaigns(orderCampaigns{a.db})
 	a.members.UseAttributes(a.attributes)
 	a.members.OnMerge(a.points.MergeHook)
+	a.members.OnFollow(a.points.FollowHook)
 	a.members.OnMerge(func(ctx context.Context, tx *gorm.DB, merchantID, fromID, intoID uint64) error {
 		return outbox.Emit(ctx, tx, event.Event{MerchantID: merchantID, Type: event.MemberMerged,
 			Data: event.Merge{MemberID: intoID, MergedMemberID: fromID}})
