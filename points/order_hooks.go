@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -52,6 +53,7 @@ type RefundFact struct {
 type Grant struct {
 	MemberID uint64
 	Points   int64
+	RefType  string // what the entry refers to: one of HookRefTypes
 	Reason   string
 	Key      string // idempotency key, at most 100 characters
 }
@@ -61,12 +63,17 @@ type Grant struct {
 // was never made takes nothing.
 type Revoke struct {
 	GrantKey string
+	RefType  string // one of HookRefTypes
 	Key      string
 	Reason   string
 }
 
-// refHook is the ref_type of the entries of hook grants and revokes.
-const refHook = "hook"
+// RefReferral is the ref_type of referral rewards and their reversals.
+const RefReferral = "referral"
+
+// HookRefTypes are the ref_types an order hook may give its entries (a
+// closed set: the ledger's ref_type is part of the API).
+var HookRefTypes = []string{RefReferral}
 
 // UseOrderHook adds h to the hooks of orders and refunds. Call before
 // serving.
@@ -127,8 +134,8 @@ func (s *Service) hookGrant(ctx context.Context, tx *gorm.DB, buyer *account, e 
 	if g.Points <= 0 {
 		return nil
 	}
-	if g.Key == "" || len(g.Key) > 100 {
-		return fmt.Errorf("points: order hook grant key %q", g.Key)
+	if g.Key == "" || len(g.Key) > 100 || !slices.Contains(HookRefTypes, g.RefType) {
+		return fmt.Errorf("points: order hook grant %q of ref_type %q", g.Key, g.RefType)
 	}
 	key := "hook:" + g.Key
 	if prev, err := entryByKey(ctx, tx, buyer.MerchantID, key); err != nil || prev != nil {
@@ -142,7 +149,7 @@ func (s *Service) hookGrant(ctx context.Context, tx *gorm.DB, buyer *account, e 
 		}
 	}
 	now := s.now()
-	c := creditSpec{Kind: KindGift, Reason: g.Reason, RefType: refHook, RefID: clip(g.Key, 64), Key: key,
+	c := creditSpec{Kind: KindGift, Reason: g.Reason, RefType: g.RefType, RefID: clip(g.Key, 64), Key: key,
 		RuleVersion: e.rules.Version, Points: g.Points, ExpiresAt: e.rules.Rules.Expiry.ExpiresAt(now, e.loc)}
 	if _, _, err := s.credit(ctx, tx, a, c); err != nil {
 		return err
@@ -159,6 +166,9 @@ func (s *Service) hookGrant(ctx context.Context, tx *gorm.DB, buyer *account, e 
 }
 
 func (s *Service) hookRevoke(ctx context.Context, tx *gorm.DB, owner *account, r Revoke) error {
+	if r.Key == "" || len(r.Key) > 100 || !slices.Contains(HookRefTypes, r.RefType) {
+		return fmt.Errorf("points: order hook revoke %q of ref_type %q", r.Key, r.RefType)
+	}
 	grant, err := entryByKey(ctx, tx, owner.MerchantID, "hook:"+r.GrantKey)
 	if err != nil || grant == nil {
 		return err
@@ -179,7 +189,7 @@ func (s *Service) hookRevoke(ctx context.Context, tx *gorm.DB, owner *account, r
 	if n <= 0 {
 		return nil
 	}
-	if _, _, err := s.debit(ctx, tx, a, debitSpec{Kind: KindReverse, Reason: r.Reason, RefType: refHook,
+	if _, _, err := s.debit(ctx, tx, a, debitSpec{Kind: KindReverse, Reason: r.Reason, RefType: r.RefType,
 		RefID: clip(r.Key, 64), Key: key, Points: n, AllowDebt: true}); err != nil {
 		return err
 	}

@@ -531,11 +531,11 @@ func (s *Service) OrderRecorded(ctx context.Context, tx *gorm.DB, o points.Order
 	}
 	var grants []points.Grant
 	if referrerPts > 0 {
-		grants = append(grants, points.Grant{MemberID: r.ReferrerID, Points: referrerPts, Key: grantKey(r.ID, "referrer"),
+		grants = append(grants, points.Grant{MemberID: r.ReferrerID, Points: referrerPts, RefType: points.RefReferral, Key: grantKey(r.ID, "referrer"),
 			Reason: fmt.Sprintf("referral reward: member %d made their first order", r.RefereeID)})
 	}
 	if refereePts > 0 {
-		grants = append(grants, points.Grant{MemberID: r.RefereeID, Points: refereePts, Key: grantKey(r.ID, "referee"),
+		grants = append(grants, points.Grant{MemberID: r.RefereeID, Points: refereePts, RefType: points.RefReferral, Key: grantKey(r.ID, "referee"),
 			Reason: "welcome reward: first order after an invitation"})
 	}
 	return grants, nil
@@ -568,8 +568,8 @@ func (s *Service) OrderRefunded(ctx context.Context, tx *gorm.DB, rf points.Refu
 	}
 	reason := "referral reward taken back: order " + rf.ExternalID + " refunded"
 	return []points.Revoke{
-		{GrantKey: grantKey(r.ID, "referrer"), Key: grantKey(r.ID, "referrer") + ":reversed", Reason: reason},
-		{GrantKey: grantKey(r.ID, "referee"), Key: grantKey(r.ID, "referee") + ":reversed", Reason: reason},
+		{GrantKey: grantKey(r.ID, "referrer"), RefType: points.RefReferral, Key: grantKey(r.ID, "referrer") + ":reversed", Reason: reason},
+		{GrantKey: grantKey(r.ID, "referee"), RefType: points.RefReferral, Key: grantKey(r.ID, "referee") + ":reversed", Reason: reason},
 	}, nil
 }
 
