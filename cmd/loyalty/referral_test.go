@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -358,6 +362,38 @@ func testReferrals(t *testing.T, backend string) {
 	if st := a.call("GET", "/api/admin/v1/referrals/report?from=yesterday", c.staff, nil, &e); st != 400 || e.Error.Fields["from"] == "" {
 		t.Fatalf("bad from: %d %+v", st, e)
 	}
+	// Four first orders of one referee posted at once (several tills):
+	// one converts the referral, the others give nothing.
+	jID := c.follow("o_ref_J", "", rScene)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			raw, _ := json.Marshal(map[string]any{"external_id": fmt.Sprintf("ref-J%d", i), "member_id": jID, "amount_fen": 1000})
+			req, _ := http.NewRequest("POST", a.base+"/api/admin/v1/orders", bytes.NewReader(raw))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+c.staff)
+			resp, err := a.client().Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				errs <- fmt.Errorf("order ref-J%d: %d", i, resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	c.wantRewards("J", jID, 100)
+	c.wantRewards("R", rID, 200, 200, 200, 200)
+
 	// A channel cannot take a scene of the invitation codes.
 	e = errorBody{}
 	if st := a.call("POST", "/api/admin/v1/channels", c.staff, map[string]any{"name": "x", "scene": "ref_ABC"}, &e); st != 400 || e.Error.Fields["scene"] == "" {
