@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // refClient drives the referral programme over HTTP as members, a POS and
@@ -357,6 +359,13 @@ func testReferrals(t *testing.T, backend string) {
 		rep.PointsCost != 900 || len(rep.TopReferrers) != 2 || rep.TopReferrers[0].MemberID != rID ||
 		rep.TopReferrers[0].Converted != 3 || rep.TopReferrers[1].MemberID != dID || rep.TopReferrers[1].SignUps != 2 {
 		t.Fatalf("report: %+v", rep)
+	}
+	// A period after every referral holds none of them.
+	later := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	rep.SignUps, rep.TopReferrers = -1, nil
+	c.must("GET", "/api/admin/v1/referrals/report?from="+later, c.staff, nil, &rep)
+	if rep.SignUps != 0 || rep.Conversions != 0 || rep.Invites != 0 || len(rep.TopReferrers) != 0 {
+		t.Fatalf("report of a later period: %+v", rep)
 	}
 	e = errorBody{}
 	if st := a.call("GET", "/api/admin/v1/referrals/report?from=yesterday", c.staff, nil, &e); st != 400 || e.Error.Fields["from"] == "" {
