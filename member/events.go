@@ -46,6 +46,13 @@ func (s *Service) onSubscribe(ctx context.Context, ev inbox.Stored, apply inbox.
 		if err := s.finishFollowEvent(ctx, store{tx}, &m, isNew, ev, HistorySubscribe); err != nil {
 			return err
 		}
+		if isNew {
+			// A follower new to the merchant may come through a member's
+			// invitation (their personal QR code's scene).
+			if err := s.joined(ctx, store{tx}, m, Join{Scene: ev.Scene()}); err != nil {
+				return err
+			}
+		}
 		return s.refreshAttributes(ctx, tx, m, isNew)
 	})
 	if err != nil || memberID == 0 {

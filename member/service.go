@@ -39,6 +39,7 @@ type Service struct {
 	mergeHooks []MergeHook
 	attrs      *Attributes // nil: attributes are refreshed only by orders and the nightly pass
 	eraseHooks []EraseHook
+	joinHooks  []JoinHook    // joins.go
 	events     event.Emitter // nil: no events (see UseEvents)
 	onFollow   []FollowHook
 }

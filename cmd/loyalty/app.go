@@ -29,6 +29,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/secrets"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
+	"github.com/wxloyalty/loyalty/referral"
 	"github.com/wxloyalty/loyalty/web"
 	"github.com/wxloyalty/loyalty/webhook"
 	"github.com/wxloyalty/loyalty/wechat"
@@ -59,6 +60,7 @@ type App struct {
 	segments   *member.Segments
 	points     *points.Service
 	attributes *member.Attributes
+	referrals  *referral.Service
 	engine     *campaign.Engine
 	care       *campaign.Care
 	receipts   *campaign.Receipts
@@ -220,6 +222,12 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 			Data: event.Merge{MemberID: intoID, MergedMemberID: fromID}})
 	})
 	a.points.UseEvents(outbox)
+	// Referrals: recorded when an invited member joins, rewarded in the
+	// transaction of their first paid order.
+	a.referrals = referral.NewService(a.db, a.accounts, a.members, cfg.HTTP.PublicURL, a.now, log)
+	a.members.OnJoin(a.referrals.Joined)
+	a.members.OnMerge(a.referrals.MergeHook)
+	a.points.UseOrderHook(a.referrals)
 	a.attributes.UseEvents(outbox)
 	a.keywords.Register(a.points.KeywordReply)
 	split := campaign.RateSplit{PerSecond: cfg.Send.RatePerSecond, ServicePct: cfg.Send.ServiceSharePct}
@@ -270,7 +278,8 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
 		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now),
 		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)),
-		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background))
+		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background),
+		referral.NewHandler(a.referrals))
 	if a.sandbox != nil {
 		a.sandbox.Handler = a.handler
 	}
