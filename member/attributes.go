@@ -119,7 +119,9 @@ type attrRow struct {
 	CLVFen         *int64  `gorm:"column:clv_fen"`
 	ChurnRisk      *int    `gorm:"column:churn_risk"`
 	ChurnReason    *string `gorm:"column:churn_reason"`
-	WinBackLostAt  *time.Time // read only: set by MarkWinBackLost (winback.go)
+
+	// WinBackLostAt is read only here: MarkWinBackLost (winback.go) sets it.
+	WinBackLostAt *time.Time
 
 	stageReason string // why the stage is what it is (for a stage event); not stored
 }
