@@ -131,3 +131,15 @@ func (c orderCampaigns) CampaignExists(ctx context.Context, merchantID, campaign
 	}
 	return n > 0, nil
 }
+
+// pointValues tells the win-back report what points are worth: the points
+// rules' liability value.
+type pointValues struct{ points *points.Service }
+
+func (v pointValues) FenPer100Points(ctx context.Context, merchantID uint64) (int64, error) {
+	rs, err := v.points.Rules(ctx, merchantID)
+	if err != nil {
+		return 0, err
+	}
+	return rs.Rules.LiabilityFenPer100, nil
+}

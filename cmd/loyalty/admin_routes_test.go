@@ -463,6 +463,21 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 				t.Fatalf("A's calendar should show A's campaign %d and not B's %d: %s", A.campaign, B.campaign, body)
 			}
 		}},
+		// Win-back: A's program and figures are A's alone.
+		"GET /api/admin/v1/win-back": {check: noneOfB},
+		"GET /api/admin/v1/win-back/sequences": {query: fmt.Sprintf("member_id=%d", B.member), check: func(t *testing.T, st int, body string) {
+			noneOfB(t, st, body)
+			if !strings.Contains(body, `"sequences":[]`) {
+				t.Fatalf("episodes of B's member: %s", body)
+			}
+		}},
+		"GET /api/admin/v1/win-back/report": {check: noneOfB},
+		"PATCH /api/admin/v1/win-back": {body: map[string]any{"interval_days": 11}, check: func(t *testing.T, st int, body string) {
+			noneOfB(t, st, body)
+			if n := a.count("win_back_settings", "merchant_id = ? AND interval_days = 11", other.ID); n != 0 {
+				t.Fatal("A's edit changed B's win-back program")
+			}
+		}},
 		"GET /api/admin/v1/care-rules/{rule_id}/next-sends":                {path: fmt.Sprint(B.careRule), check: notFound},
 		"GET /api/admin/v1/care-rules":                                     {check: notB(B.careRule)},
 		"POST /api/admin/v1/care-rules":                                    {body: map[string]any{"kind": ""}, check: func(t *testing.T, st int, _ string) {}},

@@ -61,6 +61,7 @@ type App struct {
 	attributes *member.Attributes
 	engine     *campaign.Engine
 	care       *campaign.Care
+	winBack    *campaign.WinBack
 	receipts   *campaign.Receipts
 	webhooks   *webhook.Worker
 	merchants  *admin.Merchants
@@ -70,6 +71,7 @@ type App struct {
 	sandboxOff string         // outside sandbox mode, why (the sandbox routes say it)
 
 	handler   http.Handler
+	crmRoutes []interface{ Register(gin.IRouter) } // CRM features' admin routes (routes.go)
 	panel     *web.Panel   // the admin panel's embedded build
 	opsLn     net.Listener // the metrics listener (http.metrics_addr), or nil
 	bannerOut io.Writer    // where sandbox mode prints its how-to
@@ -234,6 +236,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		a.now, log, campaign.EngineOptions{Concurrency: cfg.Send.Concurrency, DailyQuota: cfg.Send.DailyQuota,
 			Claim: campaign.ClaimStrategy(cfg.DB.ClaimStrategy)})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
+	a.winBack = campaign.NewWinBack(a.care, a.attributes, pointValues{a.points})
 	a.adminAPI = &admin.API{Staffs: a.staffs, Keys: admin.NewAPIKeys(a.db, a.now), Throttle: admin.NewThrottle(a.db, a.now),
 		Merchants: a.merchants, Audit: auditLog, Check: a.accounts, Menus: a.accounts, PublicURL: cfg.HTTP.PublicURL,
 		Channels: admin.NewChannels(a.db, a.accounts, channelFigures{a.members, a.points}, a.now)}
@@ -263,10 +266,13 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		Limits: member.LoginLimits{PerClient: cfg.MemberLogin.PerClientPerMinute, PerMerchant: cfg.MemberLogin.PerMerchantPerMinute}})
 	pointsAPI := points.NewHandler(a.points)
 	pointsAPI.UseMemberCodes(a.codes)
+	dashboard := admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now)
+	dashboard.UseWinBack(a.winBack)
+	a.crmRoutes = append(a.crmRoutes, campaign.NewWinBackHandler(a.winBack))
 	a.handler = a.routes(memberAPI, pointsAPI,
 		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
-		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now),
+		dashboard,
 		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)),
 		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background))
 	if a.sandbox != nil {
@@ -366,6 +372,11 @@ func (a *App) Start() {
 	go func() {
 		defer a.workers.Done()
 		a.care.Run(ctx, time.Minute)
+	}()
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.winBack.Run(ctx, 5*time.Minute)
 	}()
 	go func() {
 		defer a.workers.Done()

@@ -90,6 +90,9 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	dashboard.Register(authed)
 	webhooks.Register(authed)
 	imports.Register(authed)
+	for _, h := range a.crmRoutes {
+		h.Register(authed)
+	}
 
 	if a.sandbox != nil {
 		a.sandbox.RegisterRoutes(authed)

@@ -2178,6 +2178,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/win-back": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's win-back program; the defaults (disabled, 3 attempts 7 days apart) when never saved (campaigns:read) */
+        get: operations["getWinBack"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Edit, enable or disable the win-back program (campaigns:write)
+         * @description Absent fields stay. An enabled program needs one step per attempt
+         *     (`steps` holds `max_attempts` steps). Each step's message and offer
+         *     are checked like a campaign's: the template must exist on the
+         *     merchant's account with the mapped fields, only known
+         *     `{{variables}}` may be used, and an offer is points (1 to 100000)
+         *     or one of the merchant's rewards. Enabling the program starts it:
+         *     members at risk or churned enter at the next pass. Attempts already
+         *     planned keep the message they were planned with.
+         */
+        patch: operations["updateWinBack"];
+        trace?: never;
+    };
+    "/api/admin/v1/win-back/sequences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Members' win-back episodes, newest first (campaigns:read) */
+        get: operations["listWinBackSequences"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/win-back/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Win-back rate and cost per won-back member of the episodes started in a period (campaigns:read) */
+        get: operations["getWinBackReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/campaign-calendar": {
         parameters: {
             query?: never;
@@ -2720,7 +2782,7 @@ export interface components {
          * @description Why a delivery was skipped, failed or is unknown.
          * @enum {string}
          */
-        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted";
+        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted" | "won_back";
         Delivery: {
             id: number;
             member_id: number;
@@ -3720,6 +3782,96 @@ export interface components {
              */
             include_lead_tier: boolean;
         };
+        WinBackStep: {
+            /** @description template and mp_subscribe: a template of the account */
+            template_id?: string;
+            message: components["schemas"]["CareMessage"];
+            /** @description Optional: points or a (coupon) reward, granted once when the attempt's message is sent. Lead-tier members get the message without it unless include_lead_tier is true (DOMAIN). */
+            offer?: components["schemas"]["CareGift"];
+        };
+        WinBackInput: {
+            enabled?: boolean;
+            /** @description attempts before the member counts as lost (DOMAIN default 3) */
+            max_attempts?: number;
+            /** @description days between attempts, and after the last one before the member counts as lost */
+            interval_days?: number;
+            /** @description local minutes after midnight when the day's attempts start (quiet hours still hold them) */
+            send_minute?: number;
+            /** @enum {string} */
+            channel?: "template" | "mp_subscribe" | "customer_service";
+            /** @description also give lead-tier members the offers */
+            include_lead_tier?: boolean;
+            /** @description attempt 1 first; replaces every step */
+            steps?: components["schemas"]["WinBackStep"][];
+        };
+        WinBackSettings: {
+            enabled: boolean;
+            max_attempts: number;
+            interval_days: number;
+            send_minute: number;
+            /** @enum {string} */
+            channel: "template" | "mp_subscribe" | "customer_service";
+            include_lead_tier: boolean;
+            steps: components["schemas"]["WinBackStep"][];
+            /**
+             * Format: date-time
+             * @description when the program was last enabled
+             */
+            active_since: string | null;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description One member's win-back episode, from becoming at risk or churned after an order to won back or lost. */
+        WinBackSequence: {
+            id: number;
+            member_id: number;
+            /**
+             * Format: date-time
+             * @description the last order before the episode
+             */
+            since_order_at: string;
+            /** @enum {string} */
+            entered_stage: "at_risk" | "churned";
+            /** @enum {string} */
+            status: "active" | "won_back" | "lost";
+            /** @description attempts made so far */
+            attempts: number;
+            /**
+             * Format: date
+             * @description merchant-local date of the latest attempt
+             */
+            last_attempt_date: string | null;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            ended_at: string | null;
+            /**
+             * Format: date-time
+             * @description the order that ended the episode
+             */
+            won_back_at: string | null;
+        };
+        WinBackReport: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            /** @description episodes started in the period */
+            entered: number;
+            active: number;
+            won_back: number;
+            lost: number;
+            /** @description win-back rate: won_back / (won_back + lost); 0 when none ended */
+            rate: number;
+            offers_granted: number;
+            /** @description the offers granted, in points (a reward at its points price) */
+            cost_points: number;
+            /** @description cost_points at the points rules' liability_fen_per_100_points (0 when not set) */
+            cost_fen: number;
+            /** @description cost_points / won_back (every offer of the period's episodes, the lost ones' too); 0 when none */
+            cost_per_won_back_points: number;
+            cost_per_won_back_fen: number;
+        };
         CareRule: {
             id: number;
             name: string;
@@ -3951,6 +4103,8 @@ export interface components {
             churn: components["schemas"]["DashboardStageRate"];
             /** @description Win-back rate: `entries` is the changes during the period from churned or lost into a buying stage (won back, or straight to loyal), `base` the members churned or lost at its start, `rate` = entries / base. */
             win_back: components["schemas"]["DashboardStageRate"];
+            /** @description The win-back program's figures for the episodes that started in the period (GET /win-back/report): win-back rate and cost per won-back member. */
+            win_back_program?: components["schemas"]["WinBackReport"];
         };
         DashboardByChannel: {
             total: number;
@@ -8222,6 +8376,154 @@ export interface operations {
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
+        };
+    };
+    getWinBack: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WinBackSettings"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    updateWinBack: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WinBackInput"];
+            };
+        };
+        responses: {
+            /** @description The program. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WinBackSettings"];
+                };
+            };
+            /**
+             * @description Bad input; `fields` names each bad field (`max_attempts`,
+             *     `interval_days`, `send_minute`, `channel`, `steps`,
+             *     `steps[<i>].template_id`, `steps[<i>].message.fields.<name>`,
+             *     `steps[<i>].offer.points`...). Nothing is changed.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description Someone else changed the program meanwhile; reload it and try again. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Error"];
+        };
+    };
+    listWinBackSequences: {
+        parameters: {
+            query?: {
+                status?: "active" | "won_back" | "lost";
+                member_id?: number;
+                /** @description keyset cursor: episodes with a smaller id */
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of episodes; pass `next_before` as `before` for the next page (null at the end). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sequences: components["schemas"]["WinBackSequence"][];
+                        next_before: number | null;
+                    };
+                };
+            };
+            /** @description A bad or unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getWinBackReport: {
+        parameters: {
+            query?: {
+                /** @description first local date (default: 29 days before to) */
+                from?: string;
+                /** @description last local date, inclusive (default: today); at most 366 days */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WinBackReport"];
+                };
+            };
+            /** @description A bad date or period; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
         };
     };
     getCampaignCalendar: {
