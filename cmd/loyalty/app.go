@@ -72,9 +72,9 @@ type App struct {
 
 	handler   http.Handler
 	crmRoutes []interface{ Register(gin.IRouter) } // CRM features' admin routes (routes.go)
-	panel     *web.Panel   // the admin panel's embedded build
-	opsLn     net.Listener // the metrics listener (http.metrics_addr), or nil
-	bannerOut io.Writer    // where sandbox mode prints its how-to
+	panel     *web.Panel                           // the admin panel's embedded build
+	opsLn     net.Listener                         // the metrics listener (http.metrics_addr), or nil
+	bannerOut io.Writer                            // where sandbox mode prints its how-to
 
 	stopWorkers context.CancelFunc
 	workers     sync.WaitGroup
