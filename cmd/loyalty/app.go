@@ -71,10 +71,9 @@ type App struct {
 	sandboxOff string         // outside sandbox mode, why (the sandbox routes say it)
 
 	handler   http.Handler
-	crmRoutes []interface{ Register(gin.IRouter) } // CRM features' admin routes (routes.go)
-	panel     *web.Panel                           // the admin panel's embedded build
-	opsLn     net.Listener                         // the metrics listener (http.metrics_addr), or nil
-	bannerOut io.Writer                            // where sandbox mode prints its how-to
+	panel     *web.Panel   // the admin panel's embedded build
+	opsLn     net.Listener // the metrics listener (http.metrics_addr), or nil
+	bannerOut io.Writer    // where sandbox mode prints its how-to
 
 	stopWorkers context.CancelFunc
 	workers     sync.WaitGroup
@@ -84,6 +83,9 @@ type App struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
+
+	// crmRoutes are the CRM features' admin route groups (routes.go).
+	crmRoutes []interface{ Register(gin.IRouter) }
 }
 
 // background runs fn on its own goroutine until it returns or the service
