@@ -40,6 +40,25 @@ type Service struct {
 	attrs      *Attributes // nil: attributes are refreshed only by orders and the nightly pass
 	eraseHooks []EraseHook
 	events     event.Emitter // nil: no events (see UseEvents)
+
+	profileHooks []ProfileHook // see OnProfileChange
+}
+
+// ProfileHook runs inside the transaction of a profile edit (by staff or
+// by the member); TagRules.MarkPending is one.
+type ProfileHook func(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64) error
+
+// OnProfileChange registers a hook run after every profile edit. Register
+// before serving.
+func (s *Service) OnProfileChange(h ProfileHook) { s.profileHooks = append(s.profileHooks, h) }
+
+func (s *Service) profileChanged(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64) error {
+	for _, h := range s.profileHooks {
+		if err := h(ctx, tx, merchantID, memberID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewService returns the member service.
