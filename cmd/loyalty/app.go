@@ -62,6 +62,7 @@ type App struct {
 	engine     *campaign.Engine
 	care       *campaign.Care
 	winBack    *campaign.WinBack
+	tagRules   *member.TagRules
 	receipts   *campaign.Receipts
 	webhooks   *webhook.Worker
 	merchants  *admin.Merchants
@@ -202,7 +203,13 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	// Webhooks: features emit events into the outbox inside their own
 	// transactions; the worker delivers them.
 	endpoints := webhook.NewEndpoints(a.db, a.keys, webhook.Targets{AllowPrivate: cfg.Webhooks.AllowPrivateTargets}, a.now)
-	outbox := webhook.NewOutbox(endpoints, a.now, 0)
+	webhookOutbox := webhook.NewOutbox(endpoints, a.now, 0)
+	// Auto-tagging: events about a member (and orders, refunds, profile
+	// edits below) mark the member's tag rules for evaluation in the
+	// change's own transaction.
+	a.segments = member.NewSegments(a.db, a.merchants, a.now)
+	a.tagRules = member.NewTagRules(a.db, a.segments, a.now, log)
+	outbox := tagMarkingEmitter{next: webhookOutbox, tags: a.tagRules}
 	a.webhooks = webhook.NewWorker(endpoints, a.now, log, webhook.WorkerOptions{Concurrency: cfg.Webhooks.Concurrency,
 		PerEndpoint: cfg.Webhooks.PerEndpoint, Timeout: cfg.Webhooks.Timeout})
 	a.members = member.NewService(a.db, a.accounts, a.now, log)
@@ -213,7 +220,9 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points = points.NewService(a.db, a.members, a.merchants, a.now, log)
 	a.attributes = member.NewAttributes(a.db, points.NewHistory(a.db), a.merchants, a.now, log)
 	a.points.OnPurchase(a.attributes.Refresh)
-	a.points.UseOrderWriter(a.attributes.OrderWriter) // new orders: facts and attributes in one UPDATE
+	a.points.UseOrderWriter(markingOrderWriter(a.attributes.OrderWriter, a.tagRules)) // new orders: facts and attributes in one UPDATE
+	a.points.OnPurchase(a.tagRules.MarkPending)                                       // refunds and merges
+	a.members.OnProfileChange(a.tagRules.MarkPending)
 	a.points.UseCampaigns(orderCampaigns{a.db})
 	a.members.UseAttributes(a.attributes)
 	a.members.OnMerge(a.points.MergeHook)
@@ -231,7 +240,6 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 			a.redis.ProbeInterval())
 	}
 	limiter = a.metrics.InstrumentLimiter(limiter, cfg.Send.RatePerSecond, cfg.Send.DailyQuota)
-	a.segments = member.NewSegments(a.db, a.merchants, a.now)
 	a.engine = campaign.NewEngine(a.db, campaign.EngineDeps{WeChat: a.accounts, Audiences: a.segments, Merchants: a.merchants,
 		Variables: messageVariables{members: a.members, points: a.points, merchants: a.merchants},
 		Gifts:     campaignGifts{points: a.points}, Followers: a.members, Limiter: limiter, Events: outbox},
@@ -270,7 +278,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	pointsAPI.UseMemberCodes(a.codes)
 	dashboard := admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now)
 	dashboard.UseWinBack(a.winBack)
-	a.crmRoutes = append(a.crmRoutes, campaign.NewWinBackHandler(a.winBack))
+	a.crmRoutes = append(a.crmRoutes, campaign.NewWinBackHandler(a.winBack), member.NewTagRuleHandler(a.tagRules))
 	a.handler = a.routes(memberAPI, pointsAPI,
 		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
@@ -379,6 +387,11 @@ func (a *App) Start() {
 	go func() {
 		defer a.workers.Done()
 		a.winBack.Run(ctx, 5*time.Minute)
+	}()
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.tagRules.Run(ctx, 5*time.Second)
 	}()
 	go func() {
 		defer a.workers.Done()
