@@ -826,6 +826,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/tag-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's tag rules, oldest first (members:read) */
+        get: operations["listTagRules"];
+        put?: never;
+        /**
+         * Keep a tag on the members a segment rule matches (members:write)
+         * @description Auto-tagging: from now on the tag is on exactly the members the
+         *     rule matches. The rule is applied to every member before the
+         *     answer (members gain or lose the tag, cause `rule_saved`), then
+         *     again by the nightly pass (after the nightly attributes) and,
+         *     within seconds, for each member whose fields change (an order or
+         *     refund, points, a stage or tier change, a profile edit). Each gain
+         *     and loss is in the member's tag history. A tag has at most one
+         *     rule; a rule may not test its own tag. Staff may still assign or
+         *     remove the tag by hand; the next evaluation puts it back in line
+         *     with the rule. A merchant has at most 100 rules.
+         */
+        post: operations["createTagRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/tag-rules/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** How many members a rule matches now and, for a tag, what applying it would change (members:read; changes nothing) */
+        post: operations["previewTagRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/tag-rules/{rule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag rule of the caller's merchant (anything else is 404). */
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        /** A tag rule (members:read) */
+        get: operations["getTagRule"];
+        put?: never;
+        post?: never;
+        /** Delete a tag rule; the tag stays on the members holding it, as a plain tag (members:write) */
+        delete: operations["deleteTagRule"];
+        options?: never;
+        head?: never;
+        /** Edit, enable or disable a tag rule; an enabled rule is applied to every member at once (members:write) */
+        patch: operations["updateTagRule"];
+        trace?: never;
+    };
+    "/api/admin/v1/members/{member_id}/tag-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        /** The member's tag gains and losses by tag rules, newest first (members:read) */
+        get: operations["getMemberTagHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/segments/fields": {
         parameters: {
             query?: never;
@@ -3206,6 +3295,50 @@ export interface components {
         };
         /** @enum {string} */
         LifecycleStage: "potential" | "new" | "repeat" | "loyal" | "at_risk" | "churned" | "won_back" | "lost";
+        TagRuleInput: {
+            /** @description create: the tag the rule keeps (required; cannot change) */
+            tag_id?: number;
+            rule?: components["schemas"]["SegmentRule"];
+            /** @default true */
+            enabled: boolean;
+        };
+        TagRule: {
+            id: number;
+            tag_id: number;
+            tag_name: string;
+            rule: components["schemas"]["SegmentRule"];
+            enabled: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        TagRulePreview: {
+            /** @description members the rule matches now */
+            count: number;
+            /** @description of them, holding the tag (0 without tag_id) */
+            holding_tag: number;
+            would_gain: number;
+            would_lose: number;
+            /** @description members holding the tag now */
+            tag_holders: number;
+        };
+        /** @description A tag rule gave a member a tag or took it away. */
+        TagEvent: {
+            id: number;
+            member_id: number;
+            tag_id: number;
+            rule_id: number;
+            /** @enum {string} */
+            action: "gained" | "lost";
+            /**
+             * @description the rule was saved, the nightly pass, or a change to the member's fields
+             * @enum {string}
+             */
+            cause: "rule_saved" | "nightly" | "change";
+            /** Format: date-time */
+            occurred_at: string;
+        };
         Tag: {
             id: number;
             name: string;
@@ -6151,6 +6284,262 @@ export interface operations {
         responses: {
             200: components["responses"]["BulkTagResult"];
             400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listTagRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rules. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        tag_rules: components["schemas"]["TagRule"][];
+                    };
+                };
+            };
+            /** @description An unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagRuleInput"];
+            };
+        };
+        responses: {
+            /** @description The rule. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRule"];
+                };
+            };
+            /** @description Bad input; `fields` names it: `tag_id` missing or not one of the merchant's tags, `rule` (or `rule.<path>`) missing, invalid or testing its own tag. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description The tag already has a rule, or the merchant has 100 rules. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    previewTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    rule: components["schemas"]["SegmentRule"];
+                    /** @description optional: count the holders and the gains and losses applying the rule to this tag would make */
+                    tag_id?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The counts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRulePreview"];
+                };
+            };
+            /** @description A bad rule or tag; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag rule of the caller's merchant (anything else is 404). */
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRule"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    deleteTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag rule of the caller's merchant (anything else is 404). */
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag rule of the caller's merchant (anything else is 404). */
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagRuleInput"];
+            };
+        };
+        responses: {
+            /** @description The rule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRule"];
+                };
+            };
+            /** @description A bad rule, or an attempt to change `tag_id`; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description Someone else changed the rule meanwhile; reload it and try again. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMemberTagHistory: {
+        parameters: {
+            query?: {
+                /** @description keyset cursor: events with a smaller id */
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events; pass `next_before` as `before` for the next page (null at the end). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        events: components["schemas"]["TagEvent"][];
+                        next_before: number | null;
+                    };
+                };
+            };
+            /** @description A bad or unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
