@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -447,22 +446,21 @@ func (w *WinBack) plan(ctx context.Context, merchantID uint64, k int, localDate 
 		}
 		now := w.now()
 		batch := newBatchID()
-		var b strings.Builder
-		args := make([]any, 0, 9*len(items))
-		b.WriteString("INSERT INTO win_back_attempts (merchant_id, sequence_id, member_id, attempt, local_date, campaign_id, offer_points, batch, created_at) VALUES ")
+		// Only episodes still active and still at attempt k-1 get attempt k:
+		// one ended (won back) since it was read gets nothing.
+		ids := make([]uint64, len(items))
 		for i, it := range items {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, merchantID, it.sequenceID, it.memberID, k, localDate, campaignID, offerPoints, batch, now)
+			ids[i] = it.sequenceID
 		}
+		q := "INSERT INTO win_back_attempts (merchant_id, sequence_id, member_id, attempt, local_date, campaign_id, offer_points, batch, created_at) " +
+			"SELECT s.merchant_id, s.id, s.member_id, ?, ?, ?, ?, ?, ? FROM win_back_sequences s " +
+			"WHERE s.merchant_id = ? AND s.id IN ? AND s.status = ? AND s.attempts = ?"
 		if w.mysql {
-			b.WriteString(" ON DUPLICATE KEY UPDATE id = id")
+			q += " ON DUPLICATE KEY UPDATE win_back_attempts.id = win_back_attempts.id"
 		} else {
-			b.WriteString(" ON CONFLICT (sequence_id, attempt) DO NOTHING")
+			q += " ON CONFLICT (sequence_id, attempt) DO NOTHING"
 		}
-		if err := tx.Exec(b.String(), args...).Error; err != nil {
+		if err := tx.Exec(q, k, localDate, campaignID, offerPoints, batch, now, merchantID, ids, WinBackActive, k-1).Error; err != nil {
 			return fmt.Errorf("win-back: attempts: %w", err)
 		}
 		openid, status, reason := skipExprs(c)
