@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -322,6 +323,33 @@ func TestWinBackAttemptsToLostAndWonBack(t *testing.T) {
 		if r.Entered != 2 || r.WonBack != 1 || r.Lost != 1 || r.Rate != 0.5 || r.OffersGranted != 4 || r.CostPoints != 600 ||
 			r.CostPerWonBackPoints != 600 {
 			t.Errorf("report %+v", r)
+		}
+	})
+}
+
+// DOMAIN: lead-tier members are excluded from paid win-back offers by
+// default: they get the attempt's message without the offer.
+func TestWinBackLeadTierGetsNoOffer(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		w := newWinBackEnv(t, gdb)
+		ids := w.seed(2, "wl"+randHex(3))
+		w.churned(ids...)
+		gdb.Exec("UPDATE members SET pyramid_tier = 'lead' WHERE id = ?", ids[0])
+		w.program()
+		w.pass()
+		open := w.openIDs(ids...)
+		if got := w.receivedBy()["wb1"]; got[open[ids[0]]] != 1 || got[open[ids[1]]] != 1 {
+			t.Fatalf("attempt 1 received %v", got)
+		}
+		w.gifts.mu.Lock()
+		defer w.gifts.mu.Unlock()
+		if len(w.gifts.keys) != 1 {
+			t.Fatalf("offers %v, want one (the iron member's)", w.gifts.keys)
+		}
+		for key := range w.gifts.keys {
+			if !strings.HasSuffix(key, fmt.Sprintf(":%d", ids[1])) {
+				t.Fatalf("offer %s went to the lead-tier member", key)
+			}
 		}
 	})
 }
