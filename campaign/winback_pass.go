@@ -1,7 +1,7 @@
 package campaign
 
-// The win-back pass, per merchant with an enabled program, at or after its
-// local send time:
+// The win-back pass, per merchant with an enabled program (step 1 at any
+// time, the others at or after its local send time):
 //
 //  1. episodes whose member has ordered since the order they follow end
 //     won back, and their attempts not yet taken by the engine are
@@ -88,15 +88,17 @@ func (w *WinBack) RunMerchant(ctx context.Context, merchantID uint64) error {
 	if err != nil {
 		return fmt.Errorf("win-back: zone: %w", err)
 	}
+	// An answered episode ends at any hour, so its attempts held by quiet
+	// hours are withdrawn before they go out.
+	if err := w.endWonBack(ctx, merchantID); err != nil {
+		return err
+	}
 	now := w.now()
 	local := now.In(loc)
 	if local.Hour()*60+local.Minute() < s.SendMinute {
 		return nil // today's turn comes at the send time
 	}
 	today := civil(local)
-	if err := w.endWonBack(ctx, merchantID); err != nil {
-		return err
-	}
 	if err := w.endLost(ctx, s, today); err != nil {
 		return err
 	}
