@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/wxloyalty/loyalty/campaign"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/httpx"
@@ -29,6 +30,12 @@ type MemberDashboard interface {
 // *points.Dashboard satisfies it.
 type PointsDashboard interface {
 	Figures(ctx context.Context, merchantID uint64, loc *time.Location, period, compare points.Period) (points.PointsFigures, error)
+}
+
+// WinBackReports is the win-back program's figures; *campaign.WinBack
+// satisfies it.
+type WinBackReports interface {
+	Report(ctx context.Context, merchantID uint64, from, to time.Time) (campaign.WinBackReport, error)
 }
 
 // DashboardZones gives a merchant's time zone; *Merchants satisfies it.
@@ -84,6 +91,7 @@ type DashboardHandler struct {
 	members MemberDashboard
 	points  PointsDashboard
 	zones   DashboardZones
+	winBack WinBackReports // nil: no win-back program figures
 	now     func() time.Time
 	ttl     time.Duration
 
@@ -110,6 +118,10 @@ func NewDashboardHandler(members MemberDashboard, points PointsDashboard, zones 
 		slots: newComputeSlots(DashboardPerMerchant, DashboardOverall, DashboardQueue), cache: map[dashboardKey]dashboardEntry{}}
 }
 
+// UseWinBack adds the win-back program's figures (win_back_program) to
+// each period. Set before serving.
+func (h *DashboardHandler) UseWinBack(w WinBackReports) { h.winBack = w }
+
 // Register adds the route under the authenticated admin group:
 //
 //	GET /dashboard?from=&to=&compare_from=&compare_to=   members:read
@@ -134,6 +146,9 @@ type PeriodView struct {
 	Retention      []points.Cohort       `json:"retention"`
 	Churn          member.StageRate      `json:"churn"`
 	WinBack        member.StageRate      `json:"win_back"`
+	// WinBackProgram is the win-back program's figures for the episodes
+	// that started in the period: win-back rate, cost per won-back member.
+	WinBackProgram *campaign.WinBackReport `json:"win_back_program,omitempty"`
 }
 
 // CurrentView is the figures as they are now.
@@ -278,6 +293,19 @@ func (h *DashboardHandler) compute(ctx context.Context, merchantID uint64, loc *
 		pf, err = h.points.Figures(gctx, merchantID, loc, points.Period{From: mp[0], To: mp[1]}, points.Period{From: mc[0], To: mc[1]})
 		return err
 	})
+	var wp, wc *campaign.WinBackReport
+	if h.winBack != nil {
+		for _, x := range []struct {
+			r   [2]time.Time
+			out **campaign.WinBackReport
+		}{{mp, &wp}, {mc, &wc}} {
+			g.Go(func() error {
+				r, err := h.winBack.Report(gctx, merchantID, x.r[0], x.r[1])
+				*x.out = &r
+				return err
+			})
+		}
+	}
 	if err := g.Wait(); err != nil {
 		return DashboardView{}, err
 	}
@@ -289,8 +317,8 @@ func (h *DashboardHandler) compute(ctx context.Context, merchantID uint64, loc *
 	}
 	return DashboardView{
 		TimeZone: loc.String(),
-		Period:   periodView(period, mf.Period, pf.Period),
-		Compare:  periodView(compare, mf.Compare, pf.Compare),
+		Period:   periodView(period, mf.Period, pf.Period, wp),
+		Compare:  periodView(compare, mf.Compare, pf.Compare, wc),
 		Current: CurrentView{CurrentMembers: mf.Current, PointsLiability: LiabilityView{AsOf: l.AsOf, Accounts: l.Members,
 			Outstanding: l.Outstanding, Pending: l.Pending, Debt: l.Debt, ValueFen: l.ValueFen,
 			ExpiringByMonth: expiring, NeverExpiring: l.NeverExpiring}},
@@ -299,10 +327,10 @@ func (h *DashboardHandler) compute(ctx context.Context, merchantID uint64, loc *
 	}, nil
 }
 
-func periodView(r DateRange, m member.PeriodMembers, p points.PeriodPoints) PeriodView {
+func periodView(r DateRange, m member.PeriodMembers, p points.PeriodPoints, wb *campaign.WinBackReport) PeriodView {
 	return PeriodView{DateRange: r, NewFollowers: m.NewFollowers, NewMembers: m.NewMembers, Unfollows: m.Unfollows,
 		ActiveMembers: m.ActiveMembers, RepeatPurchase: p.RepeatPurchase, Retention: p.Retention, Churn: m.Churn,
-		WinBack: m.WinBack}
+		WinBack: m.WinBack, WinBackProgram: wb}
 }
 
 // instants turns local dates into [start of From, start of the day after

@@ -99,12 +99,13 @@ const (
 	ReasonCareRuleChanged  Reason = "care_rule_changed"  // withdrawn: the rule now sends to another openid
 	ReasonCareRuleDisabled Reason = "care_rule_disabled" // withdrawn: the rule was disabled
 	ReasonCareRuleDeleted  Reason = "care_rule_deleted"  // withdrawn: the rule was deleted
+	ReasonWonBack          Reason = "won_back"           // withdrawn: the member ordered before the win-back attempt went out
 )
 
 // Reasons lists the reasons.
 var Reasons = []Reason{ReasonNoOpenID, ReasonNotFollowing, ReasonNoConsent, ReasonFrequencyCap, ReasonNoGrant,
 	ReasonOutsideWindow, ReasonInvalidOpenID, ReasonBadTemplate, ReasonTransient, ReasonRejected, ReasonUserBlock,
-	ReasonSystem, ReasonNoAccount, ReasonWorkerLost, ReasonCareRuleChanged, ReasonCareRuleDisabled, ReasonCareRuleDeleted}
+	ReasonSystem, ReasonNoAccount, ReasonWorkerLost, ReasonCareRuleChanged, ReasonCareRuleDisabled, ReasonCareRuleDeleted, ReasonWonBack}
 
 // GiftState is where a sent row's gift stands.
 type GiftState int
@@ -538,6 +539,24 @@ func (s deliveryRows) withdraw(ctx context.Context, tx *gorm.DB, campaignID uint
 		UpdateColumns(map[string]any{"status": DeliverySkipped, "reason": why, "finished_at": now, "updated_at": now})
 	if res.Error != nil {
 		return 0, fmt.Errorf("campaign %d: withdraw: %w", campaignID, res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// withdrawMembers skips the rows of some members in some campaigns that no
+// worker has taken yet: pending → skipped (a win-back attempt for a member
+// who has ordered meanwhile). Like withdraw, it moves only pending rows.
+func (s deliveryRows) withdrawMembers(ctx context.Context, tx *gorm.DB, campaignIDs, memberIDs []uint64, why Reason,
+	now time.Time) (int64, error) {
+	if len(campaignIDs) == 0 || len(memberIDs) == 0 {
+		return 0, nil
+	}
+	// uk_deliveries (campaign_id, step, member_id).
+	res := tx.WithContext(ctx).Model(&Delivery{}).
+		Where("campaign_id IN ? AND member_id IN ? AND status = ?", campaignIDs, memberIDs, DeliveryPending).
+		UpdateColumns(map[string]any{"status": DeliverySkipped, "reason": why, "finished_at": now, "updated_at": now})
+	if res.Error != nil {
+		return 0, fmt.Errorf("campaign: withdraw members: %w", res.Error)
 	}
 	return res.RowsAffected, nil
 }

@@ -310,6 +310,11 @@ func (s *Service) UpdateByStaff(ctx context.Context, merchantID, memberID uint64
 		if err != nil {
 			return err
 		}
+		if len(before) > 0 {
+			if err := s.profileChanged(ctx, st.db, merchantID, memberID); err != nil {
+				return err
+			}
+		}
 		out, err = s.detailOf(ctx, st, m)
 		return err
 	})

@@ -120,11 +120,14 @@ type attrRow struct {
 	ChurnRisk      *int    `gorm:"column:churn_risk"`
 	ChurnReason    *string `gorm:"column:churn_reason"`
 
+	// WinBackLostAt is read only here: MarkWinBackLost (winback.go) sets it.
+	WinBackLostAt *time.Time
+
 	stageReason string // why the stage is what it is (for a stage event); not stored
 }
 
 const attrColumns = "id, follow_status, lifecycle_stage, won_back_at, total_spend_fen, rfm_r, rfm_f, rfm_m, " +
-	"pyramid_tier, clv_fen, churn_risk, churn_reason"
+	"pyramid_tier, clv_fen, churn_risk, churn_reason, win_back_lost_at"
 
 // merchantScores are the merchant-wide scales of a nightly pass; nil in an
 // incremental refresh, which keeps the stored RFM and pyramid values.
@@ -139,7 +142,7 @@ func next(cur attrRow, orders History, s CRMSettings, scores *merchantScores, no
 	out := cur
 	last12 := orders.Since(now.Add(-365 * day))
 	st := ComputeStage(StageInput{Cadence: s.Cadence, Orders: orders, Traits: TraitsOf(last12, false),
-		Previous: cur.LifecycleStage, WonBackAt: cur.WonBackAt, Now: now})
+		Previous: cur.LifecycleStage, WonBackAt: cur.WonBackAt, WinBackLostAt: cur.WinBackLostAt, Now: now})
 	out.LifecycleStage, out.WonBackAt, out.stageReason = st.Stage, st.WonBackAt, st.Reason
 	risk, reason, ok := ChurnRisk(orders, s.Cadence, cur.FollowStatus == FollowUnfollowed, now)
 	if ok {

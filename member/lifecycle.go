@@ -155,7 +155,10 @@ type StageInput struct {
 	Traits    Traits
 	Previous  string     // the stored stage
 	WonBackAt *time.Time // when the member was last won back, if still relevant
-	Now       time.Time
+	// WinBackLostAt is when the member's last win-back episode ended lost
+	// (every attempt unanswered); nil: never.
+	WinBackLostAt *time.Time
+	Now           time.Time
 }
 
 // StageResult is a stage and the won-back mark to store with it.
@@ -169,6 +172,8 @@ type StageResult struct {
 //
 //   - no counted order: potential (a member whose orders were all refunded
 //     never bought);
+//   - no order since the last win-back attempt went unanswered (the
+//     episode ended lost): lost;
 //   - longer than the member's thresholds since the last order: at risk,
 //     then churned, then lost (twice the churn time);
 //   - otherwise active: a churned or lost member who bought again is won
@@ -183,6 +188,8 @@ func ComputeStage(in StageInput) StageResult {
 	th := ThresholdsFor(in.Cadence, in.Orders.MedianGap())
 	idle := in.Now.Sub(last)
 	switch {
+	case in.WinBackLostAt != nil && !last.After(*in.WinBackLostAt):
+		return StageResult{Stage: StageLost, Reason: "win_back_unanswered"}
 	case idle > th.Lost():
 		return StageResult{Stage: StageLost, Reason: "idle_past_lost"}
 	case idle > th.Churn:

@@ -167,3 +167,17 @@ func TestChurnRiskAndCLV(t *testing.T) {
 		t.Fatalf("CLV: %d", v)
 	}
 }
+
+// DOMAIN: lost after the last unanswered win-back attempt, whatever the
+// idle time says; an order after that wins the member back.
+func TestComputeStageWinBackLost(t *testing.T) {
+	lostAt := now.Add(-5 * 24 * time.Hour)
+	got := member.ComputeStage(member.StageInput{Orders: daysAgo(200), Previous: member.StageChurned, WinBackLostAt: &lostAt, Now: now})
+	if got.Stage != member.StageLost || got.Reason != "win_back_unanswered" {
+		t.Fatalf("unanswered: %+v", got)
+	}
+	got = member.ComputeStage(member.StageInput{Orders: daysAgo(200, 2), Previous: member.StageLost, WinBackLostAt: &lostAt, Now: now})
+	if got.Stage != member.StageWonBack || got.WonBackAt == nil {
+		t.Fatalf("ordered after the last attempt: %+v", got)
+	}
+}

@@ -244,6 +244,9 @@ func (s *Service) UpdateProfile(ctx context.Context, merchantID, memberID uint64
 				return err
 			}
 		}
+		if err := s.profileChanged(ctx, st.db, merchantID, memberID); err != nil {
+			return err
+		}
 		out, err = s.profileOf(ctx, st, m)
 		return err
 	})

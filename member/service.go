@@ -42,6 +42,25 @@ type Service struct {
 	joinHooks  []JoinHook    // joins.go
 	events     event.Emitter // nil: no events (see UseEvents)
 	onFollow   []FollowHook
+
+	profileHooks []ProfileHook // see OnProfileChange
+}
+
+// ProfileHook runs inside the transaction of a profile edit (by staff or
+// by the member); TagRules.MarkPending is one.
+type ProfileHook func(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64) error
+
+// OnProfileChange registers a hook run after every profile edit. Register
+// before serving.
+func (s *Service) OnProfileChange(h ProfileHook) { s.profileHooks = append(s.profileHooks, h) }
+
+func (s *Service) profileChanged(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64) error {
+	for _, h := range s.profileHooks {
+		if err := h(ctx, tx, merchantID, memberID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FollowHook hears that a member follows the official account, after the

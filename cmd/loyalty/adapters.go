@@ -10,6 +10,7 @@ import (
 
 	"github.com/wxloyalty/loyalty/admin"
 	"github.com/wxloyalty/loyalty/campaign"
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
 )
@@ -130,4 +131,70 @@ func (c orderCampaigns) CampaignExists(ctx context.Context, merchantID, campaign
 		return false, fmt.Errorf("campaign %d: %w", campaignID, err)
 	}
 	return n > 0, nil
+}
+
+// pointValues tells the win-back report what points are worth: the points
+// rules' liability value.
+type pointValues struct{ points *points.Service }
+
+func (v pointValues) FenPer100Points(ctx context.Context, merchantID uint64) (int64, error) {
+	rs, err := v.points.Rules(ctx, merchantID)
+	if err != nil {
+		return 0, err
+	}
+	return rs.Rules.LiabilityFenPer100, nil
+}
+
+// tagMarkingEmitter marks, in the transaction of each event about a member
+// (points, stage, tier, a new or merged member), the member's tag rules
+// for evaluation, then passes the events on to the webhook outbox.
+type tagMarkingEmitter struct {
+	next event.Emitter
+	tags *member.TagRules
+}
+
+func (e tagMarkingEmitter) Emit(ctx context.Context, tx *gorm.DB, events ...event.Event) error {
+	seen := map[[2]uint64]bool{}
+	for _, ev := range events {
+		var id uint64
+		switch d := ev.Data.(type) {
+		case event.Points:
+			id = d.MemberID
+		case event.Stage:
+			id = d.MemberID
+		case event.Tier:
+			id = d.MemberID
+		case event.Member:
+			id = d.MemberID
+		case event.Merge:
+			id = d.MemberID
+		}
+		k := [2]uint64{ev.MerchantID, id}
+		if id == 0 || seen[k] {
+			continue
+		}
+		seen[k] = true
+		if err := e.tags.MarkPending(ctx, tx, ev.MerchantID, id); err != nil {
+			return err
+		}
+	}
+	return e.next.Emit(ctx, tx, events...)
+}
+
+// markingOrderWriter is w, followed in the order's transaction by the
+// mark of the buyer's tag rules (order count, spend and last order are
+// fields rules read).
+func markingOrderWriter(w points.OrderWriter, tags *member.TagRules) points.OrderWriter {
+	return func(ctx context.Context, merchantID uint64) (func(context.Context, *gorm.DB, uint64, member.PurchaseDelta, member.Order) error, error) {
+		write, err := w(ctx, merchantID)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, tx *gorm.DB, memberID uint64, d member.PurchaseDelta, o member.Order) error {
+			if err := write(ctx, tx, memberID, d, o); err != nil {
+				return err
+			}
+			return tags.MarkPending(ctx, tx, merchantID, memberID)
+		}, nil
+	}
 }

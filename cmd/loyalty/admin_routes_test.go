@@ -250,6 +250,13 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		}
 	}
 
+	// B's tag rule (auto-tagging).
+	var bRule struct{ ID uint64 }
+	if st := a.call("POST", "/api/admin/v1/tag-rules", bToken, map[string]any{"tag_id": B.tag,
+		"rule": map[string]any{"field": "follow_status", "op": "eq", "value": "following"}}, &bRule); st != 201 || bRule.ID == 0 {
+		t.Fatalf("B's tag rule: %d", st)
+	}
+
 	type probe struct {
 		path  string // with B's ids filled in
 		query string // added to the path
@@ -461,6 +468,39 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 			noneOfB(t, st, body)
 			if strings.Contains(body, fmt.Sprintf(`"campaign_id":%d,`, B.campaign)) || !strings.Contains(body, fmt.Sprintf(`"campaign_id":%d,`, A.campaign)) {
 				t.Fatalf("A's calendar should show A's campaign %d and not B's %d: %s", A.campaign, B.campaign, body)
+			}
+		}},
+		// Auto-tagging: B's rules, tags and members are not A's.
+		"GET /api/admin/v1/tag-rules": {check: notB(bRule.ID)},
+		"POST /api/admin/v1/tag-rules": {body: map[string]any{"tag_id": B.tag,
+			"rule": map[string]any{"field": "follow_status", "op": "eq", "value": "unfollowed"}}, check: func(t *testing.T, st int, body string) {
+			if st != 400 || !strings.Contains(body, `"tag_id"`) || a.count("tag_rules", "merchant_id = ?", a.merchant) != 0 {
+				t.Fatalf("a rule for B's tag: %d %s", st, body)
+			}
+		}},
+		"POST /api/admin/v1/tag-rules/preview": {body: map[string]any{"tag_id": B.tag,
+			"rule": map[string]any{"field": "follow_status", "op": "eq", "value": "following"}}, check: func(t *testing.T, st int, body string) {
+			if st != 400 || !strings.Contains(body, `"tag_id"`) {
+				t.Fatalf("preview with B's tag: %d %s", st, body)
+			}
+		}},
+		"GET /api/admin/v1/tag-rules/{rule_id}":             {path: fmt.Sprint(bRule.ID), check: notFound},
+		"PATCH /api/admin/v1/tag-rules/{rule_id}":           {path: fmt.Sprint(bRule.ID), body: map[string]any{"enabled": false}, check: notFound},
+		"DELETE /api/admin/v1/tag-rules/{rule_id}":          {path: fmt.Sprint(bRule.ID), check: notFound},
+		"GET /api/admin/v1/members/{member_id}/tag-history": {path: memberB, check: notFound},
+		// Win-back: A's program and figures are A's alone.
+		"GET /api/admin/v1/win-back": {check: noneOfB},
+		"GET /api/admin/v1/win-back/sequences": {query: fmt.Sprintf("member_id=%d", B.member), check: func(t *testing.T, st int, body string) {
+			noneOfB(t, st, body)
+			if !strings.Contains(body, `"sequences":[]`) {
+				t.Fatalf("episodes of B's member: %s", body)
+			}
+		}},
+		"GET /api/admin/v1/win-back/report": {check: noneOfB},
+		"PATCH /api/admin/v1/win-back": {body: map[string]any{"interval_days": 11}, check: func(t *testing.T, st int, body string) {
+			noneOfB(t, st, body)
+			if n := a.count("win_back_settings", "merchant_id = ? AND interval_days = 11", other.ID); n != 0 {
+				t.Fatal("A's edit changed B's win-back program")
 			}
 		}},
 		"GET /api/admin/v1/care-rules/{rule_id}/next-sends":                {path: fmt.Sprint(B.careRule), check: notFound},

@@ -63,6 +63,8 @@ type App struct {
 	referrals  *referral.Service
 	engine     *campaign.Engine
 	care       *campaign.Care
+	winBack    *campaign.WinBack
+	tagRules   *member.TagRules
 	receipts   *campaign.Receipts
 	webhooks   *webhook.Worker
 	merchants  *admin.Merchants
@@ -84,6 +86,9 @@ type App struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
+
+	// crmRoutes are the CRM features' admin route groups (routes.go).
+	crmRoutes []interface{ Register(gin.IRouter) }
 }
 
 // background runs fn on its own goroutine until it returns or the service
@@ -201,7 +206,13 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	// Webhooks: features emit events into the outbox inside their own
 	// transactions; the worker delivers them.
 	endpoints := webhook.NewEndpoints(a.db, a.keys, webhook.Targets{AllowPrivate: cfg.Webhooks.AllowPrivateTargets}, a.now)
-	outbox := webhook.NewOutbox(endpoints, a.now, 0)
+	webhookOutbox := webhook.NewOutbox(endpoints, a.now, 0)
+	// Auto-tagging: events about a member (and orders, refunds, profile
+	// edits below) mark the member's tag rules for evaluation in the
+	// change's own transaction.
+	a.segments = member.NewSegments(a.db, a.merchants, a.now)
+	a.tagRules = member.NewTagRules(a.db, a.segments, a.now, log)
+	outbox := tagMarkingEmitter{next: webhookOutbox, tags: a.tagRules}
 	a.webhooks = webhook.NewWorker(endpoints, a.now, log, webhook.WorkerOptions{Concurrency: cfg.Webhooks.Concurrency,
 		PerEndpoint: cfg.Webhooks.PerEndpoint, Timeout: cfg.Webhooks.Timeout, Claim: db.ClaimStrategy(cfg.DB.ClaimStrategy)})
 	a.members = member.NewService(a.db, a.accounts, a.now, log)
@@ -212,7 +223,9 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points = points.NewService(a.db, a.members, a.merchants, a.now, log)
 	a.attributes = member.NewAttributes(a.db, points.NewHistory(a.db), a.merchants, a.now, log)
 	a.points.OnPurchase(a.attributes.Refresh)
-	a.points.UseOrderWriter(a.attributes.OrderWriter) // new orders: facts and attributes in one UPDATE
+	a.points.UseOrderWriter(markingOrderWriter(a.attributes.OrderWriter, a.tagRules)) // new orders: facts and attributes in one UPDATE
+	a.points.OnPurchase(a.tagRules.MarkPending)                                       // refunds and merges
+	a.members.OnProfileChange(a.tagRules.MarkPending)
 	a.points.UseCampaigns(orderCampaigns{a.db})
 	a.members.UseAttributes(a.attributes)
 	a.members.OnMerge(a.points.MergeHook)
@@ -237,13 +250,13 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 			a.redis.ProbeInterval())
 	}
 	limiter = a.metrics.InstrumentLimiter(limiter, cfg.Send.RatePerSecond, cfg.Send.DailyQuota)
-	a.segments = member.NewSegments(a.db, a.merchants, a.now)
 	a.engine = campaign.NewEngine(a.db, campaign.EngineDeps{WeChat: a.accounts, Audiences: a.segments, Merchants: a.merchants,
 		Variables: messageVariables{members: a.members, points: a.points, merchants: a.merchants},
 		Gifts:     campaignGifts{points: a.points}, Followers: a.members, Limiter: limiter, Events: outbox},
 		a.now, log, campaign.EngineOptions{Concurrency: cfg.Send.Concurrency, DailyQuota: cfg.Send.DailyQuota,
 			Claim: campaign.ClaimStrategy(cfg.DB.ClaimStrategy)})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
+	a.winBack = campaign.NewWinBack(a.care, a.attributes, pointValues{a.points})
 	a.adminAPI = &admin.API{Staffs: a.staffs, Keys: admin.NewAPIKeys(a.db, a.now), Throttle: admin.NewThrottle(a.db, a.now),
 		Merchants: a.merchants, Audit: auditLog, Check: a.accounts, Menus: a.accounts, PublicURL: cfg.HTTP.PublicURL,
 		Channels: admin.NewChannels(a.db, a.accounts, channelFigures{a.members, a.points}, a.now)}
@@ -273,10 +286,13 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		Limits: member.LoginLimits{PerClient: cfg.MemberLogin.PerClientPerMinute, PerMerchant: cfg.MemberLogin.PerMerchantPerMinute}})
 	pointsAPI := points.NewHandler(a.points)
 	pointsAPI.UseMemberCodes(a.codes)
+	dashboard := admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now)
+	dashboard.UseWinBack(a.winBack)
+	a.crmRoutes = append(a.crmRoutes, campaign.NewWinBackHandler(a.winBack), member.NewTagRuleHandler(a.tagRules))
 	a.handler = a.routes(memberAPI, pointsAPI,
 		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
-		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now),
+		dashboard,
 		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)),
 		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background),
 		referral.NewHandler(a.referrals))
@@ -377,6 +393,16 @@ func (a *App) Start() {
 	go func() {
 		defer a.workers.Done()
 		a.care.Run(ctx, time.Minute)
+	}()
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.winBack.Run(ctx, 5*time.Minute)
+	}()
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.tagRules.Run(ctx, 5*time.Second)
 	}()
 	go func() {
 		defer a.workers.Done()

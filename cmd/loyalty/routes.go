@@ -93,6 +93,9 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	webhooks.Register(authed)
 	imports.Register(authed)
 	referrals.RegisterAdmin(authed)
+	for _, h := range a.crmRoutes {
+		h.Register(authed)
+	}
 
 	if a.sandbox != nil {
 		a.sandbox.RegisterRoutes(authed)

@@ -826,6 +826,95 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/tag-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's tag rules, oldest first (members:read) */
+        get: operations["listTagRules"];
+        put?: never;
+        /**
+         * Keep a tag on the members a segment rule matches (members:write)
+         * @description Auto-tagging: from now on the tag is on exactly the members the
+         *     rule matches. The rule is applied to every member before the
+         *     answer (members gain or lose the tag, cause `rule_saved`), then
+         *     again by the nightly pass (after the nightly attributes) and,
+         *     within seconds, for each member whose fields change (an order or
+         *     refund, points, a stage or tier change, a profile edit). Each gain
+         *     and loss is in the member's tag history. A tag has at most one
+         *     rule; a rule may not test its own tag. Staff may still assign or
+         *     remove the tag by hand; the next evaluation puts it back in line
+         *     with the rule. A merchant has at most 100 rules.
+         */
+        post: operations["createTagRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/tag-rules/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** How many members a rule matches now and, for a tag, what applying it would change (members:read; changes nothing) */
+        post: operations["previewTagRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/tag-rules/{rule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag rule of the caller's merchant (anything else is 404). */
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        /** A tag rule (members:read) */
+        get: operations["getTagRule"];
+        put?: never;
+        post?: never;
+        /** Delete a tag rule; the tag stays on the members holding it, as a plain tag (members:write) */
+        delete: operations["deleteTagRule"];
+        options?: never;
+        head?: never;
+        /** Edit, enable or disable a tag rule; an enabled rule is applied to every member at once (members:write) */
+        patch: operations["updateTagRule"];
+        trace?: never;
+    };
+    "/api/admin/v1/members/{member_id}/tag-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        /** The member's tag gains and losses by tag rules, newest first (members:read) */
+        get: operations["getMemberTagHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/segments/fields": {
         parameters: {
             query?: never;
@@ -2178,6 +2267,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/win-back": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's win-back program; the defaults (disabled, 3 attempts 7 days apart) when never saved (campaigns:read) */
+        get: operations["getWinBack"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Edit, enable or disable the win-back program (campaigns:write)
+         * @description Absent fields stay. An enabled program needs one step per attempt
+         *     (`steps` holds `max_attempts` steps). Each step's message and offer
+         *     are checked like a campaign's: the template must exist on the
+         *     merchant's account with the mapped fields, only known
+         *     `{{variables}}` may be used, and an offer is points (1 to 100000)
+         *     or one of the merchant's rewards. Enabling the program starts it:
+         *     members at risk or churned enter at the next pass. Attempts already
+         *     planned keep the message they were planned with.
+         */
+        patch: operations["updateWinBack"];
+        trace?: never;
+    };
+    "/api/admin/v1/win-back/sequences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Members' win-back episodes, newest first (campaigns:read) */
+        get: operations["listWinBackSequences"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/win-back/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Win-back rate and cost per won-back member of the episodes started in a period (campaigns:read) */
+        get: operations["getWinBackReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/campaign-calendar": {
         parameters: {
             query?: never;
@@ -2824,7 +2975,7 @@ export interface components {
          * @description Why a delivery was skipped, failed or is unknown.
          * @enum {string}
          */
-        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted";
+        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted" | "won_back";
         Delivery: {
             id: number;
             member_id: number;
@@ -3248,6 +3399,50 @@ export interface components {
         };
         /** @enum {string} */
         LifecycleStage: "potential" | "new" | "repeat" | "loyal" | "at_risk" | "churned" | "won_back" | "lost";
+        TagRuleInput: {
+            /** @description create: the tag the rule keeps (required; cannot change) */
+            tag_id?: number;
+            rule?: components["schemas"]["SegmentRule"];
+            /** @default true */
+            enabled: boolean;
+        };
+        TagRule: {
+            id: number;
+            tag_id: number;
+            tag_name: string;
+            rule: components["schemas"]["SegmentRule"];
+            enabled: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        TagRulePreview: {
+            /** @description members the rule matches now */
+            count: number;
+            /** @description of them, holding the tag (0 without tag_id) */
+            holding_tag: number;
+            would_gain: number;
+            would_lose: number;
+            /** @description members holding the tag now */
+            tag_holders: number;
+        };
+        /** @description A tag rule gave a member a tag or took it away. */
+        TagEvent: {
+            id: number;
+            member_id: number;
+            tag_id: number;
+            rule_id: number;
+            /** @enum {string} */
+            action: "gained" | "lost";
+            /**
+             * @description the rule was saved, the nightly pass, or a change to the member's fields
+             * @enum {string}
+             */
+            cause: "rule_saved" | "nightly" | "change";
+            /** Format: date-time */
+            occurred_at: string;
+        };
         Tag: {
             id: number;
             name: string;
@@ -3827,6 +4022,96 @@ export interface components {
              */
             include_lead_tier: boolean;
         };
+        WinBackStep: {
+            /** @description template and mp_subscribe: a template of the account */
+            template_id?: string;
+            message: components["schemas"]["CareMessage"];
+            /** @description Optional: points or a (coupon) reward, granted once when the attempt's message is sent. Lead-tier members get the message without it unless include_lead_tier is true (DOMAIN). */
+            offer?: components["schemas"]["CareGift"];
+        };
+        WinBackInput: {
+            enabled?: boolean;
+            /** @description attempts before the member counts as lost (DOMAIN default 3) */
+            max_attempts?: number;
+            /** @description days between attempts, and after the last one before the member counts as lost */
+            interval_days?: number;
+            /** @description local minutes after midnight when the day's attempts start (quiet hours still hold them) */
+            send_minute?: number;
+            /** @enum {string} */
+            channel?: "template" | "mp_subscribe" | "customer_service";
+            /** @description also give lead-tier members the offers */
+            include_lead_tier?: boolean;
+            /** @description attempt 1 first; replaces every step */
+            steps?: components["schemas"]["WinBackStep"][];
+        };
+        WinBackSettings: {
+            enabled: boolean;
+            max_attempts: number;
+            interval_days: number;
+            send_minute: number;
+            /** @enum {string} */
+            channel: "template" | "mp_subscribe" | "customer_service";
+            include_lead_tier: boolean;
+            steps: components["schemas"]["WinBackStep"][];
+            /**
+             * Format: date-time
+             * @description when the program was last enabled
+             */
+            active_since: string | null;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description One member's win-back episode, from becoming at risk or churned after an order to won back or lost. */
+        WinBackSequence: {
+            id: number;
+            member_id: number;
+            /**
+             * Format: date-time
+             * @description the last order before the episode
+             */
+            since_order_at: string;
+            /** @enum {string} */
+            entered_stage: "at_risk" | "churned";
+            /** @enum {string} */
+            status: "active" | "won_back" | "lost";
+            /** @description attempts made so far */
+            attempts: number;
+            /**
+             * Format: date
+             * @description merchant-local date of the latest attempt
+             */
+            last_attempt_date: string | null;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            ended_at: string | null;
+            /**
+             * Format: date-time
+             * @description the order that ended the episode
+             */
+            won_back_at: string | null;
+        };
+        WinBackReport: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            /** @description episodes started in the period */
+            entered: number;
+            active: number;
+            won_back: number;
+            lost: number;
+            /** @description win-back rate: won_back / (won_back + lost); 0 when none ended */
+            rate: number;
+            offers_granted: number;
+            /** @description the offers granted, in points (a reward at its points price) */
+            cost_points: number;
+            /** @description cost_points at the points rules' liability_fen_per_100_points (0 when not set) */
+            cost_fen: number;
+            /** @description cost_points / won_back (every offer of the period's episodes, the lost ones' too); 0 when none */
+            cost_per_won_back_points: number;
+            cost_per_won_back_fen: number;
+        };
         CareRule: {
             id: number;
             name: string;
@@ -4058,6 +4343,8 @@ export interface components {
             churn: components["schemas"]["DashboardStageRate"];
             /** @description Win-back rate: `entries` is the changes during the period from churned or lost into a buying stage (won back, or straight to loyal), `base` the members churned or lost at its start, `rate` = entries / base. */
             win_back: components["schemas"]["DashboardStageRate"];
+            /** @description The win-back program's figures for the episodes that started in the period (GET /win-back/report): win-back rate and cost per won-back member. */
+            win_back_program?: components["schemas"]["WinBackReport"];
         };
         DashboardByChannel: {
             total: number;
@@ -6138,6 +6425,262 @@ export interface operations {
         responses: {
             200: components["responses"]["BulkTagResult"];
             400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listTagRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rules. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        tag_rules: components["schemas"]["TagRule"][];
+                    };
+                };
+            };
+            /** @description An unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagRuleInput"];
+            };
+        };
+        responses: {
+            /** @description The rule. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRule"];
+                };
+            };
+            /** @description Bad input; `fields` names it: `tag_id` missing or not one of the merchant's tags, `rule` (or `rule.<path>`) missing, invalid or testing its own tag. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description The tag already has a rule, or the merchant has 100 rules. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    previewTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    rule: components["schemas"]["SegmentRule"];
+                    /** @description optional: count the holders and the gains and losses applying the rule to this tag would make */
+                    tag_id?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The counts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRulePreview"];
+                };
+            };
+            /** @description A bad rule or tag; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag rule of the caller's merchant (anything else is 404). */
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRule"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    deleteTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag rule of the caller's merchant (anything else is 404). */
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateTagRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tag rule of the caller's merchant (anything else is 404). */
+                rule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TagRuleInput"];
+            };
+        };
+        responses: {
+            /** @description The rule. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TagRule"];
+                };
+            };
+            /** @description A bad rule, or an attempt to change `tag_id`; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description Someone else changed the rule meanwhile; reload it and try again. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getMemberTagHistory: {
+        parameters: {
+            query?: {
+                /** @description keyset cursor: events with a smaller id */
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events; pass `next_before` as `before` for the next page (null at the end). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        events: components["schemas"]["TagEvent"][];
+                        next_before: number | null;
+                    };
+                };
+            };
+            /** @description A bad or unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
@@ -8363,6 +8906,154 @@ export interface operations {
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
+        };
+    };
+    getWinBack: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The program. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WinBackSettings"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    updateWinBack: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WinBackInput"];
+            };
+        };
+        responses: {
+            /** @description The program. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WinBackSettings"];
+                };
+            };
+            /**
+             * @description Bad input; `fields` names each bad field (`max_attempts`,
+             *     `interval_days`, `send_minute`, `channel`, `steps`,
+             *     `steps[<i>].template_id`, `steps[<i>].message.fields.<name>`,
+             *     `steps[<i>].offer.points`...). Nothing is changed.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description Someone else changed the program meanwhile; reload it and try again. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Error"];
+        };
+    };
+    listWinBackSequences: {
+        parameters: {
+            query?: {
+                status?: "active" | "won_back" | "lost";
+                member_id?: number;
+                /** @description keyset cursor: episodes with a smaller id */
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of episodes; pass `next_before` as `before` for the next page (null at the end). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sequences: components["schemas"]["WinBackSequence"][];
+                        next_before: number | null;
+                    };
+                };
+            };
+            /** @description A bad or unknown query parameter; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getWinBackReport: {
+        parameters: {
+            query?: {
+                /** @description first local date (default: 29 days before to) */
+                from?: string;
+                /** @description last local date, inclusive (default: today); at most 366 days */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WinBackReport"];
+                };
+            };
+            /** @description A bad date or period; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
         };
     };
     getCampaignCalendar: {
