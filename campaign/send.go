@@ -474,14 +474,18 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 			out <- res
 		}()
 	}
-	// The marker: whatever rows hold their permits is marked in one
-	// transaction, and each row marked is called at once.
+	// The marker: the rows that got their permits within markLinger of the
+	// first are marked in one transaction (up to sendGroup), and each row
+	// marked is called at once.
 	ready := make(chan permitted, len(rows))
 	s.inFlight.Add(1)
 	go func() {
 		defer s.inFlight.Done()
+		linger := time.NewTimer(markLinger)
+		defer linger.Stop()
 		for p := range ready {
 			group := []permitted{p}
+			linger.Reset(markLinger)
 		more:
 			for len(group) < sendGroup {
 				select {
@@ -490,7 +494,7 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 						break more
 					}
 					group = append(group, q)
-				default:
+				case <-linger.C:
 					break more
 				}
 			}
@@ -544,6 +548,11 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 // permitFresh is how long a rate permit stays good for its call: a row
 // whose marking took longer takes another.
 const permitFresh = 50 * time.Millisecond
+
+// markLinger is how long the marker waits for more rows to mark with the
+// first: at a high rate (or an account far from its limit) it makes one
+// transaction of many rows, and costs a send at most this delay.
+const markLinger = 2 * time.Millisecond
 
 // permitted is a row that holds a slot and a rate permit taken at at.
 type permitted struct {
