@@ -4,10 +4,11 @@ import vue from '@vitejs/plugin-vue'
 import AutoImport from 'unplugin-auto-import/vite'
 import Components from 'unplugin-vue-components/vite'
 import { ElementPlusResolver } from 'unplugin-vue-components/resolvers'
+import { VantResolver } from '@vant/auto-import-resolver'
 
 // One build, one entry per face: src/admin/index.html becomes
-// dist/admin/index.html (served at /admin/), the member centre will add
-// src/member/index.html. Hashed chunks land in dist/assets/, served at
+// dist/admin/index.html (served at /admin/), src/member/index.html becomes
+// dist/member/index.html (served at /m/<merchant_id>/). Hashed chunks land in dist/assets/, served at
 // /assets/ with a year-long cache; the HTML is never cached.
 //
 // The output must be reproducible (CI rebuilds and diffs dist/), so nothing
@@ -24,8 +25,10 @@ export default defineConfig({
       resolvers: [ElementPlusResolver()],
       dts: false,
     }),
+    // Vant (the member centre) the same way: <van-button> imports Button and
+    // its CSS in the chunk that uses it.
     Components({
-      resolvers: [ElementPlusResolver({ importStyle: 'css' })],
+      resolvers: [ElementPlusResolver({ importStyle: 'css' }), VantResolver({ importStyle: 'css' })],
       dirs: [],
       dts: false,
     }),
@@ -55,6 +58,7 @@ export default defineConfig({
     rollupOptions: {
       input: {
         admin: fileURLToPath(new URL('./src/admin/index.html', import.meta.url)),
+        member: fileURLToPath(new URL('./src/member/index.html', import.meta.url)),
       },
     },
   },

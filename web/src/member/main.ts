@@ -1,0 +1,16 @@
+import { createApp } from 'vue'
+import App from './App.vue'
+import { createMemberRouter } from './router'
+import { createMemberI18n, loadEnglish, MEMBER_LOCALE_KEY } from './i18n'
+import './styles.css'
+
+async function start() {
+  const locale = localStorage.getItem(MEMBER_LOCALE_KEY) === 'en' ? 'en' : 'zh-CN'
+  document.documentElement.lang = locale
+  const i18n = createMemberI18n(locale, locale === 'en' ? await loadEnglish() : undefined)
+  const app = createApp(App)
+  app.use(i18n)
+  app.use(createMemberRouter())
+  app.mount('#app')
+}
+void start()

@@ -1,0 +1,63 @@
+// Signing in through WeChat's OAuth. The service gives the authorization
+// URL and its state (signed, for this merchant); the page keeps the state
+// for this tab and, when WeChat sends the browser back with code and state,
+// logs in only if the state is the one it kept (the service checks it
+// too). snsapi_base is silent; snsapi_userinfo (name and avatar) is asked
+// for only when the member chooses to share them.
+import { memberApi, type MemberSession, type MemberTokens } from '@/api/member'
+import { toApiError } from '@/api/errors'
+
+const stateKey = (mid: number) => `loyalty.member.${mid}.oauth-state`
+
+/** What signIn found: ready to show the pages, on the way to WeChat, or a failure to show. */
+export type SignIn = { kind: 'ready' } | { kind: 'redirecting' } | { kind: 'failed'; reason: 'state' | 'error'; error?: unknown }
+
+/** cleanURL is the page's URL without WeChat's code and state. */
+export function cleanURL(href: string): string {
+  const u = new URL(href)
+  u.searchParams.delete('code')
+  u.searchParams.delete('state')
+  u.hash = ''
+  return u.toString()
+}
+
+/** startOAuth sends the browser to WeChat's authorization page. */
+export async function startOAuth(s: MemberSession, scope: 'snsapi_base' | 'snsapi_userinfo' = 'snsapi_base'): Promise<void> {
+  const r = await memberApi.GET('/api/h5/v1/{merchant_id}/oauth-url', {
+    params: { path: s.path, query: { redirect_uri: cleanURL(location.href), scope } },
+  })
+  if (!r.response.ok || !r.data) throw toApiError(r.response.status, r.response.headers, r.error ?? null)
+  sessionStorage.setItem(stateKey(s.merchantId), r.data.state)
+  location.replace(r.data.url)
+}
+
+/** signIn finishes a sign-in WeChat sent the browser back from, or starts one when there are no tokens. */
+export async function signIn(s: MemberSession): Promise<SignIn> {
+  const here = new URL(location.href)
+  const code = here.searchParams.get('code')
+  const state = here.searchParams.get('state')
+  if (code) {
+    const kept = sessionStorage.getItem(stateKey(s.merchantId))
+    sessionStorage.removeItem(stateKey(s.merchantId))
+    history.replaceState(history.state, '', cleanURL(location.href))
+    if (!kept || kept !== state) return { kind: 'failed', reason: 'state' }
+    try {
+      const r = await memberApi.POST('/api/h5/v1/{merchant_id}/login', {
+        params: { path: s.path },
+        body: { code, state },
+      })
+      if (!r.response.ok || !r.data) throw toApiError(r.response.status, r.response.headers, r.error ?? null)
+      s.save(r.data as unknown as MemberTokens)
+      return { kind: 'ready' }
+    } catch (error) {
+      return { kind: 'failed', reason: 'error', error }
+    }
+  }
+  if (s.signedIn()) return { kind: 'ready' }
+  try {
+    await startOAuth(s)
+    return { kind: 'redirecting' }
+  } catch (error) {
+    return { kind: 'failed', reason: 'error', error }
+  }
+}
