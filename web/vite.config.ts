@@ -1,5 +1,6 @@
 import { fileURLToPath, URL } from 'node:url'
 import { defineConfig } from 'vitest/config'
+import type { Plugin } from 'vite'
 import vue from '@vitejs/plugin-vue'
 import AutoImport from 'unplugin-auto-import/vite'
 import Components from 'unplugin-vue-components/vite'
@@ -13,11 +14,25 @@ import { VantResolver } from '@vant/auto-import-resolver'
 //
 // The output must be reproducible (CI rebuilds and diffs dist/), so nothing
 // here may depend on the time, the machine or absolute paths.
+// Vant's icon font names a CDN copy (at.alicdn.com) after its inline
+// woff2: the member centre loads nothing from other sites (its CSP says
+// so, and WeChat's browser on a poor network should not wait on a CDN), so
+// the remote sources are dropped and the inline font is the only one.
+const vantIconsOffline: Plugin = {
+  name: 'vant-icons-offline',
+  enforce: 'pre',
+  transform(code, id) {
+    if (!/[\\/]vant[\\/].*icon[\\/]index\.css$/.test(id)) return null
+    return code.replace(/,\s*url\(\/\/at\.alicdn\.com[^)]*\)\s*format\([^)]*\)/g, '')
+  },
+}
+
 export default defineConfig({
   root: fileURLToPath(new URL('./src', import.meta.url)),
   base: '/',
   publicDir: false,
   plugins: [
+    vantIconsOffline,
     vue(),
     // Element Plus on demand: components used in templates and the service
     // APIs (ElMessage, ElMessageBox) are imported with their CSS only where used.

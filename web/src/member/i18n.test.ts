@@ -26,5 +26,10 @@ describe('member centre locales', () => {
   it('name every ledger kind and coupon state', () => {
     for (const k of ['earn', 'redeem', 'expire', 'adjust', 'reverse', 'gift', 'release']) expect(zh).toContain(`points.kind.${k}`)
     for (const s of ['issued', 'used', 'expired', 'cancelled']) expect(zh).toContain(`coupons.status.${s}`)
+    // The ledger's sources, read from the generated client (PointsEntry.ref_type).
+    const schema = readFileSync(join(__dirname, '../api/schema.d.ts'), 'utf8')
+    const m = /ref_type: (("[^"]*" \| )*"[^"]*");/.exec(schema)
+    expect(m).not.toBeNull()
+    for (const [, r] of m![1].matchAll(/"([^"]*)"/g)) if (r !== '' && r !== 'admin') expect(zh).toContain(`points.ref.${r}`)
   })
 })

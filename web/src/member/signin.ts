@@ -31,15 +31,34 @@ export async function startOAuth(s: MemberSession, scope: 'snsapi_base' | 'snsap
   location.replace(r.data.url)
 }
 
-/** signIn finishes a sign-in WeChat sent the browser back from, or starts one when there are no tokens. */
-export async function signIn(s: MemberSession): Promise<SignIn> {
+/** What WeChat sent the browser back with. */
+export interface OAuthReturn {
+  code: string
+  state: string | null
+}
+
+/**
+ * takeOAuthReturn reads WeChat's code and state from the address and takes
+ * them out of it (a reload or a shared link must not carry a spent code).
+ * It runs before the router reads the address.
+ */
+export function takeOAuthReturn(): OAuthReturn | null {
   const here = new URL(location.href)
   const code = here.searchParams.get('code')
+  if (!code) return null
   const state = here.searchParams.get('state')
-  if (code) {
+  here.searchParams.delete('code')
+  here.searchParams.delete('state')
+  history.replaceState(history.state, '', here.toString())
+  return { code, state }
+}
+
+/** signIn finishes a sign-in WeChat sent the browser back from, or starts one when there are no tokens. */
+export async function signIn(s: MemberSession, returned: OAuthReturn | null): Promise<SignIn> {
+  if (returned) {
+    const { code, state } = returned
     const kept = sessionStorage.getItem(stateKey(s.merchantId))
     sessionStorage.removeItem(stateKey(s.merchantId))
-    history.replaceState(history.state, '', cleanURL(location.href))
     if (!kept || kept !== state) return { kind: 'failed', reason: 'state' }
     try {
       const r = await memberApi.POST('/api/h5/v1/{merchant_id}/login', {
