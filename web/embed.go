@@ -160,6 +160,9 @@ func (p *Panel) serveAsset(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	h := w.Header()
 	ctype := mime.TypeByExtension(path.Ext(name))
+	if path.Ext(name) == ".woff2" { // not in Go's table, nor in every /etc/mime.types
+		ctype = "font/woff2"
+	}
 	if ctype == "" {
 		ctype = "application/octet-stream"
 	}

@@ -14,16 +14,30 @@ import { VantResolver } from '@vant/auto-import-resolver'
 //
 // The output must be reproducible (CI rebuilds and diffs dist/), so nothing
 // here may depend on the time, the machine or absolute paths.
-// Vant's icon font names a CDN copy (at.alicdn.com) after its inline
-// woff2: the member centre loads nothing from other sites (its CSP says
-// so, and WeChat's browser on a poor network should not wait on a CDN), so
-// the remote sources are dropped and the inline font is the only one.
+// Vant's icon font: its CSS carries the font inline (base64, about 28 KB
+// gzipped) and names a CDN copy (at.alicdn.com) after it. The member
+// centre loads nothing from other sites (its CSP says so, and WeChat's
+// browser on a poor network should not wait on a CDN), and the inline copy
+// would make every page's CSS, which blocks the first paint, carry the font.
+// So the CDN source is dropped and, in the build, the font becomes a hashed
+// file of its own that the browser fetches only when an icon is drawn.
+let dev = false
 const vantIconsOffline: Plugin = {
   name: 'vant-icons-offline',
   enforce: 'pre',
+  configResolved(c) {
+    dev = c.command === 'serve'
+  },
   transform(code, id) {
     if (!/[\\/]vant[\\/].*icon[\\/]index\.css$/.test(id)) return null
-    return code.replace(/,\s*url\(\/\/at\.alicdn\.com[^)]*\)\s*format\([^)]*\)/g, '')
+    let out = code.replace(/,\s*url\(\/\/at\.alicdn\.com[^)]*\)\s*format\([^)]*\)/g, '')
+    if (!dev) {
+      out = out.replace(/url\(data:font\/woff2;charset=utf-8;base64,([A-Za-z0-9+/=]+)\)/, (_, b64: string) => {
+        const ref = this.emitFile({ type: 'asset', name: 'vant-icon.woff2', source: Buffer.from(b64, 'base64') })
+        return `url(__VITE_ASSET__${ref}__)`
+      })
+    }
+    return out
   },
 }
 

@@ -54,14 +54,14 @@ for (const [name, keys] of Object.entries(routes)) {
   if (checked && kb > BUDGET_KB) over = true
   console.log(`  ${name.padEnd(10)} ${kb.toFixed(1).padStart(7)} KB  (${files.size} chunks)${checked ? (kb > BUDGET_KB ? '  OVER BUDGET' : '  ok') : ''}`)
 }
-const member = 'member/index.html'
+const member = ['member/index.html']
 const memberRoutes = {
-  home: [member],
-  rewards: [member, 'member/pages/RewardsPage.vue'],
-  coupons: [member, 'member/pages/CouponsPage.vue'],
-  points: [member, 'member/pages/PointsPage.vue'],
-  checkin: [member, 'member/pages/CheckinPage.vue'],
-  profile: [member, 'member/pages/ProfilePage.vue'],
+  home: member,
+  rewards: [...member, 'member/pages/RewardsPage.vue'],
+  coupons: [...member, 'member/pages/CouponsPage.vue'],
+  points: [...member, 'member/pages/PointsPage.vue'],
+  checkin: [...member, 'member/pages/CheckinPage.vue'],
+  profile: [...member, 'member/pages/ProfilePage.vue'],
 }
 console.log(`\nMember centre, initial JS per page (budget ${MEMBER_BUDGET_KB} KB each):`)
 for (const [name, keys] of Object.entries(memberRoutes)) {
