@@ -255,7 +255,7 @@ func (h *Handler) logout(c *gin.Context) {
 }
 
 func (h *Handler) mpLogin(c *gin.Context) {
-	h.login(c, h.svc.LoginMiniProgram)
+	h.login(c, h.svc.LoginMiniProgram, false)
 }
 
 // oauthLogin serves POST /h5/v1/:merchant_id/login {"code", "state"}: the
@@ -263,10 +263,12 @@ func (h *Handler) mpLogin(c *gin.Context) {
 // OAuthStateTTL; anything else is refused before WeChat is asked (and
 // before the login limits are spent).
 func (h *Handler) oauthLogin(c *gin.Context) {
-	h.login(c, h.svc.LoginOAuth)
+	h.login(c, h.svc.LoginOAuth, true)
 }
 
-func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID uint64, code string) (Member, error)) {
+// login signs a member in with do; h5 says the request must carry the
+// OAuth state oauthURL issued (the mini-program's login has none).
+func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID uint64, code string) (Member, error), h5 bool) {
 	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
 	if !ok {
 		return
@@ -276,7 +278,7 @@ func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID 
 		httpx.Fail(c, err)
 		return
 	}
-	if h5 := c.FullPath() == "/api/h5/v1/:merchant_id/login"; h5 != (req.State != nil) || (h5 && !h.tokens.CheckOAuthState(mid, *req.State)) {
+	if h5 != (req.State != nil) || (h5 && !h.tokens.CheckOAuthState(mid, *req.State)) {
 		if h5 {
 			httpx.Fail(c, apperr.Invalid("state", "is not a sign-in this service started for this merchant in the last "+
 				"10 minutes; start the sign-in again"))
