@@ -106,8 +106,8 @@ func (h *Handler) allowLogin(c *gin.Context, merchantID uint64) error {
 //
 //	POST  /mp/v1/:merchant_id/login        mini-program login {"code"}
 //	POST  /mp/v1/:merchant_id/phone        bind phone {"code"} (member token)
-//	GET   /h5/v1/:merchant_id/oauth-url    H5 authorization URL (?redirect_uri=&state=)
-//	POST  /h5/v1/:merchant_id/login        H5 login {"code"}
+//	GET   /h5/v1/:merchant_id/oauth-url    H5 authorization URL and its state (?redirect_uri=&scope=)
+//	POST  /h5/v1/:merchant_id/login        H5 login {"code", "state"}
 //	POST  /member/v1/:merchant_id/refresh  new access and refresh tokens {"refresh_token"}
 //	POST  /member/v1/:merchant_id/logout   end this login {"refresh_token"}
 //	GET   /member/v1/:merchant_id/profile  own profile (member token)
@@ -253,24 +253,32 @@ func (h *Handler) logout(c *gin.Context) {
 }
 
 func (h *Handler) mpLogin(c *gin.Context) {
-	h.login(c, h.svc.LoginMiniProgramVia)
+	h.login(c, h.svc.LoginMiniProgramVia, false)
 }
 
+// oauthLogin serves POST /h5/v1/:merchant_id/login {"code", "state"}: the
+// state must be one oauthURL issued for this merchant within
+// OAuthStateTTL; anything else is refused before WeChat is asked (and
+// before the login limits are spent).
 func (h *Handler) oauthLogin(c *gin.Context) {
-	h.login(c, h.svc.LoginOAuthVia)
+	h.login(c, h.svc.LoginOAuthVia, true)
 }
 
-// loginRequest is a login's body: the WeChat code and, when the page or
+// loginRequest is a login's body: the WeChat code, the H5 login's OAuth
+// state (oauthURL; the mini-program login has none) and, when the page or
 // mini-program was opened through a member's invitation, its code (ref).
 type loginRequest struct {
-	Code string `json:"code"`
-	Ref  string `json:"ref"`
+	Code  string  `json:"code"`
+	State *string `json:"state"`
+	Ref   string  `json:"ref"`
 }
 
 // refRe is the shape of an invitation code (referral/codes.go makes them).
 var refRe = regexp.MustCompile(`^[A-Za-z0-9]{1,16}$`)
 
-func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID uint64, code, ref string) (Member, error)) {
+// login signs a member in with do; h5 says the request must carry the
+// OAuth state oauthURL issued (the mini-program's login has none).
+func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID uint64, code, ref string) (Member, error), h5 bool) {
 	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
 	if !ok {
 		return
@@ -278,6 +286,15 @@ func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID 
 	var req loginRequest
 	if err := httpx.BindJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
+		return
+	}
+	if h5 != (req.State != nil) || (h5 && !h.tokens.CheckOAuthState(mid, *req.State)) {
+		if h5 {
+			httpx.Fail(c, apperr.Invalid("state", "is not a sign-in this service started for this merchant in the last "+
+				"10 minutes; start the sign-in again"))
+		} else {
+			httpx.Fail(c, apperr.Invalid("state", "is not a known field"))
+		}
 		return
 	}
 	if req.Ref != "" && !refRe.MatchString(req.Ref) {
@@ -311,17 +328,34 @@ func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID 
 	c.JSON(http.StatusOK, loginResponse{tokensView: tokens, Member: viewOf(p)})
 }
 
+// oauthURL serves GET /h5/v1/:merchant_id/oauth-url?redirect_uri=&scope=:
+// the WeChat authorization URL and the state it carries. Only pages of the
+// merchant's member centre on the service's public origin may be the
+// redirect (the code WeChat sends there signs the member in, so it must not
+// go to another site), and the state is the service's own (OAuthState).
 func (h *Handler) oauthURL(c *gin.Context) {
 	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
 	if !ok {
 		return
 	}
-	u, err := h.svc.OAuthURL(c.Request.Context(), mid, c.Query("redirect_uri"), c.Query("state"))
+	q, err := httpx.QueryOnly(c, "redirect_uri", "scope")
 	if err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"url": u})
+	redirect := q.Get("redirect_uri")
+	if h.o.PageOrigin != "" && redirect != "" && !h.memberCentrePage(mid, redirect) {
+		httpx.Fail(c, apperr.Invalid("redirect_uri", "must be a page of this merchant's member centre ("+
+			h.o.PageOrigin+"/m/"+strconv.FormatUint(mid, 10)+"/...)"))
+		return
+	}
+	state := h.tokens.OAuthState(mid)
+	u, err := h.svc.OAuthURLScope(c.Request.Context(), mid, redirect, state, q.Get("scope"))
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"url": u, "state": state})
 }
 
 func (h *Handler) bindPhone(c *gin.Context) {

@@ -121,7 +121,20 @@ func (s *Service) identify(ctx context.Context, st store, merchantID uint64, col
 // the browser back to redirectURI with code and state, and the page posts
 // the code to the H5 login.
 func (s *Service) OAuthURL(ctx context.Context, merchantID uint64, redirectURI, state string) (string, error) {
+	return s.OAuthURLScope(ctx, merchantID, redirectURI, state, "")
+}
+
+// OAuthURLScope is OAuthURL with the scope: snsapi_base (the default: silent,
+// openid only) or snsapi_userinfo (WeChat asks the member to share their
+// name and avatar; the member centre asks for it only when they choose to).
+func (s *Service) OAuthURLScope(ctx context.Context, merchantID uint64, redirectURI, state, scope string) (string, error) {
 	v := &apperr.Validation{}
+	if scope == "" {
+		scope = "snsapi_base"
+	}
+	if scope != "snsapi_base" && scope != "snsapi_userinfo" {
+		v.Add("scope", "must be snsapi_base or snsapi_userinfo")
+	}
 	u, err := url.Parse(redirectURI)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(redirectURI) > 1024 {
 		v.Add("redirect_uri", "must be an absolute http(s) URL of at most 1024 characters")
@@ -132,7 +145,7 @@ func (s *Service) OAuthURL(ctx context.Context, merchantID uint64, redirectURI, 
 	if err := v.Err(); err != nil {
 		return "", err
 	}
-	out, err := s.wx.OAuthURL(ctx, merchantID, redirectURI, state)
+	out, err := s.wx.OAuthURL(ctx, merchantID, redirectURI, state, scope)
 	if err != nil {
 		return "", wechatError(err, "redirect_uri")
 	}

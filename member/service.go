@@ -21,7 +21,7 @@ type WeChat interface {
 	UserInfo(ctx context.Context, merchantID uint64, openID string) (wechat.UserInfo, error)
 	Code2Session(ctx context.Context, merchantID uint64, code string) (wechat.Session, error)
 	PhoneNumber(ctx context.Context, merchantID uint64, code string) (wechat.Phone, error)
-	OAuthURL(ctx context.Context, merchantID uint64, redirectURI, state string) (string, error)
+	OAuthURL(ctx context.Context, merchantID uint64, redirectURI, state, scope string) (string, error)
 	OAuthExchange(ctx context.Context, merchantID uint64, code string) (wechat.OAuthUser, error)
 }
 

@@ -1,9 +1,10 @@
-// Package web serves the admin panel built from this folder (npm run build
-// writes dist/, which is committed so that `go run ./cmd/loyalty` needs no
-// Node). The panel is a single-page app: every path under /admin/ answers
-// its index.html (never cached, so a deploy is picked up at the next load),
-// and /assets/ serves the build's content-hashed files with a year-long,
-// immutable cache.
+// Package web serves the admin panel and the member centre built from this
+// folder (npm run build writes dist/, which is committed so that `go run
+// ./cmd/loyalty` needs no Node). Both are single-page apps: every path
+// under /admin/ answers the panel's index.html, every path under
+// /m/<merchant_id>/ the member centre's (never cached, so a deploy is
+// picked up at the next load), and /assets/ serves the build's
+// content-hashed files with a year-long, immutable cache.
 package web
 
 import (
@@ -22,7 +23,10 @@ import (
 
 // dist holds the build; "all:" keeps chunks whose names start with "_".
 //
-//go:embed all:dist/admin all:dist/assets
+// The whole folder, so that a build without the member centre (an older
+// dist/) still compiles; NewPanel says what is missing.
+//
+//go:embed all:dist
 var dist embed.FS
 
 const (
@@ -30,6 +34,9 @@ const (
 	AdminPrefix = "/admin/"
 	// AssetsPrefix is where the hashed build files live (Vite's base is "/").
 	AssetsPrefix = "/assets/"
+	// MemberPrefix starts the member centre's paths: /m/<merchant_id>/...
+	// (the page reads the merchant from its own URL).
+	MemberPrefix = "/m/"
 
 	immutable = "public, max-age=31536000, immutable"
 	// The panel's HTML must be revalidated at every load.
@@ -45,6 +52,9 @@ const (
 type Panel struct {
 	assets fs.FS
 	index  []byte
+	// member is the member centre's index.html; nil when the build has
+	// none (its paths are then the API's 404).
+	member []byte
 	// gzipped holds each compressible asset's gzip body, made at its first
 	// request: the build is fixed for the life of the binary.
 	gzipped sync.Map // name -> []byte
@@ -61,8 +71,15 @@ func NewPanel() (*Panel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: assets: %w", err)
 	}
-	return &Panel{assets: assets, index: index}, nil
+	member, err := dist.ReadFile("dist/member/index.html")
+	if err != nil {
+		member = nil
+	}
+	return &Panel{assets: assets, index: index, member: member}, nil
 }
+
+// HasMemberCentre reports whether the build holds the member centre.
+func (p *Panel) HasMemberCentre() bool { return p.member != nil }
 
 // Serve answers a request for the panel or its assets and reports whether
 // it did; anything else (another path, another method, an unknown asset)
@@ -81,20 +98,55 @@ func (p *Panel) Serve(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	case strings.HasPrefix(upath, AdminPrefix):
 		// Deep links (/admin/members/42) get the app, which routes them.
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", noCache)
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("Content-Length", strconv.Itoa(len(p.index)))
-		w.WriteHeader(http.StatusOK)
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(p.index)
+		serveHTML(w, r, p.index)
+		return true
+	case strings.HasPrefix(upath, MemberPrefix) && p.member != nil:
+		// Deep links (/m/42/coupons) get the app, which routes them.
+		id, _, slash := strings.Cut(strings.TrimPrefix(upath, MemberPrefix), "/")
+		if !merchantID(id) {
+			return false
 		}
+		if !slash { // /m/42: the app's relative URLs need the slash
+			target := MemberPrefix + id + "/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			http.Redirect(w, r, target, http.StatusMovedPermanently)
+			return true
+		}
+		serveHTML(w, r, p.member)
 		return true
 	case strings.HasPrefix(upath, AssetsPrefix):
 		return p.serveAsset(w, r, strings.TrimPrefix(upath, AssetsPrefix))
 	}
 	return false
+}
+
+// serveHTML answers an app's index.html, never cached.
+func serveHTML(w http.ResponseWriter, r *http.Request, page []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", noCache)
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("Content-Length", strconv.Itoa(len(page)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(page)
+	}
+}
+
+// merchantID reports whether s is a merchant id as the API writes it: 1 to
+// 20 digits, no leading zero.
+func merchantID(s string) bool {
+	if s == "" || len(s) > 20 || s[0] == '0' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Panel) serveAsset(w http.ResponseWriter, r *http.Request, name string) bool {
@@ -108,6 +160,9 @@ func (p *Panel) serveAsset(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	h := w.Header()
 	ctype := mime.TypeByExtension(path.Ext(name))
+	if path.Ext(name) == ".woff2" { // not in Go's table, nor in every /etc/mime.types
+		ctype = "font/woff2"
+	}
 	if ctype == "" {
 		ctype = "application/octet-stream"
 	}

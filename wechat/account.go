@@ -341,7 +341,13 @@ func (a *Account) PhoneNumber(ctx context.Context, code string) (Phone, error) {
 // silent, openid only) that sends the browser back to redirectURI with a
 // code and state.
 func (a *Account) OAuthURL(redirectURI, state string) string {
-	u, _ := a.oauth.GetRedirectURL(redirectURI, "snsapi_base", state) // never fails
+	return a.OAuthURLScope(redirectURI, state, "snsapi_base")
+}
+
+// OAuthURLScope is OAuthURL with another scope (snsapi_userinfo: WeChat
+// asks the user to share their name and avatar).
+func (a *Account) OAuthURLScope(redirectURI, state, scope string) string {
+	u, _ := a.oauth.GetRedirectURL(redirectURI, scope, state) // never fails
 	return a.endpoint.Rewrite(u)
 }
 

@@ -141,12 +141,12 @@ func (r *Accounts) PhoneNumber(ctx context.Context, merchantID uint64, code stri
 }
 
 // OAuthURL calls Account.OAuthURL for the merchant.
-func (r *Accounts) OAuthURL(ctx context.Context, merchantID uint64, redirectURI, state string) (string, error) {
+func (r *Accounts) OAuthURL(ctx context.Context, merchantID uint64, redirectURI, state, scope string) (string, error) {
 	a, err := r.Get(ctx, merchantID)
 	if err != nil {
 		return "", err
 	}
-	return a.OAuthURL(redirectURI, state), nil
+	return a.OAuthURLScope(redirectURI, state, scope), nil
 }
 
 // OAuthExchange calls Account.OAuthExchange for the merchant.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +54,11 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 // returns the status and Retry-After.
 func (a *testApp) memberLogin(path, code, client string) (int, string) {
 	a.t.Helper()
-	body, _ := json.Marshal(map[string]string{"code": code})
+	in := map[string]string{"code": code}
+	if strings.HasPrefix(path, "/api/h5/") { // the H5 login takes the state its authorization URL carried
+		in["state"] = a.oauthState(a.merchant)
+	}
+	body, _ := json.Marshal(in)
 	req, _ := http.NewRequest("POST", a.base+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Forwarded-For", client)

@@ -124,3 +124,55 @@ func TestAdminPanelIsServedWithCaching(t *testing.T) {
 		}
 	}
 }
+
+// The member centre is served like the panel, under /m/<merchant_id>/: its
+// own page (never cached) for every path under it, so WeChat's redirect
+// back (with code and state) and deep links from the menu open the app;
+// /m/<id> gets the slash; anything that is not a merchant id is the API's
+// 404. Its scripts are the same year-long cached assets.
+func TestMemberCentreIsServed(t *testing.T) {
+	a := startAppOn(t, onBackend(t, dbtest.SQLite))
+	if !a.panel.HasMemberCentre() {
+		t.Fatal("the build has no member centre (web/dist/member/index.html): run npm run build in web/")
+	}
+	_, admin := panelGet(t, http.MethodGet, a.base+"/admin/", nil)
+	resp, page := panelGet(t, http.MethodGet, a.base+"/m/1/", nil)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		resp.Header.Get("Cache-Control") != "no-cache" || bytes.Equal(page, admin) || !bytes.Contains(page, []byte(`<div id="app">`)) {
+		t.Fatalf("GET /m/1/: %d %q %q, the admin page %v", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"), bytes.Equal(page, admin))
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("GET /m/1/ Content-Security-Policy %q", csp)
+	}
+	for _, path := range []string{"/m/1/coupons?status=used", "/m/1/?code=abc&state=def", "/m/18446744073709551615/profile", "/m/1/a/b/c"} {
+		resp, body := panelGet(t, http.MethodGet, a.base+path, nil)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, page) || resp.Header.Get("Cache-Control") != "no-cache" {
+			t.Errorf("GET %s: %d, Cache-Control %q, the member centre %v", path, resp.StatusCode, resp.Header.Get("Cache-Control"), bytes.Equal(body, page))
+		}
+	}
+	if resp, _ := panelGet(t, http.MethodGet, a.base+"/m/7?code=x", nil); resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != "/m/7/?code=x" {
+		t.Errorf("GET /m/7: %d to %q, want 301 to /m/7/?code=x", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	m := regexp.MustCompile(`src="(/assets/[^"]+\.js)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no script in the member centre's page:\n%s", page)
+	}
+	if resp, _ := panelGet(t, http.MethodGet, a.base+string(m[1]), nil); resp.StatusCode != http.StatusOK ||
+		resp.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Errorf("GET %s: %d, Cache-Control %q", m[1], resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, "/m/"},
+		{http.MethodGet, "/m/0/"},
+		{http.MethodGet, "/m/01/"},
+		{http.MethodGet, "/m/abc/"},
+		{http.MethodGet, "/m/123456789012345678901/"},
+		{http.MethodPost, "/m/1/"},
+		{http.MethodGet, "/member/1/"},
+	} {
+		resp, body := panelGet(t, c.method, a.base+c.path, nil)
+		if resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte(`"not_found"`)) {
+			t.Errorf("%s %s: %d %s, want the JSON 404", c.method, c.path, resp.StatusCode, body)
+		}
+	}
+}

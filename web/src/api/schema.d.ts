@@ -172,7 +172,19 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** The snsapi_base authorization URL for an H5 page */
+        /**
+         * The WeChat authorization URL for the member centre, and its state
+         * @description WeChat sends the browser back to `redirect_uri` with `code` and
+         *     `state`; the page checks that the state is the one it was given
+         *     here and posts both to the H5 login. The redirect must be a page of
+         *     this merchant's member centre on the service's public origin
+         *     (`<public URL>/m/{merchant_id}/...`): anything else is 400 naming
+         *     redirect_uri. The state is the service's own (signed, for this
+         *     merchant, good for 10 minutes); a caller cannot choose it.
+         *     `scope` is snsapi_base (default: silent, openid only) or
+         *     snsapi_userinfo (WeChat asks the member to share name and avatar;
+         *     ask only when the member chooses to).
+         */
         get: operations["getH5OAuthURL"];
         put?: never;
         post?: never;
@@ -194,8 +206,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * H5 login with an OAuth code (snapshot-page users are refused)
-         * @description Limited per client address and per merchant (member_login settings,
+         * H5 login with an OAuth code and its state (snapshot-page users are refused)
+         * @description The state must be one `oauth-url` issued for this merchant in the
+         *     last 10 minutes; any other (missing, made up, another merchant's,
+         *     expired) is 400 naming state, and WeChat is not asked about the
+         *     code (which stays usable).
+         *     Limited per client address and per merchant (member_login settings,
          *     by default 60 and 6000 per minute, mini-program and H5 logins
          *     together): past the limit the login answers 429 with Retry-After and
          *     WeChat is not called, since each login spends one of the merchant's
@@ -5260,7 +5276,7 @@ export interface operations {
         parameters: {
             query: {
                 redirect_uri: string;
-                state?: string;
+                scope?: "snsapi_base" | "snsapi_userinfo";
             };
             header?: never;
             path: {
@@ -5270,14 +5286,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The URL. */
+            /** @description The URL and the state it carries. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": {
-                        url?: string;
+                        url: string;
+                        /** @description to keep and compare with the state WeChat sends back, then post with the code */
+                        state: string;
                     };
                 };
             };
@@ -5294,7 +5312,22 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: components["requestBodies"]["MemberLogin"];
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                    /** @description the state oauth-url gave and WeChat sent back */
+                    state: string;
+                    /**
+                     * @description The invitation code the page was opened with (the share
+                     *     link's `?ref=`). A member this login creates is recorded
+                     *     as the inviter's referral; for a member already known, or
+                     *     an unknown code, it changes nothing.
+                     */
+                    ref?: string;
+                };
+            };
+        };
         responses: {
             200: components["responses"]["MemberLogin"];
             400: components["responses"]["Error"];
