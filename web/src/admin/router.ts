@@ -29,6 +29,8 @@ export function createPanelRouter(pinia: Pinia): Router {
           { path: 'members', name: 'members', component: () => import('./pages/members/MembersPage.vue'), meta: { need: 'members:read', title: 'nav.members' } },
           { path: 'members/:id(\\d+)', name: 'member', component: () => import('./pages/member/MemberPage.vue'), meta: { need: 'members:read', title: 'member.title' } },
           { path: 'orders/:externalId?', name: 'orders', component: () => import('./pages/orders/OrdersPage.vue'), meta: { need: ['points:read', 'orders:write'], title: 'nav.orders' } },
+          { path: 'redemptions', name: 'redemptions', component: () => import('./pages/redemptions/RedemptionsPage.vue'), meta: { need: 'points:read', title: 'nav.redemptions' } },
+          { path: 'channels', name: 'channels', component: () => import('./pages/channels/ChannelsPage.vue'), meta: { need: 'channels:read', title: 'nav.channels' } },
           { path: 'rewards', name: 'rewards', component: () => import('./pages/rewards/RewardsPage.vue'), meta: { need: 'points:read', title: 'nav.rewards' } },
           // Marketing: segments, campaigns, the calendar and care rules.
           { path: 'segments', name: 'segments', component: () => import('./pages/segments/SegmentsPage.vue'), meta: { need: 'campaigns:read', title: 'nav.segments' } },
