@@ -97,7 +97,7 @@ func (h *Handler) memberMessages(c *gin.Context) {
 		return
 	}
 	v := &apperr.Validation{}
-	before, limit := positive(q, "before", v), limitOf(q, v)
+	before, limit := httpx.BeforePage(q, 50, 200, v)
 	if err := v.Err(); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -107,9 +107,9 @@ func (h *Handler) memberMessages(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	var next *uint64
-	if len(list) == limit {
-		next = &list[len(list)-1].ID
+	var last uint64
+	if len(list) > 0 {
+		last = list[len(list)-1].ID
 	}
-	c.JSON(http.StatusOK, gin.H{"messages": list, "next_before": next})
+	c.JSON(http.StatusOK, gin.H{"messages": list, "next_before": httpx.NextBefore(len(list), limit, last)})
 }

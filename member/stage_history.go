@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -64,20 +63,7 @@ func (h *AdminHandler) stageHistory(c *gin.Context) {
 		return
 	}
 	v := &apperr.Validation{}
-	var before uint64
-	if s := q.Get("before"); s != "" {
-		if before, ok = httpx.ParseID(s); !ok {
-			v.Add("before", "must be a stage event id")
-		}
-	}
-	limit := 50
-	if s := q.Get("limit"); s != "" {
-		if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 200 {
-			v.Add("limit", "must be 1 to 200")
-		} else {
-			limit = n
-		}
-	}
+	before, limit := httpx.BeforePage(q, 50, 200, v)
 	if err := v.Err(); err != nil {
 		httpx.Fail(c, err)
 		return
@@ -87,9 +73,9 @@ func (h *AdminHandler) stageHistory(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	var next *uint64
-	if len(list) == limit {
-		next = &list[len(list)-1].ID
+	var last uint64
+	if len(list) > 0 {
+		last = list[len(list)-1].ID
 	}
-	c.JSON(http.StatusOK, gin.H{"stage_changes": list, "next_before": next})
+	c.JSON(http.StatusOK, gin.H{"stage_changes": list, "next_before": httpx.NextBefore(len(list), limit, last)})
 }
