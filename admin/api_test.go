@@ -834,6 +834,27 @@ func TestSettingsAndConnectionTest(t *testing.T) {
 			t.Fatalf("audit after: %s", after)
 		}
 
+		// The frequency cap: defaults 2 in 7 days; bounds checked, every
+		// field named, nothing written; a good change read back.
+		if s.FrequencyCap != (admin.FrequencyCap{Messages: 2, WindowDays: 7}) {
+			t.Fatalf("default frequency cap: %+v", s.FrequencyCap)
+		}
+		r = e.do("PATCH", "/settings", owner, map[string]any{"frequency_cap": map[string]int{"messages": 0, "window_days": 91}})
+		if r.code != 400 || r.errorField(t, "frequency_cap.messages") == "" || r.errorField(t, "frequency_cap.window_days") == "" {
+			t.Fatalf("bad frequency cap: %d %s", r.code, r.body)
+		}
+		if n, d, _ := e.merchants.FrequencyCap(context.Background(), e.merchant.ID); n != 2 || d != 7 {
+			t.Fatalf("a refused cap was written: %d in %d", n, d)
+		}
+		r = e.do("PATCH", "/settings", owner, map[string]any{"frequency_cap": map[string]int{"messages": 3, "window_days": 14}})
+		r.json(t, &s)
+		if r.code != 200 || s.FrequencyCap != (admin.FrequencyCap{Messages: 3, WindowDays: 14}) || s.TimeZone != "Asia/Tokyo" {
+			t.Fatalf("frequency cap update: %d %s", r.code, r.body)
+		}
+		if n, d, _ := e.merchants.FrequencyCap(context.Background(), e.merchant.ID); n != 3 || d != 14 {
+			t.Fatalf("frequency cap read back: %d in %d", n, d)
+		}
+
 		// The connection test calls WeChat with the stored credentials: the
 		// secret now differs from the simulator's, so the official account
 		// fails with 40125 in plain words while the mini-program passes.

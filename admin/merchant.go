@@ -40,6 +40,8 @@ type Merchant struct {
 	MPAppSecretEnc string  `gorm:"column:mp_app_secret_enc"`
 	QuietStart     int     // minutes after local midnight when quiet hours begin
 	QuietEnd       int     // minutes after local midnight when they end
+	FrequencyCap   int     // capped messages per member per window (00240)
+	CapWindowDays  int     // the frequency cap's window in days
 	BuyingCadence  string  // high, medium or low: sets lifecycle thresholds
 	PlatinumPct    int     // value pyramid: top share that is platinum
 	GoldPct        int     // value pyramid: the next share, gold
@@ -119,7 +121,7 @@ func (s *Merchants) Create(ctx context.Context, in MerchantInput) (Merchant, err
 		return Merchant{}, err
 	}
 	m := Merchant{Name: in.Name, TimeZone: in.TimeZone, Sandbox: in.Sandbox,
-		QuietStart: DefaultQuietStart, QuietEnd: DefaultQuietEnd, BuyingCadence: member.DefaultCRMSettings.Cadence,
+		QuietStart: DefaultQuietStart, QuietEnd: DefaultQuietEnd, FrequencyCap: DefaultFrequencyCap, CapWindowDays: DefaultCapWindowDays, BuyingCadence: member.DefaultCRMSettings.Cadence,
 		PlatinumPct: member.DefaultCRMSettings.PlatinumPct, GoldPct: member.DefaultCRMSettings.GoldPct}
 	setAppIDs(&m, in.Credentials)
 	now := s.now()

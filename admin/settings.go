@@ -25,15 +25,26 @@ const (
 	DefaultQuietEnd   = 9 * 60
 )
 
+// Default marketing frequency cap: two capped messages per member in seven
+// days, and the bounds the settings accept.
+const (
+	DefaultFrequencyCap  = 2
+	DefaultCapWindowDays = 7
+	MaxFrequencyCap      = 50
+	MaxCapWindowDays     = 90
+)
+
 // Settings is what a merchant sees of its configuration. Secrets are
 // write-only: only whether each is set is shown.
 type Settings struct {
-	Name       string         `json:"name"`
-	TimeZone   string         `json:"time_zone"`
-	QuietHours QuietHours     `json:"quiet_hours"`
-	Sandbox    bool           `json:"sandbox"`
-	WeChat     WeChatSettings `json:"wechat"`
-	CRM        CRM            `json:"crm"`
+	Name       string     `json:"name"`
+	TimeZone   string     `json:"time_zone"`
+	QuietHours QuietHours `json:"quiet_hours"`
+	// FrequencyCap bounds the marketing and care messages a member gets.
+	FrequencyCap FrequencyCap   `json:"frequency_cap"`
+	Sandbox      bool           `json:"sandbox"`
+	WeChat       WeChatSettings `json:"wechat"`
+	CRM          CRM            `json:"crm"`
 }
 
 // CRM are the thresholds of the computed attributes: the buying cadence
@@ -54,6 +65,13 @@ type QuietHours struct {
 	End   string `json:"end"`
 }
 
+// FrequencyCap: at most Messages marketing and care messages per member in
+// any WindowDays days (service notices do not count).
+type FrequencyCap struct {
+	Messages   int `json:"messages"`
+	WindowDays int `json:"window_days"`
+}
+
 // WeChatSettings shows the merchant's WeChat applications.
 type WeChatSettings struct {
 	AppID          string `json:"app_id"`
@@ -69,11 +87,13 @@ type WeChatSettings struct {
 
 // SettingsUpdate changes some settings; absent fields stay as they are.
 type SettingsUpdate struct {
-	Name       *string       `json:"name"`
-	TimeZone   *string       `json:"time_zone"`
-	QuietHours *QuietHours   `json:"quiet_hours"`
-	WeChat     *WeChatUpdate `json:"wechat"`
-	CRM        *CRM          `json:"crm"`
+	Name       *string     `json:"name"`
+	TimeZone   *string     `json:"time_zone"`
+	QuietHours *QuietHours `json:"quiet_hours"`
+	// FrequencyCap replaces both figures when given.
+	FrequencyCap *FrequencyCap `json:"frequency_cap"`
+	WeChat       *WeChatUpdate `json:"wechat"`
+	CRM          *CRM          `json:"crm"`
 }
 
 // WeChatUpdate changes credentials and callback settings. An empty aes_key
@@ -107,8 +127,9 @@ func (s *Merchants) Settings(ctx context.Context, merchantID uint64) (Settings, 
 
 func settingsOf(m Merchant, c wechat.Credentials) Settings {
 	return Settings{Name: m.Name, TimeZone: m.TimeZone, Sandbox: m.Sandbox,
-		CRM:        CRM{BuyingCadence: m.BuyingCadence, PlatinumPct: m.PlatinumPct, GoldPct: m.GoldPct},
-		QuietHours: QuietHours{Start: clockString(m.QuietStart), End: clockString(m.QuietEnd)},
+		CRM:          CRM{BuyingCadence: m.BuyingCadence, PlatinumPct: m.PlatinumPct, GoldPct: m.GoldPct},
+		QuietHours:   QuietHours{Start: clockString(m.QuietStart), End: clockString(m.QuietEnd)},
+		FrequencyCap: FrequencyCap{Messages: m.FrequencyCap, WindowDays: m.CapWindowDays},
 		WeChat: WeChatSettings{AppID: c.AppID, AppSecretSet: c.AppSecret != "", TokenSet: c.Token != "",
 			AESKeySet: c.EncodingAESKey != "", SafeMode: c.EncodingAESKey != "", OriginalID: c.OriginalID,
 			CompatibleMode: c.CompatibleMode, MPAppID: c.MPAppID, MPAppSecretSet: c.MPAppSecret != ""}}
@@ -175,6 +196,15 @@ func (s *Merchants) UpdateSettings(ctx context.Context, merchantID uint64, u Set
 			}
 			m.QuietStart, m.QuietEnd = start, end
 		}
+		if fc := u.FrequencyCap; fc != nil {
+			if fc.Messages < 1 || fc.Messages > MaxFrequencyCap {
+				v.Add("frequency_cap.messages", fmt.Sprintf("must be 1 to %d", MaxFrequencyCap))
+			}
+			if fc.WindowDays < 1 || fc.WindowDays > MaxCapWindowDays {
+				v.Add("frequency_cap.window_days", fmt.Sprintf("must be 1 to %d", MaxCapWindowDays))
+			}
+			m.FrequencyCap, m.CapWindowDays = fc.Messages, fc.WindowDays
+		}
 		if crm := u.CRM; crm != nil {
 			if !slices.Contains(member.Cadences, crm.BuyingCadence) {
 				v.Add("crm.buying_cadence", "must be high, medium or low")
@@ -227,7 +257,7 @@ func (s *Merchants) UpdateSettings(ctx context.Context, merchantID uint64, u Set
 			return err
 		}
 		m.UpdatedAt = s.now()
-		err = tx.Model(&m).Select("name", "time_zone", "quiet_start", "quiet_end", "buying_cadence", "platinum_pct", "gold_pct", "oa_app_id", "oa_app_secret_enc",
+		err = tx.Model(&m).Select("name", "time_zone", "quiet_start", "quiet_end", "frequency_cap", "cap_window_days", "buying_cadence", "platinum_pct", "gold_pct", "oa_app_id", "oa_app_secret_enc",
 			"oa_token_enc", "oa_aes_key_enc", "oa_original_id", "oa_compatible_mode", "mp_app_id", "mp_app_secret_enc", "updated_at").Updates(&m).Error
 		if db.IsDuplicate(err) {
 			return apperr.New(apperr.ErrConflict, "this AppID belongs to another merchant")
@@ -259,6 +289,16 @@ func (s *Merchants) UpdateSettings(ctx context.Context, merchantID uint64, u Set
 		s.onChange(merchantID)
 	}
 	return out, nil
+}
+
+// FrequencyCap returns the merchant's marketing frequency cap: messages
+// per member in windowDays days.
+func (s *Merchants) FrequencyCap(ctx context.Context, merchantID uint64) (messages, windowDays int, err error) {
+	m, err := s.Get(ctx, merchantID)
+	if err != nil {
+		return 0, 0, err
+	}
+	return m.FrequencyCap, m.CapWindowDays, nil
 }
 
 // QuietHours returns the merchant's quiet hours in minutes after local

@@ -268,6 +268,37 @@ func TestQuietHoursAndFrequencyCap(t *testing.T) {
 	})
 }
 
+// A merchant's own frequency cap replaces the engine's: one message in
+// three days lets the second campaign through only after the window.
+func TestMerchantFrequencyCap(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		merchants.mu.Lock()
+		merchants.caps[e.merchantID] = [2]int{1, 3}
+		merchants.mu.Unlock()
+		e.clock.Set(time.Date(2026, 11, 23, 4, 0, 0, 0, time.UTC)) // noon in Shanghai
+		e.seed(4, "mcap"+randHex(3))
+		seg := e.segment()
+		eng := e.engine(campaign.EngineOptions{}, nil)
+		c1 := e.campaign(seg)
+		e.drain(eng)
+		c2 := e.campaign(seg)
+		e.drain(eng)
+		if st := e.statuses(c1.ID); st[campaign.DeliverySent] != 4 {
+			t.Fatalf("first campaign: %v", st)
+		}
+		if st := e.statuses(c2.ID); st[campaign.DeliverySkipped] != 4 {
+			t.Fatalf("second campaign under a cap of 1: %v", st)
+		}
+		e.clock.Add(3*24*time.Hour + time.Minute)
+		c3 := e.campaign(seg)
+		e.drain(eng)
+		if st := e.statuses(c3.ID); st[campaign.DeliverySent] != 4 {
+			t.Fatalf("after the 3-day window: %v", st)
+		}
+	})
+}
+
 // receiptOutcomes are the three receipt statuses WeChat sends, by the order
 // of the rows they are for.
 var receiptOutcomes = []string{"success", "failed:user block", "failed: system failed"}

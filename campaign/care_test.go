@@ -38,6 +38,7 @@ func (z careZone) Location(context.Context, uint64) (*time.Location, error) { re
 func (z careZone) QuietHours(context.Context, uint64) (int, int, error) {
 	return z.quietStart, z.quietEnd, nil
 }
+func (careZone) FrequencyCap(context.Context, uint64) (int, int, error) { return 0, 0, nil }
 
 // careEnv is a merchant with an engine and a care service sharing one
 // clock and zone.

@@ -196,8 +196,12 @@ func (s *Campaigns) NextRuns(ctx context.Context, merchantID uint64, expr string
 	if err != nil {
 		return SchedulePreview{}, err
 	}
-	out := SchedulePreview{TimeZone: loc.String(), NextRuns: []time.Time{}, FrequencyCap: s.engine.o.FrequencyCap,
-		CapWindowDays: int(s.engine.o.CapWindow / (24 * time.Hour))}
+	capN, capWindow, err := s.engine.frequencyCap(ctx, merchantID)
+	if err != nil {
+		return SchedulePreview{}, err
+	}
+	out := SchedulePreview{TimeZone: loc.String(), NextRuns: []time.Time{}, FrequencyCap: capN,
+		CapWindowDays: int(capWindow / (24 * time.Hour))}
 	if start != end {
 		out.QuietStart, out.QuietEnd = fmt.Sprintf("%02d:%02d", start/60, start%60), fmt.Sprintf("%02d:%02d", end/60, end%60)
 	}

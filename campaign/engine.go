@@ -31,6 +31,9 @@ type WeChat interface {
 type Merchants interface {
 	Location(ctx context.Context, merchantID uint64) (*time.Location, error)
 	QuietHours(ctx context.Context, merchantID uint64) (start, end int, err error)
+	// FrequencyCap is the merchant's marketing frequency cap: messages per
+	// member in windowDays days; 0 for either takes the engine's option.
+	FrequencyCap(ctx context.Context, merchantID uint64) (messages, windowDays int, err error)
 }
 
 // Variables fills member variables of messages; cmd/loyalty wires member
@@ -167,6 +170,8 @@ type merchantClock struct {
 	loc        *time.Location
 	quietStart int
 	quietEnd   int
+	capN       int           // the frequency cap: capped messages per member
+	capWindow  time.Duration // in this window
 	appID      string
 	read       time.Time
 }
@@ -302,7 +307,7 @@ func (e *Engine) startDue(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// merchantClock returns the merchant's zone, quiet hours and account,
+// merchantClock returns the merchant's zone, quiet hours, frequency cap and account,
 // cached for a minute.
 func (e *Engine) merchantClock(ctx context.Context, merchantID uint64) (merchantClock, error) {
 	e.mu.Lock()
@@ -319,15 +324,44 @@ func (e *Engine) merchantClock(ctx context.Context, merchantID uint64) (merchant
 	if err != nil {
 		return merchantClock{}, err
 	}
+	capN, capDays, err := e.merchants.FrequencyCap(ctx, merchantID)
+	if err != nil {
+		return merchantClock{}, err
+	}
 	appID, err := e.wx.AppID(ctx, merchantID)
 	if err != nil {
 		return merchantClock{}, err
 	}
-	mc = merchantClock{loc: loc, quietStart: start, quietEnd: end, appID: appID, read: time.Now()}
+	mc = merchantClock{loc: loc, quietStart: start, quietEnd: end, capN: e.o.FrequencyCap, capWindow: e.o.CapWindow,
+		appID: appID, read: time.Now()}
+	if capN > 0 {
+		mc.capN = capN
+	}
+	if capDays > 0 {
+		mc.capWindow = time.Duration(capDays) * 24 * time.Hour
+	}
 	e.mu.Lock()
 	e.clock[merchantID] = mc
 	e.mu.Unlock()
 	return mc, nil
+}
+
+// frequencyCap returns the merchant's frequency cap (its own, or the
+// engine's option where it has none), read now: for previews, which must
+// not depend on the merchant's WeChat account being reachable.
+func (e *Engine) frequencyCap(ctx context.Context, merchantID uint64) (int, time.Duration, error) {
+	n, days, err := e.merchants.FrequencyCap(ctx, merchantID)
+	if err != nil {
+		return 0, 0, err
+	}
+	window := e.o.CapWindow
+	if n <= 0 {
+		n = e.o.FrequencyCap
+	}
+	if days > 0 {
+		window = time.Duration(days) * 24 * time.Hour
+	}
+	return n, window, nil
 }
 
 // InQuietHours reports whether local minute-of-day t falls in the quiet

@@ -65,9 +65,10 @@ type merchantDir struct {
 	mu    sync.Mutex
 	creds map[uint64]wechat.Credentials
 	quiet map[uint64][2]int
+	caps  map[uint64][2]int // messages, window days; absent: the engine's option
 }
 
-var merchants = &merchantDir{creds: map[uint64]wechat.Credentials{}, quiet: map[uint64][2]int{}}
+var merchants = &merchantDir{creds: map[uint64]wechat.Credentials{}, quiet: map[uint64][2]int{}, caps: map[uint64][2]int{}}
 
 func (d *merchantDir) WeChatCredentials(_ context.Context, id uint64) (wechat.Credentials, error) {
 	d.mu.Lock()
@@ -89,6 +90,13 @@ func (d *merchantDir) QuietHours(_ context.Context, id uint64) (int, int, error)
 		return 0, 0, nil // none
 	}
 	return q[0], q[1], nil
+}
+
+func (d *merchantDir) FrequencyCap(_ context.Context, id uint64) (int, int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.caps[id]
+	return c[0], c[1], nil
 }
 
 // env is one merchant on one database with the WeChat simulator, members,

@@ -46,6 +46,7 @@ func NewHandler(camps *Campaigns, grants *Grants) *Handler {
 //	GET   /campaigns/templates                  campaigns:read   the account's templates and their fields (WeChat)
 //	POST  /campaigns/preview                    campaigns:read   an unsaved message rendered for a member
 //	GET   /campaigns/schedule-preview           campaigns:read   a cron's next five runs, quiet hours, frequency cap
+//	GET   /members/:member_id/messages          members:read     the campaign and care messages that reached a member
 func (h *Handler) RegisterAdmin(r gin.IRouter) {
 	read, write := authz.Require(authz.CampaignsRead), authz.Require(authz.CampaignsWrite)
 	r.GET("/campaigns", read, h.list)
@@ -64,6 +65,7 @@ func (h *Handler) RegisterAdmin(r gin.IRouter) {
 	r.GET("/campaigns/templates", read, h.templates)
 	r.POST("/campaigns/preview", read, audit.ReadOnly, h.preview)
 	r.GET("/campaigns/schedule-preview", read, h.schedulePreview)
+	r.GET("/members/:member_id/messages", authz.Require(authz.MembersRead), h.memberMessages)
 }
 
 func (h *Handler) templates(c *gin.Context) {

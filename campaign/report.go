@@ -106,11 +106,15 @@ func (s *Campaigns) DryRun(ctx context.Context, merchantID, id uint64) (DryRun, 
 	capped, outside, noGrant := "0", "0", "0"
 	var args []any
 	if c.Capped() {
+		capN, capWindow, err := s.engine.frequencyCap(ctx, merchantID)
+		if err != nil {
+			return DryRun{}, err
+		}
 		// Members at the frequency cap now.
 		capped = fmt.Sprintf("CASE WHEN (SELECT COUNT(*) FROM campaign_deliveries cd WHERE cd.merchant_id = m.merchant_id"+
 			" AND cd.member_id = m.id AND cd.capped = 1 AND cd.sent_at > ? AND cd.status IN ?) >= %d"+
-			" THEN 1 ELSE 0 END", s.engine.o.FrequencyCap)
-		args = append(args, now.Add(-s.engine.o.CapWindow),
+			" THEN 1 ELSE 0 END", capN)
+		args = append(args, now.Add(-capWindow),
 			[]DeliveryStatus{DeliverySending, DeliverySent, DeliveryDelivered, DeliveryUnknown})
 	}
 	if c.Channel == ChannelCustomerService {

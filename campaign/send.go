@@ -142,7 +142,7 @@ func (e *Engine) sendSlice(ctx context.Context, c Campaign) (int, error) {
 			handled += len(rows)
 			mu.Unlock()
 			left -= int64(len(rows))
-			ready, err := e.prepare(ctx, c, run.lease, rows)
+			ready, err := e.prepare(ctx, c, mc, run.lease, rows)
 			if err != nil {
 				fail(err)
 				// What prepare did not settle goes back to the queue.
@@ -191,7 +191,7 @@ func idsOf(rows []Delivery) []uint64 {
 // prepare runs the checks that depend on the moment of sending, in one
 // transaction:
 //
-//   - the frequency cap (capped campaigns): the members' rows are locked
+//   - the merchant's frequency cap (capped campaigns): the members' rows are locked
 //     (in id order) while their recent capped sends are counted, and each
 //     row that passes reserves its place by taking its sent_at, so two
 //     campaigns cannot both slip past the cap;
@@ -200,7 +200,7 @@ func idsOf(rows []Delivery) []uint64 {
 // Rows that fail a check are skipped with the reason. It returns the rows
 // ready for markSending: those that passed and are still this slice's. On
 // an error it returns the rows it did not settle (still claimed).
-func (e *Engine) prepare(ctx context.Context, c Campaign, l *lease, rows []Delivery) ([]Delivery, error) {
+func (e *Engine) prepare(ctx context.Context, c Campaign, mc merchantClock, l *lease, rows []Delivery) ([]Delivery, error) {
 	if !c.Capped() && c.Channel != ChannelCustomerService {
 		return rows, nil
 	}
@@ -241,7 +241,7 @@ func (e *Engine) prepare(ctx context.Context, c Campaign, l *lease, rows []Deliv
 			// claimed row with a sent_at is a reservation of another batch.
 			if err := tx.Model(&Delivery{}).Select("member_id, COUNT(*) AS n").
 				Where("merchant_id = ? AND member_id IN ? AND capped = ? AND sent_at > ? AND status IN ?", c.MerchantID, members, true,
-					now.Add(-e.o.CapWindow), []DeliveryStatus{DeliveryClaimed, DeliverySending, DeliverySent, DeliveryDelivered, DeliveryUnknown}).
+					now.Add(-mc.capWindow), []DeliveryStatus{DeliveryClaimed, DeliverySending, DeliverySent, DeliveryDelivered, DeliveryUnknown}).
 				Group("member_id").Find(&counts).Error; err != nil {
 				return fmt.Errorf("campaign %d: frequency cap: %w", c.ID, err)
 			}
@@ -253,7 +253,7 @@ func (e *Engine) prepare(ctx context.Context, c Campaign, l *lease, rows []Deliv
 		var pass []Delivery
 		for _, r := range rows {
 			switch {
-			case c.Capped() && recent[r.MemberID] >= e.o.FrequencyCap:
+			case c.Capped() && recent[r.MemberID] >= mc.capN:
 				skip[ReasonFrequencyCap] = append(skip[ReasonFrequencyCap], r.ID)
 			case c.Channel == ChannelCustomerService &&
 				(lastSeen[r.MemberID] == nil || now.Sub(*lastSeen[r.MemberID]) >= 48*time.Hour):

@@ -61,6 +61,7 @@ func NewAdminHandler(svc *Service, o AdminOptions) *AdminHandler {
 //	PATCH  /members/:member_id                 members:write   edit remark, name, gender, birthday, phone, tags
 //	GET    /members/:member_id/privacy-export  privacy:manage  everything stored about the member (PIPL)
 //	POST   /members/:member_id/erase           privacy:manage  erase personal data (PIPL)
+//	GET    /members/:member_id/stage-history   members:read    lifecycle stage transitions (stage_history.go)
 //	GET    /tags                               members:read    tags with member counts
 //	POST   /tags                               members:write   create {"name","color"}
 //	PATCH  /tags/:tag_id                       members:write   rename, recolour
@@ -78,6 +79,7 @@ func (h *AdminHandler) Register(r gin.IRouter) {
 	r.PATCH("/members/:member_id", authz.Require(authz.MembersWrite), h.update)
 	r.GET("/members/:member_id/privacy-export", authz.Require(authz.PrivacyManage), h.privacyExport)
 	r.POST("/members/:member_id/erase", authz.Require(authz.PrivacyManage), h.erase)
+	r.GET("/members/:member_id/stage-history", authz.Require(authz.MembersRead), h.stageHistory)
 	r.GET("/tags", authz.Require(authz.MembersRead), h.tags)
 	r.POST("/tags", authz.Require(authz.MembersWrite), h.createTag)
 	r.PATCH("/tags/:tag_id", authz.Require(authz.MembersWrite), h.updateTag)

@@ -295,27 +295,47 @@ func (s *Service) CouponsExpiringSoon(ctx context.Context, merchantID uint64, wi
 	return out, nil
 }
 
-// MemberCoupons lists a member's coupons newest first (ids below before
-// when not 0), of one effective status when status is not empty
-// (idx_points_coupons_member).
+// CouponFilter narrows a coupon list; zero fields do not filter. Status is
+// the effective one (an issued coupon past its expiry is expired).
+type CouponFilter struct {
+	MemberID uint64
+	RewardID uint64
+	Status   CouponStatus
+}
+
+// MemberCoupons lists a member's coupons newest first, optionally of one
+// effective status, before the coupon id before (0: from the newest).
 func (s *Service) MemberCoupons(ctx context.Context, merchantID, memberID uint64, status CouponStatus, before uint64, limit int) ([]Coupon, error) {
+	return s.Coupons(ctx, merchantID, CouponFilter{MemberID: memberID, Status: status}, before, limit)
+}
+
+// Coupons lists the merchant's coupons newest first, filtered by f,
+// before the coupon id before (0: from the newest). A member's coupons are
+// one range of idx_points_coupons_member.
+func (s *Service) Coupons(ctx context.Context, merchantID uint64, f CouponFilter, before uint64, limit int) ([]Coupon, error) {
 	now := s.now()
-	q := s.db.WithContext(ctx).Where("merchant_id = ? AND member_id = ?", merchantID, memberID)
+	q := s.db.WithContext(ctx).Where("merchant_id = ?", merchantID)
+	if f.MemberID != 0 {
+		q = q.Where("member_id = ?", f.MemberID)
+	}
+	if f.RewardID != 0 {
+		q = q.Where("reward_id = ?", f.RewardID)
+	}
 	if before != 0 {
 		q = q.Where("id < ?", before)
 	}
-	switch status {
+	switch f.Status {
 	case "":
 	case CouponIssued:
 		q = q.Where("status = ? AND expires_at > ?", CouponIssued, now)
 	case CouponExpired:
-		q = q.Where("status = ? OR (status = ? AND expires_at <= ?)", CouponExpired, CouponIssued, now)
+		q = q.Where("(status = ? OR (status = ? AND expires_at <= ?))", CouponExpired, CouponIssued, now)
 	default:
-		q = q.Where("status = ?", status)
+		q = q.Where("status = ?", f.Status)
 	}
 	out := []Coupon{}
 	if err := q.Order("id DESC").Limit(limit).Find(&out).Error; err != nil {
-		return nil, fmt.Errorf("points: member's coupons: %w", err)
+		return nil, fmt.Errorf("points: coupons: %w", err)
 	}
 	return out, nil
 }

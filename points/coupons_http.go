@@ -82,11 +82,9 @@ func (h *Handler) meCoupons(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	status := CouponStatus(q.Get("status"))
-	switch status {
-	case "", CouponIssued, CouponUsed, CouponExpired, CouponCancelled:
-	default:
-		httpx.Fail(c, apperr.Invalid("status", "must be issued, used, expired or cancelled"))
+	status, err := couponStatus(q.Get("status"))
+	if err != nil {
+		httpx.Fail(c, err)
 		return
 	}
 	list, err := h.svc.MemberCoupons(c.Request.Context(), mid, id, status, before, limit)
@@ -94,6 +92,59 @@ func (h *Handler) meCoupons(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
+	h.couponPage(c, list, limit)
+}
+
+// listCoupons serves GET /coupons (points:read): the merchant's coupons
+// newest first, by member, reward and effective status.
+func (h *Handler) listCoupons(c *gin.Context) {
+	p := authz.MustFrom(c)
+	q, err := httpx.QueryOnly(c, "status", "member_id", "reward_id", "cursor", "limit")
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	before, limit, err := page(q)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	v := &apperr.Validation{}
+	var f CouponFilter
+	if f.Status, err = couponStatus(q.Get("status")); err != nil {
+		v.Add("status", "must be issued, used, expired or cancelled")
+	}
+	for name, dst := range map[string]*uint64{"member_id": &f.MemberID, "reward_id": &f.RewardID} {
+		if s := q.Get(name); s != "" {
+			id, ok := httpx.ParseID(s)
+			if !ok {
+				v.Add(name, "must be a whole number from 1")
+			}
+			*dst = id
+		}
+	}
+	if err := v.Err(); err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	list, err := h.svc.Coupons(c.Request.Context(), p.MerchantID, f, before, limit)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	h.couponPage(c, list, limit)
+}
+
+func couponStatus(s string) (CouponStatus, error) {
+	switch st := CouponStatus(s); st {
+	case "", CouponIssued, CouponUsed, CouponExpired, CouponCancelled:
+		return st, nil
+	}
+	return "", apperr.Invalid("status", "must be issued, used, expired or cancelled")
+}
+
+// couponPage answers a page of coupons with the cursor of the next.
+func (h *Handler) couponPage(c *gin.Context, list []Coupon, limit int) {
 	now := h.svc.now()
 	out := make([]couponView, 0, len(list))
 	var last uint64

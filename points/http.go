@@ -68,6 +68,7 @@ func (h *Handler) UseMemberCodes(c MemberCodes) { h.codes = c }
 //	GET    /redemptions/:redemption_id             points:read   a redemption
 //	POST   /redemptions/:redemption_id/cancel      points:write  cancel, points returned {"reason"}
 //	POST   /coupons/verify                         orders:write  verify (核销) a coupon at the till, once {"code","request_id","store"}
+//	GET    /coupons                                points:read   coupons (?status=&member_id=&reward_id=&cursor=&limit=)
 //	GET    /coupons/:code                          points:read   a coupon by its code
 //	GET    /members/:member_id/points              points:read   balance, expiries, tier and ledger (?cursor=&limit=)
 //	POST   /members/:member_id/points/adjustments  points:write  manual adjustment {"points","reason","request_id"}
@@ -89,6 +90,7 @@ func (h *Handler) RegisterAdmin(r gin.IRouter) {
 	r.GET("/redemptions/:redemption_id", authz.Require(authz.PointsRead), h.getRedemption)
 	r.POST("/redemptions/:redemption_id/cancel", authz.Require(authz.PointsWrite), h.cancelRedemption)
 	r.POST("/coupons/verify", authz.Require(authz.OrdersWrite), h.verifyCoupon) // coupons_http.go
+	r.GET("/coupons", authz.Require(authz.PointsRead), h.listCoupons)
 	r.GET("/coupons/:code", authz.Require(authz.PointsRead), h.getCoupon)
 	r.GET("/members/:member_id/points", authz.Require(authz.PointsRead), h.memberPoints)
 	r.POST("/members/:member_id/points/adjustments", authz.Require(authz.PointsWrite), h.adjust)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"gorm.io/gorm"
@@ -516,6 +517,84 @@ func TestHTTPAdminRedeemForMember(t *testing.T) {
 	})
 }
 
+// The coupon list filters by effective status, member and reward, pages
+// by cursor, refuses bad filters with their fields, and through the HTTP
+// verify a coupon is used once: the second verification is refused (409).
+func TestHTTPCouponsListAndVerify(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		f := newFixture(t, gdb)
+		a := newAPI(t, f)
+		m1, m2 := f.member(), f.member()
+		f.order(m1, 100000)
+		f.order(m2, 100000)
+		short, long := f.couponReward(10, 1, nil), f.couponReward(10, 30, nil)
+		c1 := f.couponOf(m1, short)
+		c2 := f.couponOf(m1, long)
+		c3 := f.couponOf(m2, long)
+		c4 := f.couponOf(m2, long)
+
+		codes := func(r reply) string {
+			var out []string
+			for _, c := range r.body["coupons"].([]any) {
+				out = append(out, c.(map[string]any)["code"].(string))
+			}
+			return strings.Join(out, ",")
+		}
+		r := a.do("GET", admin+"/coupons", "viewer0", nil)
+		want(t, r, http.StatusOK)
+		if got := codes(r); got != strings.Join([]string{c4.Code, c3.Code, c2.Code, c1.Code}, ",") || r.body["next_cursor"] != nil {
+			t.Fatalf("all coupons %s", r.raw)
+		}
+		r = a.do("GET", admin+"/coupons?member_id="+u64(m1), "viewer0", nil)
+		if got := codes(r); got != c2.Code+","+c1.Code {
+			t.Fatalf("m1's coupons %s", r.raw)
+		}
+		r = a.do("GET", admin+"/coupons?reward_id="+u64(short.ID), "viewer0", nil)
+		if got := codes(r); got != c1.Code {
+			t.Fatalf("the short reward's coupons %s", r.raw)
+		}
+		// Paging: two at a time.
+		r = a.do("GET", admin+"/coupons?limit=2", "viewer0", nil)
+		cur, _ := r.body["next_cursor"].(string)
+		if codes(r) != c4.Code+","+c3.Code || cur == "" {
+			t.Fatalf("page 1 %s", r.raw)
+		}
+		r = a.do("GET", admin+"/coupons?limit=2&cursor="+cur, "viewer0", nil)
+		if codes(r) != c2.Code+","+c1.Code {
+			t.Fatalf("page 2 %s", r.raw)
+		}
+		for q, field := range map[string]string{"status=lost": "status", "member_id=x": "member_id", "reward_id=0": "reward_id",
+			"limit=0": "limit", "cursor=zz": "cursor"} {
+			r = a.do("GET", admin+"/coupons?"+q, "viewer0", nil)
+			want(t, r, http.StatusBadRequest)
+			if r.field(field) == "" {
+				t.Errorf("%s: %s", q, r.raw)
+			}
+		}
+		want(t, a.do("GET", admin+"/coupons?bogus=1", "viewer0", nil), http.StatusBadRequest)
+
+		// Verify c3 over HTTP; the second attempt is refused.
+		want(t, a.do("POST", admin+"/coupons/verify", "viewer0", map[string]any{"code": c3.Code, "request_id": "v"}), http.StatusForbidden)
+		r = a.do("POST", admin+"/coupons/verify", "pos0", map[string]any{"code": c3.Code, "request_id": "till-1", "store": "Shop 1"})
+		want(t, r, http.StatusCreated)
+		r = a.do("POST", admin+"/coupons/verify", "owner0", map[string]any{"code": c3.Code, "request_id": "till-2"})
+		want(t, r, http.StatusConflict)
+		// The day after, the short coupon is expired.
+		f.clock.Add(25 * time.Hour)
+		if got := codes(a.do("GET", admin+"/coupons?status=used", "viewer0", nil)); got != c3.Code {
+			t.Fatalf("used %s", got)
+		}
+		if got := codes(a.do("GET", admin+"/coupons?status=expired", "viewer0", nil)); got != c1.Code {
+			t.Fatalf("expired %s", got)
+		}
+		if got := codes(a.do("GET", admin+"/coupons?status=issued", "viewer0", nil)); got != c4.Code+","+c2.Code {
+			t.Fatalf("issued %s", got)
+		}
+		r = a.do("POST", admin+"/coupons/verify", "pos0", map[string]any{"code": c1.Code, "request_id": "till-3"})
+		want(t, r, http.StatusUnprocessableEntity)
+	})
+}
+
 // Every route of another merchant's resource answers 404, like an id that
 // does not exist, and non-numeric ids are 404 too. The table must cover
 // every registered route.
@@ -574,6 +653,7 @@ func TestHTTPTenantIsolation(t *testing.T) {
 			{"GET", admin + "/tiers", "owner1", nil, 200},
 			{"GET", admin + "/rewards", "owner1", nil, 200},
 			{"GET", admin + "/redemptions?member_id=" + mem, "owner1", nil, 200},
+			{"GET", admin + "/coupons?member_id=" + mem, "owner1", nil, 200},
 			{"GET", admin + "/points/rules", "owner1", nil, 200},
 			{"PUT", admin + "/points/rules", "owner1", `{}`, 200},
 			{"PATCH", admin + "/points/rules", "owner1", `{"daily_cap":7}`, 200},

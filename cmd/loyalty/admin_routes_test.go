@@ -347,6 +347,8 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 			}},
 		"PATCH /api/admin/v1/members/{member_id}":              {path: memberB, body: map[string]any{"remark": "hijacked"}, check: notFound},
 		"GET /api/admin/v1/members/{member_id}/privacy-export": {path: memberB, check: notFound},
+		"GET /api/admin/v1/members/{member_id}/messages":       {path: memberB, check: notFound},
+		"GET /api/admin/v1/members/{member_id}/stage-history":  {path: memberB, check: notFound},
 		"POST /api/admin/v1/members/{member_id}/erase":         {path: memberB, check: notFound},
 		"GET /api/admin/v1/tags":                               {check: notB(B.tag)},
 		"POST /api/admin/v1/tags":                              {body: map[string]any{"name": "vip"}, check: func(t *testing.T, st int, _ string) {}},
@@ -432,6 +434,12 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		"POST /api/admin/v1/coupons/verify": {body: map[string]any{"code": B.coupon, "request_id": "x"}, check: func(t *testing.T, st int, body string) {
 			if st != http.StatusNotFound || a.count("points_coupons", "code = ? AND status = 'issued'", B.coupon) != 1 {
 				t.Fatalf("verify B's coupon: %d %s, want 404 and B's coupon unused", st, body)
+			}
+		}},
+		"GET /api/admin/v1/coupons": {check: func(t *testing.T, st int, body string) {
+			noneOfB(t, st, body)
+			if strings.Contains(body, B.coupon) {
+				t.Fatalf("answer lists B's coupon: %s", body)
 			}
 		}},
 		"GET /api/admin/v1/coupons/{code}":                          {path: B.coupon, check: notFound},

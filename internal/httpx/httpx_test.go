@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strings"
@@ -391,5 +392,33 @@ func TestSecurityHeadersLetAHandlerAllowCaching(t *testing.T) {
 		if rec.Header().Get("Strict-Transport-Security") == "" || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s: %v", path, rec.Header())
 		}
+	}
+}
+
+func TestBeforePage(t *testing.T) {
+	for _, c := range []struct {
+		query         string
+		before        uint64
+		limit         int
+		badBefore, bl bool
+	}{
+		{"", 0, 50, false, false},
+		{"before=7&limit=3", 7, 3, false, false},
+		{"before=x", 0, 50, true, false},
+		{"before=0", 0, 50, true, false},
+		{"limit=0", 0, 0, false, true},
+		{"limit=201", 0, 201, false, true},
+	} {
+		q, _ := url.ParseQuery(c.query)
+		v := &apperr.Validation{}
+		before, limit := BeforePage(q, 50, 200, v)
+		_, gotBefore := v.Fields["before"]
+		_, gotLimit := v.Fields["limit"]
+		if before != c.before || limit != c.limit || gotBefore != c.badBefore || gotLimit != c.bl {
+			t.Errorf("%q: before %d limit %d fields %v", c.query, before, limit, v.Fields)
+		}
+	}
+	if NextBefore(2, 3, 9) != nil || *NextBefore(3, 3, 9) != 9 {
+		t.Error("NextBefore")
 	}
 }

@@ -210,6 +210,7 @@ func (directory) WeChatCredentials(context.Context, uint64) (wechat.Credentials,
 }
 func (directory) Location(context.Context, uint64) (*time.Location, error) { return time.UTC, nil }
 func (directory) QuietHours(context.Context, uint64) (int, int, error)     { return 0, 0, nil }
+func (directory) FrequencyCap(context.Context, uint64) (int, int, error)   { return 0, 0, nil }
 
 // setupDB creates a fresh database with members following the account.
 func setupDB(ctx context.Context, dsn string, n int) (*gorm.DB, string) {

@@ -1,4 +1,5 @@
 import { createApp } from 'vue'
+import type { Composer } from 'vue-i18n'
 import { createPinia } from 'pinia'
 import App from './App.vue'
 import { createPanelRouter } from './router'
@@ -15,7 +16,7 @@ async function start() {
   const app = createApp(App)
   app.use(pinia)
   app.use(i18n)
-  app.use(createPanelRouter(pinia))
+  app.use(createPanelRouter(pinia, () => i18n.global as unknown as Composer))
   app.mount('#app')
 }
 void start()

@@ -7,6 +7,8 @@ import { setUnauthorizedHandler } from '@/api/client'
 import { useSession } from '@/admin/stores/session'
 import type { Requirement } from '@/admin/permissions'
 import { navItems } from '@/admin/nav'
+import { withScreenMessages } from '@/shared/i18n'
+import type { Composer } from 'vue-i18n'
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -16,7 +18,8 @@ declare module 'vue-router' {
   }
 }
 
-export function createPanelRouter(pinia: Pinia): Router {
+export function createPanelRouter(pinia: Pinia, i18n: () => Composer): Router {
+  const screen = <T>(load: () => Promise<T>) => withScreenMessages(i18n, load)
   const router = createRouter({
     history: createWebHistory('/admin/'),
     routes: [
@@ -27,8 +30,10 @@ export function createPanelRouter(pinia: Pinia): Router {
         children: [
           { path: '', name: 'dashboard', component: () => import('./pages/dashboard/DashboardPage.vue'), meta: { need: 'members:read', title: 'nav.dashboard' } },
           { path: 'members', name: 'members', component: () => import('./pages/members/MembersPage.vue'), meta: { need: 'members:read', title: 'nav.members' } },
-          { path: 'members/:id(\\d+)', name: 'member', component: () => import('./pages/member/MemberPage.vue'), meta: { need: 'members:read', title: 'member.title' } },
+          { path: 'members/:id(\\d+)', name: 'member', component: screen(() => import('./pages/member/MemberPage.vue')), meta: { need: 'members:read', title: 'member.title' } },
           { path: 'orders/:externalId?', name: 'orders', component: () => import('./pages/orders/OrdersPage.vue'), meta: { need: ['points:read', 'orders:write'], title: 'nav.orders' } },
+          { path: 'redemptions', name: 'redemptions', component: screen(() => import('./pages/redemptions/RedemptionsPage.vue')), meta: { need: 'points:read', title: 'nav.redemptions' } },
+          { path: 'channels', name: 'channels', component: screen(() => import('./pages/channels/ChannelsPage.vue')), meta: { need: 'channels:read', title: 'nav.channels' } },
           { path: 'rewards', name: 'rewards', component: () => import('./pages/rewards/RewardsPage.vue'), meta: { need: 'points:read', title: 'nav.rewards' } },
           { path: 'referrals', name: 'referrals', component: () => import('./pages/referrals/ReferralsPage.vue'), meta: { need: 'points:read', title: 'nav.referrals' } },
           // Marketing: segments, campaigns, the calendar and care rules.
@@ -48,7 +53,7 @@ export function createPanelRouter(pinia: Pinia): Router {
           { path: 'audit', name: 'audit', component: () => import('./pages/audit/AuditPage.vue'), meta: { need: 'audit:read', title: 'nav.audit' } },
           { path: 'staff', name: 'staff', component: () => import('./pages/staff/StaffPage.vue'), meta: { need: 'staff:manage', title: 'nav.staff' } },
           { path: 'api-keys', name: 'api-keys', component: () => import('./pages/apikeys/ApiKeysPage.vue'), meta: { need: 'apikeys:manage', title: 'nav.apiKeys' } },
-          { path: 'settings', name: 'settings', component: () => import('./pages/settings/SettingsPage.vue'), meta: { need: 'settings:read', title: 'nav.settings' } },
+          { path: 'settings', name: 'settings', component: screen(() => import('./pages/settings/SettingsPage.vue')), meta: { need: 'settings:read', title: 'nav.settings' } },
           { path: 'forbidden', name: 'forbidden', component: () => import('./pages/status/StatusPage.vue'), props: { kind: 'forbidden' } },
           { path: ':rest(.*)*', name: 'not-found', component: () => import('./pages/status/StatusPage.vue'), props: { kind: 'not-found' } },
         ],

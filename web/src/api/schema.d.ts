@@ -695,6 +695,59 @@ export interface paths {
         patch: operations["updateMember"];
         trace?: never;
     };
+    "/api/admin/v1/members/{member_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The campaign and care messages that reached a member, newest first (members:read)
+         * @description Deliveries WeChat took: sent, delivered (its receipt arrived;
+         *     `delivered_at`) or failed after sending (the receipt said it did not
+         *     arrive). Skipped, held-out and pending ones are not listed. A care
+         *     rule's message names its rule. A member of another merchant is not
+         *     found (404). Keyset paged: pass `next_before` as `before`.
+         */
+        get: operations["listMemberMessages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/members/{member_id}/stage-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A member's lifecycle stage transitions, newest first (members:read)
+         * @description Each change of the member's lifecycle stage, written in the
+         *     transaction that changed it (an order, a refund, the nightly
+         *     recomputation), with the rule that decided it. A member of another
+         *     merchant is not found (404). Keyset paged: pass `next_before` as `before`.
+         */
+        get: operations["listMemberStageHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/members/{member_id}/privacy-export": {
         parameters: {
             query?: never;
@@ -1677,6 +1730,27 @@ export interface paths {
         };
         /** The member's coupons with their codes and states, newest first */
         get: operations["listMyCoupons"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Coupons, newest first, by status, member and reward (points:read)
+         * @description `status` is the effective one: an issued coupon past its expiry is
+         *     expired. Keyset paged: pass `next_cursor` as `cursor`.
+         */
+        get: operations["listCoupons"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3324,6 +3398,7 @@ export interface components {
             name: string;
             time_zone: string;
             quiet_hours: components["schemas"]["QuietHours"];
+            frequency_cap: components["schemas"]["FrequencyCap"];
             crm: components["schemas"]["CRMSettings"];
             sandbox: boolean;
             wechat: {
@@ -3339,6 +3414,11 @@ export interface components {
                 mp_app_id?: string;
                 mp_app_secret_set?: boolean;
             };
+        };
+        /** @description At most `messages` marketing and care messages per member in any `window_days` days; service notices do not count. Default 2 in 7 days. */
+        FrequencyCap: {
+            messages: number;
+            window_days: number;
         };
         Channel: {
             id: number;
@@ -3796,6 +3876,37 @@ export interface components {
             /** @description miniprogram */
             pagepath?: string;
             sub_buttons?: components["schemas"]["MenuButton"][];
+        };
+        MemberMessage: {
+            /** @description the delivery's id */
+            id: number;
+            campaign_id: number;
+            campaign_name: string;
+            /** @enum {string} */
+            kind: "marketing" | "care" | "service";
+            /** @description the care rule that sent it (care messages) */
+            care_rule_id: number | null;
+            care_rule_name: string | null;
+            /** @enum {string} */
+            channel: "template" | "mp_subscribe" | "customer_service";
+            /** @enum {string} */
+            status: "sent" | "delivered" | "failed";
+            /** Format: date-time */
+            sent_at: string;
+            /**
+             * Format: date-time
+             * @description when WeChat's receipt said it arrived
+             */
+            delivered_at: string | null;
+        };
+        StageChange: {
+            id: number;
+            from_stage: components["schemas"]["LifecycleStage"];
+            to_stage: components["schemas"]["LifecycleStage"];
+            /** @description the rule that decided it: first_purchase, bought_again, repeat_buying_with_trait, bought_after_churn, idle_past_at_risk, idle_past_churn, idle_past_lost, no_purchase */
+            reason: string;
+            /** Format: date-time */
+            occurred_at: string;
         };
         /**
          * @description A redeemed coupon reward as shown at the till. status: issued (can be
@@ -5867,6 +5978,7 @@ export interface operations {
                     /** @description IANA name, e.g. Asia/Shanghai */
                     time_zone?: string;
                     quiet_hours?: components["schemas"]["QuietHours"];
+                    frequency_cap?: components["schemas"]["FrequencyCap"];
                     crm?: components["schemas"]["CRMSettings"];
                     wechat?: {
                         app_id?: string;
@@ -6210,6 +6322,72 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+        };
+    };
+    listMemberMessages: {
+        parameters: {
+            query?: {
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of messages. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        messages: components["schemas"]["MemberMessage"][];
+                        next_before: number | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    listMemberStageHistory: {
+        parameters: {
+            query?: {
+                before?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description A member of the caller's merchant (anything else is 404). */
+                member_id: components["parameters"]["MemberIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of transitions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        stage_changes: components["schemas"]["StageChange"][];
+                        next_before: number | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
         };
     };
     exportMemberPrivacyData: {
@@ -7984,6 +8162,39 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+        };
+    };
+    listCoupons: {
+        parameters: {
+            query?: {
+                status?: "issued" | "used" | "expired" | "cancelled";
+                member_id?: number;
+                reward_id?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: components["parameters"]["PointsCursor"];
+                limit?: components["parameters"]["PointsLimit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of coupons. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        coupons: components["schemas"]["Coupon"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
         };
     };
     verifyCoupon: {

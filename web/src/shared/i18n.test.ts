@@ -3,9 +3,21 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import zhCN from '@/locales/zh-CN.json'
 import enMessages from '@/locales/en.json'
+import zhScreens from '@/locales/screens/zh-CN.json'
+import enScreens from '@/locales/screens/en.json'
 import { flattenKeys, initialLocale } from './i18n'
 
-const messages = { 'zh-CN': zhCN, en: enMessages }
+// The lazily loaded screens' messages are part of the one key set, merged
+// deeply as vue-i18n's mergeLocaleMessage does.
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a }
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k]
+    out[k] = cur && typeof cur === 'object' && v && typeof v === 'object' ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v
+  }
+  return out
+}
+const messages = { 'zh-CN': deepMerge(zhCN, zhScreens), en: deepMerge(enMessages, enScreens) }
 import { STAGES, PYRAMID } from './enums'
 
 const zh = flattenKeys(messages['zh-CN'])

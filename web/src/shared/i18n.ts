@@ -29,6 +29,35 @@ export async function loadMessages(locale: Locale): Promise<Messages> {
   return locale === 'en' ? ((await import('@/locales/en.json')).default as Messages) : zhCN
 }
 
+// Screens' messages: the words of lazily loaded screens (redemptions,
+// channels, the member page's messages and stage history, the settings'
+// frequency cap) live in src/locales/screens/*.json, fetched with the first such
+// screen (screenMessages) and merged into every loaded language, so the
+// first load stays within its budget. The completeness test covers them.
+let screensWanted = false
+
+/** loadScreenMessages returns the screens' messages of a language. */
+export async function loadScreenMessages(locale: Locale): Promise<Record<string, unknown>> {
+  return locale === 'en' ? (await import('@/locales/screens/en.json')).default : (await import('@/locales/screens/zh-CN.json')).default
+}
+
+/** withScreenMessages wraps a lazy route component: the screens' messages are merged before it renders. */
+export function withScreenMessages<T>(
+  i18n: () => Pick<Composer, 'locale' | 'availableLocales' | 'mergeLocaleMessage'>,
+  load: () => Promise<T>,
+): () => Promise<T> {
+  return async () => {
+    const [mod] = await Promise.all([load(), mergeScreens(i18n())])
+    return mod
+  }
+}
+
+async function mergeScreens(i18n: Pick<Composer, 'locale' | 'availableLocales' | 'mergeLocaleMessage'>, only?: Locale) {
+  screensWanted = true
+  const locales = only ? [only] : (i18n.availableLocales as Locale[])
+  await Promise.all(locales.map(async (l) => i18n.mergeLocaleMessage(l, (await loadScreenMessages(l)) as never)))
+}
+
 /** createPanelI18n speaks Chinese, and the other languages given (already loaded). */
 export function createPanelI18n(locale: Locale, more: Partial<Record<Locale, Messages>> = {}) {
   return createI18n({
@@ -42,8 +71,14 @@ export function createPanelI18n(locale: Locale, more: Partial<Record<Locale, Mes
 }
 
 /** switchLocale changes the language (loading it first when needed) and remembers it. */
-export async function switchLocale(i18n: Pick<Composer, 'locale' | 'availableLocales' | 'setLocaleMessage'>, l: Locale): Promise<void> {
-  if (!i18n.availableLocales.includes(l)) i18n.setLocaleMessage(l, await loadMessages(l))
+export async function switchLocale(
+  i18n: Pick<Composer, 'locale' | 'availableLocales' | 'setLocaleMessage' | 'mergeLocaleMessage'>,
+  l: Locale,
+): Promise<void> {
+  if (!i18n.availableLocales.includes(l)) {
+    i18n.setLocaleMessage(l, await loadMessages(l))
+    if (screensWanted) await mergeScreens(i18n, l)
+  }
   i18n.locale.value = l
   localStorage.setItem(LOCALE_KEY, l)
   document.documentElement.lang = l
