@@ -99,12 +99,13 @@ const (
 	ReasonCareRuleChanged  Reason = "care_rule_changed"  // withdrawn: the rule now sends to another openid
 	ReasonCareRuleDisabled Reason = "care_rule_disabled" // withdrawn: the rule was disabled
 	ReasonCareRuleDeleted  Reason = "care_rule_deleted"  // withdrawn: the rule was deleted
+	ReasonNoticeOff        Reason = "notice_off"         // withdrawn: the merchant switched the notice kind off
 )
 
 // Reasons lists the reasons.
 var Reasons = []Reason{ReasonNoOpenID, ReasonNotFollowing, ReasonNoConsent, ReasonFrequencyCap, ReasonNoGrant,
 	ReasonOutsideWindow, ReasonInvalidOpenID, ReasonBadTemplate, ReasonTransient, ReasonRejected, ReasonUserBlock,
-	ReasonSystem, ReasonNoAccount, ReasonWorkerLost, ReasonCareRuleChanged, ReasonCareRuleDisabled, ReasonCareRuleDeleted}
+	ReasonSystem, ReasonNoAccount, ReasonWorkerLost, ReasonCareRuleChanged, ReasonCareRuleDisabled, ReasonCareRuleDeleted, ReasonNoticeOff}
 
 // GiftState is where a sent row's gift stands.
 type GiftState int
@@ -153,8 +154,13 @@ type Delivery struct {
 	GiftAttempts  int
 	GiftNextAt    *time.Time
 	GiftError     string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// NoticeKey names the event a service notice reports ('' for any
+	// other delivery): with uk_deliveries, one notice per event.
+	NoticeKey string
+	// Vars are the event's message variables (service notices only).
+	Vars      map[string]string `gorm:"serializer:json"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // TableName implements gorm's tabler.
@@ -260,13 +266,44 @@ func (s deliveryRows) plan(ctx context.Context, tx *gorm.DB, sel string, args ..
 	if s.mysql {
 		q += " ON DUPLICATE KEY UPDATE campaign_deliveries.id = campaign_deliveries.id"
 	} else {
-		q += " ON CONFLICT (campaign_id, step, member_id) DO NOTHING"
+		q += " ON CONFLICT (campaign_id, step, member_id, notice_key) DO NOTHING"
 	}
 	res := tx.WithContext(ctx).Exec(q, args...)
 	if res.Error != nil {
 		return 0, fmt.Errorf("plan deliveries: %w", res.Error)
 	}
 	return res.RowsAffected, nil
+}
+
+// planNotice inserts the one row of a service notice, inside tx, the
+// transaction of the event it reports: (nothing) → pending, or skipped
+// when the member has no openid, does not follow, or withdrew consent to
+// template messages (the same rules as a campaign's planning, skipExprs).
+// A row the event's key already has is left as it is, so an event
+// reported twice is one notice. It returns whether a row was inserted.
+// The member's row is read by primary key; nothing but the new row is
+// locked.
+func (s deliveryRows) planNotice(ctx context.Context, tx *gorm.DB, c Campaign, memberID uint64, key string,
+	vars map[string]string, now time.Time) (bool, error) {
+	v, err := jsonValue(vars)
+	if err != nil {
+		return false, err
+	}
+	openid, status, reason := skipExprs(c)
+	q := "INSERT INTO campaign_deliveries (merchant_id, campaign_id, step, member_id, openid, capped, status, reason, " +
+		"notice_key, vars, created_at, updated_at) " +
+		"SELECT m.merchant_id, ?, ?, m.id, COALESCE(" + openid + ", ''), ?, " + status + ", " + reason + ", ?, ?, ?, ? " +
+		"FROM members m WHERE m.merchant_id = ? AND m.id = ? AND m.erased_at IS NULL"
+	if s.mysql {
+		q += " ON DUPLICATE KEY UPDATE campaign_deliveries.id = campaign_deliveries.id"
+	} else {
+		q += " ON CONFLICT (campaign_id, step, member_id, notice_key) DO NOTHING"
+	}
+	res := tx.WithContext(ctx).Exec(q, c.ID, c.Step, false, key, v, now, now, c.MerchantID, memberID)
+	if res.Error != nil {
+		return false, fmt.Errorf("campaign %d: plan notice %s: %w", c.ID, key, res.Error)
+	}
+	return res.RowsAffected == 1, nil
 }
 
 // claim leases up to n due pending rows of the campaign's step to owner

@@ -61,6 +61,7 @@ type App struct {
 	attributes *member.Attributes
 	engine     *campaign.Engine
 	care       *campaign.Care
+	notices    *campaign.Notices
 	receipts   *campaign.Receipts
 	webhooks   *webhook.Worker
 	merchants  *admin.Merchants
@@ -217,7 +218,6 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		return outbox.Emit(ctx, tx, event.Event{MerchantID: merchantID, Type: event.MemberMerged,
 			Data: event.Merge{MemberID: intoID, MergedMemberID: fromID}})
 	})
-	a.points.UseEvents(outbox)
 	a.attributes.UseEvents(outbox)
 	a.keywords.Register(a.points.KeywordReply)
 	split := campaign.RateSplit{PerSecond: cfg.Send.RatePerSecond, ServicePct: cfg.Send.ServiceSharePct}
@@ -233,6 +233,10 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		Gifts:     campaignGifts{points: a.points}, Followers: a.members, Limiter: limiter, Events: outbox},
 		a.now, log, campaign.EngineOptions{Concurrency: cfg.Send.Concurrency, DailyQuota: cfg.Send.DailyQuota,
 			Claim: campaign.ClaimStrategy(cfg.DB.ClaimStrategy)})
+	// Service notices hear the points events (points, tiers, coupons) in
+	// the same transaction as the webhook outbox.
+	a.notices = campaign.NewNotices(a.engine)
+	a.points.UseEvents(event.Emitters{outbox, a.notices})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
 	a.adminAPI = &admin.API{Staffs: a.staffs, Keys: admin.NewAPIKeys(a.db, a.now), Throttle: admin.NewThrottle(a.db, a.now),
 		Merchants: a.merchants, Audit: auditLog, Check: a.accounts, Menus: a.accounts, PublicURL: cfg.HTTP.PublicURL,
@@ -266,6 +270,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.handler = a.routes(memberAPI, pointsAPI,
 		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
+		campaign.NewNoticeHandler(a.notices),
 		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now),
 		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)),
 		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background))

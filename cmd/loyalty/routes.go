@@ -20,7 +20,7 @@ import (
 const callbackRoute = "/wechat/:merchant_id/callback"
 
 func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberAdmin *member.AdminHandler, segments *member.SegmentHandler,
-	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler,
+	campaigns *campaign.Handler, care *campaign.CareHandler, notices *campaign.NoticeHandler, dashboard *admin.DashboardHandler,
 	webhooks *webhook.Handler, imports *member.ImportHandler) http.Handler {
 	r := gin.New()
 	r.ContextWithFallback = true
@@ -87,6 +87,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	pointsAPI.RegisterAdmin(authed)
 	campaigns.RegisterAdmin(authed)
 	care.Register(authed)
+	notices.Register(authed)
 	dashboard.Register(authed)
 	webhooks.Register(authed)
 	imports.Register(authed)
