@@ -410,11 +410,16 @@ func (n *Notices) Emit(ctx context.Context, tx *gorm.DB, events ...event.Event) 
 	for _, ev := range events {
 		for _, x := range noticesOf(ev, now) {
 			var cs []Campaign
-			// uk_campaigns_notice (merchant_id, notice_kind): one row, read
-			// without a lock (a kind switched off meanwhile has its row
-			// withdrawn by the switch, or by the next switch).
-			if err := tx.WithContext(ctx).Where("merchant_id = ? AND notice_kind = ?", ev.MerchantID, x.kind).
-				Limit(1).Find(&cs).Error; err != nil {
+			// uk_campaigns_notice (merchant_id, notice_kind): one row, share
+			// locked on MySQL so a switch-off (which locks it for update and
+			// withdraws the kind's pending rows) either sees this row or
+			// makes this event see the kind off. Events share the lock; the
+			// engine never locks a notice kind's campaign.
+			q := "SELECT * FROM campaigns WHERE merchant_id = ? AND notice_kind = ?"
+			if n.engine.mysql {
+				q += " LOCK IN SHARE MODE"
+			}
+			if err := tx.WithContext(ctx).Raw(q, ev.MerchantID, x.kind).Scan(&cs).Error; err != nil {
 				return fmt.Errorf("campaign: notice %s: %w", x.kind, err)
 			}
 			if len(cs) == 0 || !noticeOn(cs[0]) {
