@@ -49,11 +49,17 @@ const (
 	NoticeTierUp         NoticeKind = "tier_up"
 	NoticeTierDown       NoticeKind = "tier_down"
 	NoticeCouponIssued   NoticeKind = "coupon_issued"
+	NoticeCouponExpiring NoticeKind = "coupon_expiring" // an issued coupon expires within CouponExpiringWindow
+	NoticePointsExpiring NoticeKind = "points_expiring" // points expire within the rules' expiring_soon_days
 )
+
+// CouponExpiringWindow is how long before its expiry a coupon's reminder
+// is sent.
+const CouponExpiringWindow = 3 * 24 * time.Hour
 
 // NoticeKinds lists the notice kinds, in the order the settings show them.
 var NoticeKinds = []NoticeKind{NoticePointsEarned, NoticePointsRedeemed, NoticePointsReversed, NoticeTierUp, NoticeTierDown,
-	NoticeCouponIssued}
+	NoticeCouponIssued, NoticeCouponExpiring, NoticePointsExpiring}
 
 // noticeVariables are the event variables each kind's message may use,
 // besides the member variables. {{time}} is when the event happened, in
@@ -65,6 +71,8 @@ var noticeVariables = map[NoticeKind][]string{
 	NoticeTierUp:         {"tier_from", "tier_to", "time"},
 	NoticeTierDown:       {"tier_from", "tier_to", "time"},
 	NoticeCouponIssued:   {"coupon_name", "coupon_code", "coupon_expires", "time"},
+	NoticeCouponExpiring: {"coupon_name", "coupon_code", "coupon_expires", "time"},
+	NoticePointsExpiring: {"points_expiring", "expires_on", "time"},
 }
 
 // noticeOff is the pause reason of a kind the merchant switched off (any
@@ -74,15 +82,22 @@ const noticeOff = "switched off in the notice settings"
 // Notices keeps the merchant's notice settings and turns events into
 // notices. It implements event.Emitter.
 type Notices struct {
-	db     *gorm.DB
-	engine *Engine
-	wx     WeChat
-	now    func() time.Time
+	db       *gorm.DB
+	engine   *Engine
+	wx       WeChat
+	now      func() time.Time
+	points   ExpiringPoints  // nil: no points_expiring notices
+	coupons  ExpiringCoupons // nil: no coupon_expiring notices
+	pageSize int
 }
+
+// UseExpiring sets where the expiry reminders find their members;
+// *points.Service satisfies both. Call before RunExpiring.
+func (n *Notices) UseExpiring(p ExpiringPoints, c ExpiringCoupons) { n.points, n.coupons = p, c }
 
 // NewNotices returns the notices of the engine's database.
 func NewNotices(e *Engine) *Notices {
-	return &Notices{db: e.db, engine: e, wx: e.wx, now: e.now}
+	return &Notices{db: e.db, engine: e, wx: e.wx, now: e.now, pageSize: 500}
 }
 
 // NoticeSetting is one kind's settings as the API shows them.
@@ -115,6 +130,8 @@ func SuggestedNoticeFields(k NoticeKind) map[string]string {
 		NoticeTierUp:         {"恭喜您升级为{{tier_to}}", "会员等级：{{tier_from|普通会员}} → {{tier_to}}"},
 		NoticeTierDown:       {"您的会员等级已调整", "会员等级：{{tier_from}} → {{tier_to|普通会员}}"},
 		NoticeCouponIssued:   {"优惠券已到账", "{{coupon_name}}，券码 {{coupon_code}}，有效期至 {{coupon_expires}}"},
+		NoticeCouponExpiring: {"您的优惠券即将过期", "{{coupon_name}}，券码 {{coupon_code}}，{{coupon_expires}} 到期"},
+		NoticePointsExpiring: {"您有积分即将过期", "{{points_expiring}} 积分将于 {{expires_on}} 起陆续过期"},
 	}[k]
 	return map[string]string{"first": what[0], "keyword1": "{{name|会员}}", "keyword2": what[1], "keyword3": "{{time}}",
 		"remark": "{{merchant}}"}
@@ -447,10 +464,131 @@ func localVars(vars map[string]string, loc *time.Location) map[string]string {
 			continue // written by noticesOf: cannot happen
 		}
 		layout := "2006-01-02 15:04"
-		if name == "coupon_expires" {
+		if name == "coupon_expires" || name == "expires_on" {
 			layout = time.DateOnly
 		}
 		out[name] = t.In(loc).Format(layout)
 	}
 	return out
+}
+
+// Run calls RunExpiring every interval until ctx ends. Any number of
+// instances may run it: the notices' keys keep each reminder single.
+func (n *Notices) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := n.RunExpiring(ctx); err != nil && ctx.Err() == nil {
+			n.engine.log.WarnContext(ctx, "notices: expiry reminders failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunExpiring writes the expiry reminders due now, for every merchant
+// whose coupon_expiring or points_expiring notices are on: one per coupon
+// (key coupon_expiring:<coupon>), one per member and first expiry date of
+// their points (key points_expiring:<member>:<date>), so a scan repeated,
+// or run by two instances, writes each reminder once.
+func (n *Notices) RunExpiring(ctx context.Context) error {
+	var cs []Campaign
+	if err := n.db.WithContext(ctx).Where("notice_kind IN ?", []NoticeKind{NoticeCouponExpiring, NoticePointsExpiring}).
+		Order("id").Find(&cs).Error; err != nil {
+		return fmt.Errorf("notices: expiry kinds: %w", err)
+	}
+	var errs []error
+	for _, c := range cs {
+		if !noticeOn(c) {
+			continue
+		}
+		var err error
+		switch *c.NoticeKind {
+		case NoticeCouponExpiring:
+			err = n.couponReminders(ctx, c)
+		case NoticePointsExpiring:
+			err = n.pointsReminders(ctx, c)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("merchant %d %s: %w", c.MerchantID, *c.NoticeKind, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Notices) couponReminders(ctx context.Context, c Campaign) error {
+	if n.coupons == nil {
+		return nil
+	}
+	for after := uint64(0); ; {
+		page, err := n.coupons.CouponsExpiringSoon(ctx, c.MerchantID, CouponExpiringWindow, after, n.pageSize)
+		if err != nil || len(page) == 0 {
+			return err
+		}
+		at := n.now().UTC().Format(time.RFC3339)
+		xs := make([]notice, len(page))
+		for i, cp := range page {
+			xs[i] = notice{kind: NoticeCouponExpiring, memberID: cp.MemberID, key: "coupon_expiring:" + strconv.FormatUint(cp.ID, 10),
+				vars: map[string]string{"coupon_name": cp.RewardName, "coupon_code": cp.Code,
+					timeVar + "coupon_expires": cp.ExpiresAt.UTC().Format(time.RFC3339), timeVar + "time": at}}
+		}
+		if err := n.planAll(ctx, c, xs); err != nil {
+			return err
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+func (n *Notices) pointsReminders(ctx context.Context, c Campaign) error {
+	if n.points == nil {
+		return nil
+	}
+	for after := uint64(0); ; {
+		page, err := n.points.ExpiringSoon(ctx, c.MerchantID, 0, after, n.pageSize)
+		if err != nil || len(page) == 0 {
+			return err
+		}
+		at := n.now().UTC().Format(time.RFC3339)
+		xs := make([]notice, len(page))
+		for i, p := range page {
+			first := p.FirstExpiresAt.UTC()
+			xs[i] = notice{kind: NoticePointsExpiring, memberID: p.MemberID,
+				key: "points_expiring:" + strconv.FormatUint(p.MemberID, 10) + ":" + first.Format(time.DateOnly),
+				vars: map[string]string{"points_expiring": strconv.FormatInt(p.Points, 10),
+					timeVar + "expires_on": first.Format(time.RFC3339), timeVar + "time": at}}
+		}
+		if err := n.planAll(ctx, c, xs); err != nil {
+			return err
+		}
+		after = page[len(page)-1].MemberID
+	}
+}
+
+// planAll writes a page of reminders in one transaction, the kind's
+// campaign share locked (see Emit) and re-checked: a kind switched off
+// meanwhile writes nothing.
+func (n *Notices) planAll(ctx context.Context, c Campaign, xs []notice) error {
+	return retryTx(ctx, n.db, func(tx *gorm.DB) error {
+		q := "SELECT * FROM campaigns WHERE id = ?"
+		if n.engine.mysql {
+			q += " LOCK IN SHARE MODE"
+		}
+		var cur []Campaign
+		if err := tx.WithContext(ctx).Raw(q, c.ID).Scan(&cur).Error; err != nil {
+			return fmt.Errorf("notices: campaign %d: %w", c.ID, err)
+		}
+		if len(cur) == 0 || !noticeOn(cur[0]) {
+			return nil
+		}
+		now := n.now()
+		for _, x := range xs {
+			if _, err := n.engine.rows.planNotice(ctx, tx, cur[0], x.memberID, x.key, x.vars, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

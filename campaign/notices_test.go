@@ -12,6 +12,7 @@ import (
 	"github.com/wxloyalty/loyalty/campaign"
 	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
+	"github.com/wxloyalty/loyalty/points"
 )
 
 // noticesOn switches the merchant's points-earned notices on, on the
@@ -180,6 +181,93 @@ func TestNoticesAreNotStarvedByABlast(t *testing.T) {
 		until("the notice", func() bool { return e.statuses(cid)[campaign.DeliverySent] == 1 })
 		if sent := e.statuses(blast.ID)[campaign.DeliverySent]; sent >= len(members) {
 			t.Errorf("the notice was sent only after the blast had finished")
+		}
+	})
+}
+
+// expiring plays the points service for the expiry reminders.
+type expiring struct {
+	coupons []points.ExpiringCoupon
+	points  []points.Expiring
+}
+
+func (x expiring) CouponsExpiringSoon(_ context.Context, _ uint64, _ time.Duration, after uint64, limit int) ([]points.ExpiringCoupon, error) {
+	var out []points.ExpiringCoupon
+	for _, c := range x.coupons {
+		if c.ID > after && len(out) < limit {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (x expiring) ExpiringSoon(_ context.Context, _ uint64, _ time.Duration, after uint64, limit int) ([]points.Expiring, error) {
+	var out []points.Expiring
+	for _, p := range x.points {
+		if p.MemberID > after && len(out) < limit {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Expiry reminders: a coupon about to expire is one notice, and points
+// about to expire one per member and expiry date, however often the scan
+// runs; a kind switched off writes none.
+func TestExpiryReminderNotices(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		members := e.seed(3, "nexp"+randHex(3))
+		eng := e.engine(campaign.EngineOptions{}, nil)
+		n := campaign.NewNotices(eng)
+		soon := e.now().Add(48 * time.Hour)
+		n.UseExpiring(expiring{points: []points.Expiring{{MemberID: members[0], Points: 80, FirstExpiresAt: soon}}},
+			expiring{coupons: []points.ExpiringCoupon{{ID: 7, MemberID: members[1], ExpiresAt: soon, RewardName: "¥10 off", Code: "ABCD"},
+				{ID: 8, MemberID: members[2], ExpiresAt: soon, RewardName: "¥10 off", Code: "EFGH"}}})
+		on := func(k campaign.NoticeKind, enabled bool) uint64 {
+			s, err := n.Save(context.Background(), e.merchantID, k, campaign.NoticeInput{Enabled: enabled, TemplateID: template,
+				Fields: map[string]string{"first": "{{coupon_expires}}"}})
+			if k == campaign.NoticePointsExpiring {
+				s, err = n.Save(context.Background(), e.merchantID, k, campaign.NoticeInput{Enabled: enabled, TemplateID: template,
+					Fields: map[string]string{"first": "{{points_expiring}} / {{expires_on}}"}})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.CampaignID
+		}
+		coupons, pts := on(campaign.NoticeCouponExpiring, true), on(campaign.NoticePointsExpiring, false)
+		for range 2 {
+			if err := n.RunExpiring(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.drain(eng)
+		if got := e.statuses(coupons); got[campaign.DeliverySent] != 2 || len(got) != 1 {
+			t.Errorf("coupon reminders: %v, want 2 sent", got)
+		}
+		if got := e.statuses(pts); len(got) != 0 {
+			t.Errorf("points reminders while switched off: %v", got)
+		}
+		on(campaign.NoticePointsExpiring, true)
+		for range 2 {
+			if err := n.RunExpiring(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.drain(eng)
+		if got := e.statuses(pts); got[campaign.DeliverySent] != 1 || len(got) != 1 {
+			t.Errorf("points reminders: %v, want 1 sent", got)
+		}
+		var texts []string
+		for _, s := range sim.Sent() {
+			if s.AppID == e.creds.AppID {
+				texts = append(texts, s.Data["first"])
+			}
+		}
+		want := soon.In(shanghai).Format(time.DateOnly)
+		if len(texts) != 3 || texts[0] != want || texts[2] != "80 / "+want {
+			t.Errorf("reminder texts %q", texts)
 		}
 	})
 }

@@ -278,9 +278,11 @@ func (s *Service) expireCoupons(ctx context.Context) (int, error) {
 
 // ExpiringCoupon is an issued coupon that expires soon.
 type ExpiringCoupon struct {
-	ID        uint64
-	MemberID  uint64
-	ExpiresAt time.Time
+	ID         uint64
+	MemberID   uint64
+	ExpiresAt  time.Time
+	RewardName string
+	Code       string
 }
 
 // CouponsExpiringSoon lists the merchant's issued coupons that expire
@@ -290,7 +292,7 @@ type ExpiringCoupon struct {
 func (s *Service) CouponsExpiringSoon(ctx context.Context, merchantID uint64, within time.Duration, afterID uint64, limit int) ([]ExpiringCoupon, error) {
 	now := s.now()
 	out := []ExpiringCoupon{}
-	if err := s.db.WithContext(ctx).Model(&Coupon{}).Select("id, member_id, expires_at").
+	if err := s.db.WithContext(ctx).Model(&Coupon{}).Select("id, member_id, expires_at, reward_name, code").
 		Where("merchant_id = ? AND status = ? AND expires_at > ? AND expires_at <= ? AND id > ?",
 			merchantID, CouponIssued, now, now.Add(within), afterID).Order("id").Limit(limit).Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("points: coupons expiring soon: %w", err)

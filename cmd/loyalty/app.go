@@ -236,6 +236,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	// Service notices hear the points events (points, tiers, coupons) in
 	// the same transaction as the webhook outbox.
 	a.notices = campaign.NewNotices(a.engine)
+	a.notices.UseExpiring(a.points, a.points)
 	a.points.UseEvents(event.Emitters{outbox, a.notices})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
 	a.adminAPI = &admin.API{Staffs: a.staffs, Keys: admin.NewAPIKeys(a.db, a.now), Throttle: admin.NewThrottle(a.db, a.now),
@@ -347,7 +348,7 @@ func (a *App) Start() {
 		a.log.Info("background workers off (workers: false); another instance must run them")
 		return
 	}
-	a.workers.Add(7)
+	a.workers.Add(8)
 	go func() {
 		defer a.workers.Done()
 		a.webhooks.Run(ctx)
@@ -371,6 +372,10 @@ func (a *App) Start() {
 	go func() {
 		defer a.workers.Done()
 		a.care.Run(ctx, time.Minute)
+	}()
+	go func() {
+		defer a.workers.Done()
+		a.notices.Run(ctx, 10*time.Minute)
 	}()
 	go func() {
 		defer a.workers.Done()

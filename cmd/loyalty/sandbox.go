@@ -70,6 +70,7 @@ var sandboxNoticeTemplates = map[campaign.NoticeKind]string{
 	campaign.NoticePointsEarned: "TPL_POINTS_CHANGED", campaign.NoticePointsRedeemed: "TPL_POINTS_REDEEMED",
 	campaign.NoticePointsReversed: "TPL_POINTS_CHANGED", campaign.NoticeTierUp: "TPL_TIER_CHANGED",
 	campaign.NoticeTierDown: "TPL_TIER_CHANGED", campaign.NoticeCouponIssued: "TPL_COUPON_ISSUED",
+	campaign.NoticeCouponExpiring: "TPL_COUPON_EXPIRING", campaign.NoticePointsExpiring: "TPL_EXPIRING_POINTS",
 }
 
 func (a *App) bootstrapSandbox(ctx context.Context) error {

@@ -3869,7 +3869,7 @@ export interface components {
             finished_at: string | null;
         };
         /** @enum {string} */
-        NoticeKind: "points_earned" | "points_redeemed" | "points_reversed" | "tier_up" | "tier_down" | "coupon_issued";
+        NoticeKind: "points_earned" | "points_redeemed" | "points_reversed" | "tier_up" | "tier_down" | "coupon_issued" | "coupon_expiring" | "points_expiring";
         NoticeSetting: {
             kind: components["schemas"]["NoticeKind"];
             /** @description Notices of this kind are produced (false until a template is set). */
@@ -3891,8 +3891,9 @@ export interface components {
              * @description The {{variables}} the fields may use: the member variables (name,
              *     points, tier, expiring_points, merchant) and the kind's own
              *     (points kinds: points_change, balance, reason; tier kinds:
-             *     tier_from, tier_to; coupon_issued: coupon_name, coupon_code,
-             *     coupon_expires; all: time, in the merchant's zone).
+             *     tier_from, tier_to; coupon_issued and coupon_expiring: coupon_name,
+             *     coupon_code, coupon_expires; points_expiring: points_expiring,
+             *     expires_on; all: time, in the merchant's zone).
              */
             variables: string[];
             /** @description A mapping for the classic template layout (first, keyword1-3, remark) to start from. */
