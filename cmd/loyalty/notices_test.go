@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,11 @@ func testServiceNoticesOverHTTP(t *testing.T, backend string) {
 	if st := a.call("POST", "/api/admin/v1/sandbox/follow", staff, map[string]string{}, &followed); st != 200 || followed.MemberID == 0 {
 		t.Fatalf("follow: %d", st)
 	}
+	// Reaching 200 points makes a Gold member: the first order is also a
+	// tier change.
+	if st := a.call("POST", "/api/admin/v1/tiers", staff, map[string]any{"name": "Gold", "level": 1, "threshold": 200}, nil); st != 201 {
+		t.Fatalf("tier: %d", st)
+	}
 	order := map[string]any{"external_id": "n-1", "member_id": followed.MemberID, "amount_fen": 30000, "items": []map[string]any{
 		{"sku": "A", "name": "拿铁", "quantity": 2, "price_fen": 5000},
 		{"sku": "B", "name": "可颂", "quantity": 4, "price_fen": 2500},
@@ -111,8 +117,15 @@ func testServiceNoticesOverHTTP(t *testing.T, backend string) {
 	}
 	a.noticesSettled()
 	got := a.sentTo(staff, followed.OpenID)
-	if len(got["TPL_POINTS_CHANGED"]) != 1 || len(got["TPL_POINTS_REDEEMED"]) != 1 || len(got["TPL_COUPON_ISSUED"]) != 1 || len(got) != 3 {
-		t.Fatalf("notices: %+v, want one points earned, one points redeemed, one coupon issued", got)
+	if len(got["TPL_POINTS_CHANGED"]) != 1 || len(got["TPL_TIER_CHANGED"]) != 1 || len(got["TPL_POINTS_REDEEMED"]) != 1 ||
+		len(got["TPL_COUPON_ISSUED"]) != 1 || len(got) != 4 {
+		t.Fatalf("notices: %+v, want one points earned, one tier up, one points redeemed, one coupon issued", got)
+	}
+	if d := got["TPL_TIER_CHANGED"][0].Data; d["first"] != "恭喜您升级为Gold" || d["keyword2"] != "会员等级：普通会员 → Gold" {
+		t.Errorf("tier up notice: %+v", d)
+	}
+	if d := got["TPL_COUPON_ISSUED"][0].Data; !strings.HasPrefix(d["keyword2"], "¥10 off，券码 ") {
+		t.Errorf("coupon issued notice: %+v", d)
 	}
 	if d := got["TPL_POINTS_CHANGED"][0].Data; d["first"] != "积分到账 +300" || d["keyword3"] == "" {
 		t.Errorf("points earned notice: %+v", d)
