@@ -23,7 +23,8 @@ package campaign
 //	                           ▼ markSent: WeChat took it
 //	                         sent ── receipt ──▶ delivered | failed
 //
-//	pending ── withdraw (its care rule changed) ──▶ skipped
+//	pending ── withdraw (its care rule changed, its notice kind switched off) ──▶ skipped
+//	pending ── mergeNotice (another event of the same notice kind) ──▶ pending
 //
 // A sent row also carries its gift, if the campaign has one:
 // none → due (markSent) → granted, or due again later (backoff), or
@@ -302,6 +303,40 @@ func (s deliveryRows) planNotice(ctx context.Context, tx *gorm.DB, c Campaign, m
 	res := tx.WithContext(ctx).Exec(q, c.ID, c.Step, false, key, v, now, now, c.MerchantID, memberID)
 	if res.Error != nil {
 		return false, fmt.Errorf("campaign %d: plan notice %s: %w", c.ID, key, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// mergeNotice folds an event into the member's notice of the same kind
+// that no worker has taken yet, inside tx, the event's transaction:
+// pending → pending, its variables replaced by merge(old). The row is
+// locked while it is read and updated only if still pending, so a row a
+// claim took meanwhile is left alone (a claim's SKIP LOCKED passes over
+// the locked row; a claim that got there first has moved it, and the
+// caller then plans a new row). It returns whether a row took the event.
+// uk_deliveries' (campaign_id, step, member_id) prefix finds the row.
+func (s deliveryRows) mergeNotice(ctx context.Context, tx *gorm.DB, c Campaign, memberID uint64,
+	merge func(old map[string]string) map[string]string, now time.Time) (bool, error) {
+	var rows []Delivery
+	q := tx.WithContext(ctx).Where("campaign_id = ? AND step = ? AND member_id = ? AND status = ? AND notice_key <> ''",
+		c.ID, c.Step, memberID, DeliveryPending).Order("id DESC").Limit(1)
+	if s.mysql {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	if err := q.Find(&rows).Error; err != nil {
+		return false, fmt.Errorf("campaign %d: pending notice: %w", c.ID, err)
+	}
+	if len(rows) == 0 {
+		return false, nil
+	}
+	v, err := jsonValue(merge(rows[0].Vars))
+	if err != nil {
+		return false, err
+	}
+	res := s.byID(tx.WithContext(ctx)).Where("id = ? AND status = ?", rows[0].ID, DeliveryPending).
+		UpdateColumns(map[string]any{"vars": v, "updated_at": now})
+	if res.Error != nil {
+		return false, fmt.Errorf("campaign %d: merge notice: %w", c.ID, res.Error)
 	}
 	return res.RowsAffected == 1, nil
 }

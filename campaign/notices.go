@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -342,6 +343,27 @@ type notice struct {
 	memberID uint64
 	key      string // the event's name: uk_deliveries makes it one notice
 	vars     map[string]string
+	// merge, when set, folds this notice into a waiting one of the same
+	// kind: it returns the waiting notice's new variables.
+	merge func(old map[string]string) map[string]string
+}
+
+// mergePoints folds a points notice into a waiting one: the changes add
+// up, the balance and time are the newest, and the reasons are listed.
+func mergePoints(x notice) func(old map[string]string) map[string]string {
+	return func(old map[string]string) map[string]string {
+		out := maps.Clone(x.vars)
+		a, _ := strconv.ParseInt(old["points_change"], 10, 64)
+		b, _ := strconv.ParseInt(x.vars["points_change"], 10, 64)
+		out["points_change"] = strconv.FormatInt(a+b, 10)
+		if a+b > 0 {
+			out["points_change"] = "+" + out["points_change"]
+		}
+		if r := old["reason"]; r != "" && r != x.vars["reason"] {
+			out["reason"] = clip(r+"、"+x.vars["reason"], 60)
+		}
+		return out
+	}
 }
 
 // timeVar prefixes a variable holding a UTC time (RFC 3339): the sender
@@ -379,6 +401,9 @@ func noticesOf(ev event.Event, now time.Time) []notice {
 				x.vars["points_change"] = "+" + x.vars["points_change"]
 			}
 			x.vars["balance"] = strconv.FormatInt(d.Available, 10)
+		}
+		for i := range out {
+			out[i].merge = mergePoints(out[i])
 		}
 		return out
 	case event.Tier:
@@ -441,6 +466,18 @@ func (n *Notices) Emit(ctx context.Context, tx *gorm.DB, events ...event.Event) 
 			}
 			if len(cs) == 0 || !noticeOn(cs[0]) {
 				continue
+			}
+			if x.merge != nil {
+				// Events landing at once (an order, then its bonus; a burst
+				// of orders from a till) are one notice while the first is
+				// still waiting for a worker.
+				merged, err := n.engine.rows.mergeNotice(ctx, tx, cs[0], x.memberID, x.merge, now)
+				if err != nil {
+					return err
+				}
+				if merged {
+					continue
+				}
 			}
 			if _, err := n.engine.rows.planNotice(ctx, tx, cs[0], x.memberID, x.key, x.vars, now); err != nil {
 				return err

@@ -271,3 +271,44 @@ func TestExpiryReminderNotices(t *testing.T) {
 		}
 	})
 }
+
+// Events landing at once are one notice: three changes of a member's
+// points reported before a worker takes the first notice are one notice
+// of their sum; a change after it was sent is a notice of its own.
+func TestNoticesLandingAtOnceAreOne(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		members := e.seed(2, "nbatch"+randHex(3))
+		eng := e.engine(campaign.EngineOptions{}, nil)
+		n, cid := e.noticesOn(eng)
+		for range 3 {
+			e.earn(n, members[:1])
+		}
+		e.earn(n, members[1:])
+		e.drain(eng)
+		e.earn(n, members[:1])
+		e.drain(eng)
+		if got := e.statuses(cid); got[campaign.DeliverySent] != 3 || len(got) != 1 {
+			t.Errorf("statuses %v, want 3 sent", got)
+		}
+		var texts []string
+		for _, s := range sim.Sent() {
+			if s.AppID == e.creds.AppID && s.ToUser == e.openid(members[0]) {
+				texts = append(texts, s.Data["first"])
+			}
+		}
+		if len(texts) != 2 || texts[0] != "+360 积分" || texts[1] != "+120 积分" {
+			t.Errorf("the member's notices: %q, want +360 then +120", texts)
+		}
+	})
+}
+
+// openid is a member's official-account openid.
+func (e *env) openid(memberID uint64) string {
+	var openid []string
+	e.db.Table("members").Where("id = ?", memberID).Pluck("oa_openid", &openid)
+	if len(openid) != 1 {
+		e.t.Fatalf("member %d: %v", memberID, openid)
+	}
+	return openid[0]
+}
