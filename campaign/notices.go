@@ -36,6 +36,7 @@ import (
 	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/audit"
+	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/wechat"
 )
 
@@ -232,8 +233,11 @@ func (n *Notices) Save(ctx context.Context, merchantID uint64, kind NoticeKind, 
 	if len(in.TemplateID) > 128 {
 		v.Add("template_id", "must be at most 128 characters")
 	}
-	if in.TemplateID != "" && len(in.Fields) == 0 {
+	switch {
+	case in.TemplateID != "" && len(in.Fields) == 0:
 		v.Add("fields", "must fill at least one template field")
+	case in.TemplateID == "" && (len(in.Fields) > 0 || in.URL != ""):
+		v.Add("template_id", "is required to map fields (the fields are the template's)")
 	}
 	allowed := kind.variables()
 	checkText := func(field, text string) {
@@ -303,7 +307,9 @@ func (n *Notices) Save(ctx context.Context, merchantID uint64, kind NoticeKind, 
 			TargetIDs: []uint64{c.ID}, Before: noticeSummary(c), After: noticeSummary(out)}, now)
 	})
 	if err != nil {
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
+		if db.IsDuplicate(err) {
+			// Another first save created the row meanwhile: this one now
+			// finds it (uk_campaigns_notice).
 			return n.Save(ctx, merchantID, kind, in)
 		}
 		return NoticeSetting{}, err
