@@ -83,6 +83,10 @@ var sceneRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 const maxTempQR = 30 * 24 * time.Hour
 
+// referralScenePrefix starts the scenes of members' personal invitation QR
+// codes (referral.ScenePrefix; admin does not import the feature).
+const referralScenePrefix = "ref_"
+
 // Create asks WeChat for the QR code, then stores the channel. A scene is
 // unique per merchant (checked before WeChat is called, and by
 // uk_channels_scene at insert).
@@ -92,8 +96,11 @@ func (s *Channels) Create(ctx context.Context, p authz.Principal, in ChannelInpu
 	if in.Name == "" || utf8.RuneCountInString(in.Name) > 64 || strings.IndexFunc(in.Name, unicode.IsControl) >= 0 {
 		v.Add("name", "is required: up to 64 characters, no control characters")
 	}
-	if !sceneRe.MatchString(in.Scene) {
+	switch {
+	case !sceneRe.MatchString(in.Scene):
 		v.Add("scene", "must be 1-64 letters, digits, '.', '_' or '-'")
+	case strings.HasPrefix(in.Scene, referralScenePrefix):
+		v.Add("scene", "must not start with "+referralScenePrefix+": those are members' invitation codes")
 	}
 	expires := time.Duration(in.ExpiresInSeconds) * time.Second
 	switch {

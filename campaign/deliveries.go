@@ -176,23 +176,17 @@ type deliveryRows struct {
 }
 
 // ClaimStrategy is how instances claiming at once on MySQL take different
-// rows.
-type ClaimStrategy string
+// rows (db.ClaimStrategy: the webhook worker claims the same ways).
+type ClaimStrategy = db.ClaimStrategy
 
+// The strategies.
 const (
-	// ClaimSkipLocked reads the candidates with SELECT ... FOR UPDATE SKIP
-	// LOCKED and moves them: concurrent claims skip each other's rows
-	// instead of waiting. MySQL 8 and MariaDB 10.6 or later (the default).
-	ClaimSkipLocked ClaimStrategy = "skip-locked"
-	// ClaimUpdateLimit stamps the rows with one owner-stamped UPDATE ...
-	// ORDER BY id LIMIT n and reads back what it stamped: concurrent claims
-	// wait for each other's row locks instead of skipping them, but it
-	// needs no SKIP LOCKED (TiDB has none).
-	ClaimUpdateLimit ClaimStrategy = "update-limit"
+	ClaimSkipLocked  = db.ClaimSkipLocked
+	ClaimUpdateLimit = db.ClaimUpdateLimit
 )
 
 // ClaimStrategies lists the strategies, the default first.
-var ClaimStrategies = []ClaimStrategy{ClaimSkipLocked, ClaimUpdateLimit}
+var ClaimStrategies = db.ClaimStrategies
 
 // maxIDs bounds the id list of one statement.
 const maxIDs = 1000

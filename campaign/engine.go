@@ -160,6 +160,7 @@ type testHooks struct {
 	beforeMark func(ids []uint64)         // a send group is about to be marked sending
 	beforeCall func(id uint64)            // a row is about to be sent, its rate permit taken
 	renewed    func(taken int, err error) // a lease renewal ended
+	record     func() error               // results are about to be written; an error fails the write
 }
 
 type merchantClock struct {

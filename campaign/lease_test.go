@@ -2,7 +2,10 @@ package campaign_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,9 +107,10 @@ func TestStalledWorkerCallsNothingAfterItsLeaseRanOut(t *testing.T) {
 		campaign.SetHooks(a, campaign.Hooks{BeforeCall: func(uint64) { st.hold() }})
 		wait := runAsync(t, a)
 		<-st.reached
-		if got := e.statuses(c.ID); got[campaign.DeliverySending] != 10 {
-			t.Fatalf("A holds %v, want 10 sending", got)
-		}
+		// Rows are marked as their permits come, so the first call can be
+		// reached before the last row is marked: every row gets there.
+		waitFor(t, func() bool { return e.statuses(c.ID)[campaign.DeliverySending] == 10 },
+			func() string { return fmt.Sprintf("A holds %v, want 10 sending", e.statuses(c.ID)) })
 		e.clock.Add(2 * time.Minute)
 		e.drain(b)
 		close(st.resume)
@@ -163,6 +167,143 @@ func TestRenewalThatFindsRowsTakenStopsSending(t *testing.T) {
 		wait()
 		if got := e.received(); len(got) != 0 {
 			t.Errorf("A sent after losing its lease: %v", got)
+		}
+	})
+}
+
+// waitFor polls cond until it holds, failing with what() after 10 s.
+func waitFor(t *testing.T, cond func() bool, what func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what())
+		}
+	}
+}
+
+// gate is a limiter that grants a permit only when told to.
+type gate struct {
+	waiting chan struct{}
+	open    chan struct{}
+}
+
+func newGate() *gate { return &gate{waiting: make(chan struct{}, 1000), open: make(chan struct{})} }
+
+func (g *gate) Wait(ctx context.Context, _ string, _ campaign.Lane) error {
+	g.waiting <- struct{}{}
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A row waiting for its rate permit is still only claimed: marked sending
+// only once it holds its permit, just before its call. An instance that
+// stalls (or dies) while its rows wait for the rate leaves nothing
+// unknown: another instance's sweep returns the rows to the queue and
+// sends each once, and the stalled instance, let go, sends nothing.
+func TestRowsWaitingForTheRateAreNotSending(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(10, "rate"+randHex(3))
+		c := e.campaign(e.segment())
+		g := newGate()
+		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A", SliceTime: time.Nanosecond}, g)
+		b := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "B"}, nil)
+		wait := runAsync(t, a)
+		for range 10 {
+			<-g.waiting
+		}
+		if got := e.statuses(c.ID); got[campaign.DeliveryClaimed] != 10 {
+			t.Fatalf("while A waits for the rate: %v, want 10 claimed", got)
+		}
+		e.clock.Add(2 * time.Minute) // A's lease has expired
+		e.drain(b)
+		close(g.open)
+		wait()
+		e.drain(a)
+		for openid, n := range e.received() {
+			if n != 1 {
+				t.Errorf("%s received %d messages", openid, n)
+			}
+		}
+		if got := e.statuses(c.ID); got[campaign.DeliverySent] != 10 || len(e.received()) != 10 {
+			t.Errorf("statuses %v, %d received, want 10 sent once each", got, len(e.received()))
+		}
+	})
+}
+
+// An instance told to stop (a deploy, a scale-down) lets its calls in
+// flight finish and records their results before it returns: nothing it
+// sent is left sending (and later unknown), and what it had not sent goes
+// to the next instance. Every member gets exactly one message.
+func TestStoppedInstanceRecordsItsCallsInFlight(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(40, "stop"+randHex(3))
+		c := e.campaign(e.segment())
+		sim.SetLatency("/cgi-bin/message/template/send", 300*time.Millisecond)
+		defer sim.SetLatency("/cgi-bin/message/template/send", 0)
+		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A", Concurrency: 8}, nil)
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.Run(ctx)
+		}()
+		waitFor(t, func() bool { return e.statuses(c.ID)[campaign.DeliverySending] > 0 },
+			func() string { return fmt.Sprintf("nothing in flight: %v", e.statuses(c.ID)) })
+		stop()
+		<-done
+		if got := e.statuses(c.ID); got[campaign.DeliverySending]+got[campaign.DeliveryClaimed] != 0 {
+			t.Fatalf("after the stop: %v, want nothing sending or claimed", got)
+		}
+		sim.SetLatency("/cgi-bin/message/template/send", 0)
+		e.clock.Add(2 * time.Minute)
+		e.drain(e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "B"}, nil))
+		got := e.statuses(c.ID)
+		if got[campaign.DeliverySent] != 40 || got[campaign.DeliveryUnknown] != 0 || len(e.received()) != 40 {
+			t.Fatalf("statuses %v, %d received, want 40 sent once each", got, len(e.received()))
+		}
+		for openid, n := range e.received() {
+			if n != 1 {
+				t.Errorf("%s received %d messages", openid, n)
+			}
+		}
+	})
+}
+
+// The database refuses the results' writes for a while (a restart, a
+// failover): the recorder keeps trying, the sends wait for it, and once
+// the writes go through every row is recorded as it happened: nothing is
+// left unknown, nobody gets two messages.
+func TestResultsAreWrittenOnceTheDatabaseIsBack(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(30, "back"+randHex(3))
+		c := e.campaign(e.segment())
+		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A"}, nil)
+		var refused atomic.Int32
+		campaign.SetHooks(a, campaign.Hooks{Record: func() error {
+			if refused.Add(1) <= 4 {
+				return errors.New("driver: bad connection")
+			}
+			return nil
+		}})
+		e.drain(a)
+		if refused.Load() <= 4 {
+			t.Fatalf("the writes were refused %d times, want more than 4 attempts", refused.Load())
+		}
+		got := e.statuses(c.ID)
+		if got[campaign.DeliverySent] != 30 || len(e.received()) != 30 {
+			t.Fatalf("statuses %v, %d received, want 30 sent", got, len(e.received()))
+		}
+		for openid, n := range e.received() {
+			if n != 1 {
+				t.Errorf("%s received %d messages", openid, n)
+			}
 		}
 	})
 }

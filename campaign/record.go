@@ -94,18 +94,41 @@ func wechatWords(err error) string {
 	return err.Error()
 }
 
+// recordPatience bounds how long the recorder keeps trying to write a
+// chunk of results the database refuses (a restart, a failover).
+const recordPatience = 30 * time.Second
+
 // recordStream writes results as they arrive, recordChunk at a time or
-// every 50 ms.
+// every 50 ms. Results are written even after the instance is told to
+// stop: a call made and not recorded leaves its row unknown, and a row
+// handed back and not recorded waits out its lease. While the database
+// refuses the writes, the recorder keeps trying (and the sends wait for
+// it, the results' buffer being full) for as long as the rows' lease can
+// still hold them, recordPatience at most.
 func (e *Engine) recordStream(ctx context.Context, c Campaign, mc merchantClock, results <-chan result, l *lease) error {
+	ctx = context.WithoutCancel(ctx)
+	patience := min(e.o.Lease, recordPatience)
 	var errs []error
 	var chunk []result
 	flush := func() {
-		if len(chunk) > 0 {
-			if err := e.record(ctx, c, mc, l, chunk); err != nil {
-				errs = append(errs, err)
-			}
-			chunk = chunk[:0]
+		if len(chunk) == 0 {
+			return
 		}
+		giveUp := time.Now().Add(patience)
+		for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+			err := e.record(ctx, c, mc, l, chunk)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, errNotWritten) || time.Now().Add(wait).After(giveUp) {
+				errs = append(errs, err)
+				break
+			}
+			e.log.WarnContext(ctx, "campaign: results not written; trying again", "merchant_id", c.MerchantID,
+				"campaign_id", c.ID, "rows", len(chunk), "error", err)
+			time.Sleep(wait)
+		}
+		chunk = chunk[:0]
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -124,6 +147,12 @@ func (e *Engine) recordStream(ctx context.Context, c Campaign, mc merchantClock,
 		}
 	}
 }
+
+// errNotWritten marks a record that wrote nothing (its transaction
+// rolled back), so it can be tried again whole. (Should a commit succeed
+// and its answer be lost, the second try moves no row and only counts the
+// quota twice: sends then stop early, never late.)
+var errNotWritten = errors.New("campaign: results not written")
 
 // record writes the results through the state machine, in one
 // transaction: sent rows with their msgid, retries back to the queue with
@@ -175,12 +204,17 @@ func (e *Engine) record(ctx context.Context, c Campaign, mc merchantClock, l *le
 	day := local.Format(time.DateOnly)
 	if len(sent) > 0 || exhausted {
 		if err := e.ensureQuotaRow(ctx, c.MerchantID, day); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errNotWritten, err)
 		}
 	}
 	var delivered []uint64
 	err := retryTx(ctx, e.db, func(tx *gorm.DB) error {
 		delivered = nil
+		if e.hooks.record != nil {
+			if err := e.hooks.record(); err != nil {
+				return err
+			}
+		}
 		if len(sent) > 0 {
 			var err error
 			if delivered, err = e.rows.markSent(ctx, tx, c.MerchantID, l.owner, sent, gift, now); err != nil {
@@ -216,7 +250,7 @@ func (e *Engine) record(ctx context.Context, c Campaign, mc merchantClock, l *le
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errNotWritten, err)
 	}
 	if len(delivered) < len(sent) {
 		e.log.WarnContext(ctx, "campaign: WeChat took messages whose rows another instance had taken over; they stay as that instance left them",

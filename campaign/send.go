@@ -1,8 +1,8 @@
 package campaign
 
 // Sending: a slice of a campaign's time on this instance. It claims rows
-// (a lease), checks them, marks a group sending, takes a rate permit per
-// row and calls WeChat, and hands each result to the recorder (record.go).
+// (a lease), checks them, takes a rate permit per row, marks the rows
+// holding permits sending and calls WeChat, and hands each result to the recorder (record.go).
 // Every write to a row goes through the state machine (deliveries.go), and
 // a row is called only if markSending moved it under this slice's lease
 // and the lease is still live (lease.go).
@@ -26,8 +26,8 @@ import (
 	"github.com/wxloyalty/loyalty/wechat"
 )
 
-// sendGroup is how many sends are marked at once: at most this many rows
-// (plus those in flight) end unknown when a worker dies, and the marking
+// sendGroup is the most rows marked sending in one transaction: the rows
+// that got their rate permits while the previous marking ran. The marking
 // costs two statements per group (four for mini-program subscribe
 // messages, which spend grants).
 const sendGroup = 32
@@ -63,7 +63,7 @@ func (s *sending) halted() bool { return s.halt.Load() || s.lease.lost.Load() }
 // kept up whatever WeChat's latency. Results are recorded as they come, a
 // few at a time, so an instance that dies leaves unrecorded (and so
 // unknown) only what it had in flight or just finished: at most
-// Concurrency + sendGroup + 2×recordChunk rows. It does nothing in the
+// Concurrency + 2×recordChunk rows. It does nothing in the
 // merchant's quiet hours (capped campaigns) or when the account's quota is
 // spent, and returns how many rows it handled.
 func (e *Engine) sendSlice(ctx context.Context, c Campaign) (int, error) {
@@ -406,26 +406,21 @@ func spendGrants(ctx context.Context, tx *gorm.DB, c Campaign, group []Delivery,
 }
 
 // sendAll sends the rows through the account's limiter, at most
-// Concurrency at a time across the instance (waiting for the limiter
-// included), handing every row's result to s.out as soon as it is known
-// (rows it never sends included). Rows are marked sending a group at a
-// time just before they take a slot, so the rows WeChat may have and
-// nobody has recorded yet are only those holding a slot or just done. Once
-// the slice halts (an answer that stops the account or campaign, or the
-// lease lost), no further call is made: rows not yet called go back to the
-// queue. It returns when every row is either handed over or in flight
-// (counted in s.inFlight), false when it stopped early (ctx, a database
-// error, a halt).
+// Concurrency at a time across the instance, handing every row's result to
+// s.out as soon as it is known (rows it never sends included). Each row
+// takes a slot, then its rate permit, and only then is marked sending,
+// together with the rows that got their permits at about the same time
+// (one transaction for whatever is waiting, up to sendGroup rows), and is
+// called at once: a row waiting for the rate is still only claimed, so an
+// instance that dies leaves unknown only the calls it had truly in flight
+// (a claimed row goes back to the queue). Once the slice halts (an answer
+// that stops the account or campaign, a database error while marking, or
+// the lease lost), no further call is made: rows not yet marked go back to
+// the queue. It returns once every row holds a slot or is handed over;
+// what is still waiting for a permit, a marking or its call is counted in
+// s.inFlight. It returns false when it stopped early.
 func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane Lane, rows []Delivery, s *sending) bool {
 	out := s.out
-	handed := make([]bool, len(rows))
-	defer func() {
-		for i, r := range rows {
-			if !handed[i] {
-				out <- result{row: r} // never marked: back to the queue
-			}
-		}
-	}()
 	if len(rows) == 0 {
 		return true
 	}
@@ -439,83 +434,168 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 		var err error
 		if vals, err = e.vars.Values(ctx, c.MerchantID, members, names); err != nil {
 			e.log.WarnContext(ctx, "campaign: member variables", "campaign_id", c.ID, "error", err)
+			for _, r := range rows {
+				out <- result{row: r} // never marked: back to the queue
+			}
 			return false
 		}
 	}
-	for start := 0; start < len(rows); start += sendGroup {
-		if s.halted() {
-			return false
-		}
-		group := rows[start:min(start+sendGroup, len(rows))]
-		if e.hooks.beforeMark != nil {
-			e.hooks.beforeMark(idsOf(group))
-		}
-		marked, err := e.markSending(ctx, c, s.lease, group)
-		if err != nil {
-			e.log.WarnContext(ctx, "campaign: mark sending", "campaign_id", c.ID, "error", err)
-			return false
-		}
-		isMarked := make(map[uint64]bool, len(marked))
-		for _, m := range marked {
-			isMarked[m.ID] = true
-		}
-		for j, r := range group {
-			i := start + j
-			if !isMarked[r.ID] {
-				// Skipped while marking (no grant), or not this slice's any
-				// more: back to the queue if it is still claimed here (the
-				// recorder's write is guarded, so a row that is not is left
-				// alone).
-				handed[i] = true
-				out <- result{row: r}
-				continue
-			}
-			select {
-			case e.sem <- struct{}{}:
-			case <-ctx.Done():
-				// Marked but never called: the results say so.
-				for k := j; k < len(group); k++ {
-					if isMarked[group[k].ID] {
-						handed[start+k] = true
-						out <- result{row: group[k], marked: true}
-					}
-				}
-				return false
-			}
-			handed[i] = true
-			s.inFlight.Add(1)
-			go func() {
-				defer s.inFlight.Done()
-				defer func() { <-e.sem }()
-				// The limiter paces the call itself; a stop, a halt or a
-				// lease run out while waiting means it is never made.
+	call := func(p permitted) {
+		s.inFlight.Add(1)
+		go func() {
+			defer s.inFlight.Done()
+			defer func() { <-e.sem }()
+			r := p.row
+			// A permit that waited long for its marking (a slow database)
+			// would let the calls of the wait arrive together: take a fresh one.
+			if time.Since(p.at) > permitFresh {
 				if err := e.limiter.Wait(ctx, mc.appID, lane); err != nil {
 					out <- result{row: r, marked: true}
 					return
 				}
-				if e.hooks.beforeCall != nil {
-					e.hooks.beforeCall(r.ID)
+			}
+			if e.hooks.beforeCall != nil {
+				e.hooks.beforeCall(r.ID)
+			}
+			if s.halted() || !s.lease.valid(r.ID, e.now()) {
+				out <- result{row: r, marked: true}
+				return
+			}
+			// The call runs to its end even if the instance is told to
+			// stop: its result is what the row needs.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.SendTimeout)
+			defer cancel()
+			res := result{row: r, marked: true, attempted: true}
+			res.msgID, res.err = e.send(sctx, c, msg, r, withVars(vals[r.MemberID], localVars(r.Vars, mc.loc)))
+			if res.err != nil {
+				if _, st := e.classify(res, e.now()); st != stopNone {
+					s.halt.Store(true)
 				}
-				if s.halted() || !s.lease.valid(r.ID, e.now()) {
-					out <- result{row: r, marked: true}
-					return
-				}
-				// The call runs to its end even if the instance is told to
-				// stop: its result is what the row needs.
-				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.SendTimeout)
-				defer cancel()
-				res := result{row: r, marked: true, attempted: true}
-				res.msgID, res.err = e.send(sctx, c, msg, r, withVars(vals[r.MemberID], localVars(r.Vars, mc.loc)))
-				if res.err != nil {
-					if _, st := e.classify(res, e.now()); st != stopNone {
-						s.halt.Store(true)
+			}
+			out <- res
+		}()
+	}
+	// The marker: whatever rows hold their permits is marked in one
+	// transaction, and each row marked is called at once.
+	ready := make(chan permitted, len(rows))
+	s.inFlight.Add(1)
+	go func() {
+		defer s.inFlight.Done()
+		for p := range ready {
+			group := []permitted{p}
+		more:
+			for len(group) < sendGroup {
+				select {
+				case q, ok := <-ready:
+					if !ok {
+						break more
 					}
+					group = append(group, q)
+				default:
+					break more
 				}
-				out <- res
-			}()
+			}
+			e.markAndCall(ctx, c, s, group, call)
 		}
+	}()
+	var waiting sync.WaitGroup
+	defer func() {
+		// The channel closes once every row has its permit or has gone back.
+		s.inFlight.Add(1)
+		go func() {
+			defer s.inFlight.Done()
+			waiting.Wait()
+			close(ready)
+		}()
+	}()
+	for i, r := range rows {
+		slot := false
+		if !s.halted() {
+			select {
+			case e.sem <- struct{}{}:
+				slot = true
+			case <-ctx.Done():
+			}
+		}
+		if !slot || s.halted() {
+			if slot {
+				<-e.sem // taken just as the slice halted
+			}
+			for _, r := range rows[i:] {
+				out <- result{row: r} // never marked: back to the queue
+			}
+			return false
+		}
+		waiting.Add(1)
+		go func() {
+			defer waiting.Done()
+			// The limiter paces the call; a stop while waiting means the row
+			// is never marked and goes back to the queue.
+			if err := e.limiter.Wait(ctx, mc.appID, lane); err != nil {
+				<-e.sem
+				out <- result{row: r}
+				return
+			}
+			ready <- permitted{row: r, at: time.Now()}
+		}()
 	}
 	return true
+}
+
+// permitFresh is how long a rate permit stays good for its call: a row
+// whose marking took longer takes another.
+const permitFresh = 50 * time.Millisecond
+
+// permitted is a row that holds a slot and a rate permit taken at at.
+type permitted struct {
+	row Delivery
+	at  time.Time
+}
+
+// markAndCall marks a group of rows holding their permits sending and
+// calls each row marked; a row not marked (no grant, or not this slice's
+// any more) gives its slot back and goes back to the queue if it is still
+// claimed here (the recorder's write is guarded, so a row that is not is
+// left alone). Once the slice has halted, nothing is marked.
+func (e *Engine) markAndCall(ctx context.Context, c Campaign, s *sending, group []permitted, call func(permitted)) {
+	back := func(ps []permitted) {
+		for _, p := range ps {
+			<-e.sem
+			s.out <- result{row: p.row}
+		}
+	}
+	if s.halted() {
+		back(group)
+		return
+	}
+	rows := make([]Delivery, len(group))
+	for i, p := range group {
+		rows[i] = p.row
+	}
+	if e.hooks.beforeMark != nil {
+		e.hooks.beforeMark(idsOf(rows))
+	}
+	marked, err := e.markSending(ctx, c, s.lease, rows)
+	if err != nil {
+		e.log.WarnContext(ctx, "campaign: mark sending", "campaign_id", c.ID, "error", err)
+		s.halt.Store(true)
+		back(group)
+		return
+	}
+	isMarked := make(map[uint64]bool, len(marked))
+	for _, m := range marked {
+		isMarked[m.ID] = true
+	}
+	var notMarked []permitted
+	for _, p := range group {
+		if isMarked[p.row.ID] {
+			p.row.Status = DeliverySending
+			call(p)
+		} else {
+			notMarked = append(notMarked, p)
+		}
+	}
+	back(notMarked)
 }
 
 // send makes the one WeChat call of a delivery.

@@ -145,8 +145,8 @@ type DB struct {
 	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime" env:"LOYALTY_DB_CONN_MAX_LIFETIME"`
 	// SlowQuery logs statements slower than this at warn level (0 = never).
 	SlowQuery time.Duration `yaml:"slow_query" env:"LOYALTY_DB_SLOW_QUERY"`
-	// ClaimStrategy is how campaign workers on several instances take
-	// different delivery rows on MySQL: "skip-locked" (SELECT ... FOR
+	// ClaimStrategy is how campaign and webhook workers on several
+	// instances take different delivery rows on MySQL: "skip-locked" (SELECT ... FOR
 	// UPDATE SKIP LOCKED; MySQL 8, MariaDB 10.6+) or "update-limit" (an
 	// owner-stamped UPDATE ... LIMIT; for engines without SKIP LOCKED, such
 	// as TiDB).

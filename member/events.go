@@ -24,17 +24,21 @@ func (s *Service) RegisterHandlers(d *inbox.Dispatcher) {
 // returning one, and records the follow. The unionid (present when the
 // official account is bound to an Open Platform account) is fetched first,
 // outside the transaction, so a member who used the mini-program before
-// following is recognised instead of duplicated.
+// following is recognised instead of duplicated. Once the follow is
+// committed, the follow hooks hear of it (the points service gives the
+// first-follow bonus).
 func (s *Service) onSubscribe(ctx context.Context, ev inbox.Stored, apply inbox.Apply) error {
 	unionID, err := s.lookupUnionID(ctx, ev)
 	if err != nil {
 		return err
 	}
-	return apply(func(tx *gorm.DB) error {
+	var memberID uint64
+	err = apply(func(tx *gorm.DB) error {
 		m, isNew, err := s.followerFor(ctx, store{tx}, ev, unionID, SourceOAFollow)
 		if err != nil {
 			return err
 		}
+		defer func() { memberID = m.ID }()
 		t := ev.CreateTime
 		if m.FollowChangedAt == nil || !t.Before(*m.FollowChangedAt) {
 			m.FollowStatus, m.FollowedAt, m.FollowChangedAt = FollowFollowing, &t, &t
@@ -42,8 +46,22 @@ func (s *Service) onSubscribe(ctx context.Context, ev inbox.Stored, apply inbox.
 		if err := s.finishFollowEvent(ctx, store{tx}, &m, isNew, ev, HistorySubscribe); err != nil {
 			return err
 		}
+		if isNew {
+			// A follower new to the merchant may come through a member's
+			// invitation (their personal QR code's scene).
+			if err := s.joined(ctx, store{tx}, m, Join{Scene: ev.Scene()}); err != nil {
+				return err
+			}
+		}
 		return s.refreshAttributes(ctx, tx, m, isNew)
 	})
+	if err != nil || memberID == 0 {
+		return err
+	}
+	for _, h := range s.onFollow {
+		h(ctx, ev.MerchantID, memberID)
+	}
+	return nil
 }
 
 // refreshAttributes recomputes a known member's attributes after a follow

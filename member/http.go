@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -252,28 +253,42 @@ func (h *Handler) logout(c *gin.Context) {
 }
 
 func (h *Handler) mpLogin(c *gin.Context) {
-	h.login(c, h.svc.LoginMiniProgram)
+	h.login(c, h.svc.LoginMiniProgramVia)
 }
 
 func (h *Handler) oauthLogin(c *gin.Context) {
-	h.login(c, h.svc.LoginOAuth)
+	h.login(c, h.svc.LoginOAuthVia)
 }
 
-func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID uint64, code string) (Member, error)) {
+// loginRequest is a login's body: the WeChat code and, when the page or
+// mini-program was opened through a member's invitation, its code (ref).
+type loginRequest struct {
+	Code string `json:"code"`
+	Ref  string `json:"ref"`
+}
+
+// refRe is the shape of an invitation code (referral/codes.go makes them).
+var refRe = regexp.MustCompile(`^[A-Za-z0-9]{1,16}$`)
+
+func (h *Handler) login(c *gin.Context, do func(ctx context.Context, merchantID uint64, code, ref string) (Member, error)) {
 	mid, ok := httpx.PathID(c, "merchant_id", errNoMerchant)
 	if !ok {
 		return
 	}
-	var req codeRequest
+	var req loginRequest
 	if err := httpx.BindJSON(c, &req); err != nil {
 		httpx.Fail(c, err)
+		return
+	}
+	if req.Ref != "" && !refRe.MatchString(req.Ref) {
+		httpx.Fail(c, apperr.Invalid("ref", "must be an invitation code: 1 to 16 letters or digits"))
 		return
 	}
 	if err := h.allowLogin(c, mid); err != nil {
 		httpx.Fail(c, err)
 		return
 	}
-	m, err := do(c.Request.Context(), mid, req.Code)
+	m, err := do(c.Request.Context(), mid, req.Code, req.Ref)
 	if err != nil {
 		httpx.Fail(c, err)
 		return

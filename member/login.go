@@ -15,6 +15,13 @@ import (
 // member already known from the official account is recognised by unionid
 // and gets the mini-program openid added, never a second record.
 func (s *Service) LoginMiniProgram(ctx context.Context, merchantID uint64, code string) (Member, error) {
+	return s.LoginMiniProgramVia(ctx, merchantID, code, "")
+}
+
+// LoginMiniProgramVia is LoginMiniProgram through an invitation: ref is the
+// invitation code the mini-program was opened with (empty: none). A member
+// this login creates is told to the join hooks with it (joins.go).
+func (s *Service) LoginMiniProgramVia(ctx context.Context, merchantID uint64, code, ref string) (Member, error) {
 	if err := checkCode(code); err != nil {
 		return Member{}, err
 	}
@@ -25,7 +32,7 @@ func (s *Service) LoginMiniProgram(ctx context.Context, merchantID uint64, code 
 	var m Member
 	err = s.inTx(ctx, func(st store) error {
 		var err error
-		m, err = s.identify(ctx, st, merchantID, byMPOpenID, sess.OpenID, sess.UnionID, SourceMPLogin)
+		m, err = s.identify(ctx, st, merchantID, byMPOpenID, sess.OpenID, sess.UnionID, SourceMPLogin, ref)
 		return err
 	})
 	return m, err
@@ -35,6 +42,12 @@ func (s *Service) LoginMiniProgram(ctx context.Context, merchantID uint64, code 
 // code of a snsapi_base authorization. Virtual users of the Moments
 // snapshot page are refused.
 func (s *Service) LoginOAuth(ctx context.Context, merchantID uint64, code string) (Member, error) {
+	return s.LoginOAuthVia(ctx, merchantID, code, "")
+}
+
+// LoginOAuthVia is LoginOAuth through an invitation (the member centre's
+// share link carries ?ref=): see LoginMiniProgramVia.
+func (s *Service) LoginOAuthVia(ctx context.Context, merchantID uint64, code, ref string) (Member, error) {
 	if err := checkCode(code); err != nil {
 		return Member{}, err
 	}
@@ -49,7 +62,7 @@ func (s *Service) LoginOAuth(ctx context.Context, merchantID uint64, code string
 	var m Member
 	err = s.inTx(ctx, func(st store) error {
 		var err error
-		m, err = s.identify(ctx, st, merchantID, byOAOpenID, u.OpenID, u.UnionID, SourceOAuth)
+		m, err = s.identify(ctx, st, merchantID, byOAOpenID, u.OpenID, u.UnionID, SourceOAuth, ref)
 		return err
 	})
 	return m, err
@@ -57,8 +70,9 @@ func (s *Service) LoginOAuth(ctx context.Context, merchantID uint64, code string
 
 // identify finds the member by an openid, else by unionid (adding the
 // openid to them), else creates one; and links a newly learnt unionid,
-// merging records that turn out to be one person.
-func (s *Service) identify(ctx context.Context, st store, merchantID uint64, col identity, openID, unionID, source string) (Member, error) {
+// merging records that turn out to be one person. A member it creates is
+// told to the join hooks with ref.
+func (s *Service) identify(ctx context.Context, st store, merchantID uint64, col identity, openID, unionID, source, ref string) (Member, error) {
 	m, err := st.by(ctx, merchantID, col, openID, true)
 	if err == nil {
 		if err := s.attachUnionID(ctx, st, &m, unionID); err != nil {
@@ -97,7 +111,10 @@ func (s *Service) identify(ctx context.Context, st store, merchantID uint64, col
 	} else {
 		m.OAOpenID = strPtr(openID)
 	}
-	return m, s.created(ctx, st, &m)
+	if err := s.created(ctx, st, &m); err != nil {
+		return Member{}, err
+	}
+	return m, s.joined(ctx, st, m, Join{Ref: ref})
 }
 
 // OAuthURL returns the WeChat authorization URL for an H5 page: WeChat sends

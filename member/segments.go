@@ -61,6 +61,15 @@ var SegmentSchema = segment.Schema{
 	// per member.
 	"points_balance": {Name: "points_balance", Kind: segment.KindInt, Min: -1 << 50, Max: 1 << 50,
 		Column: "COALESCE((SELECT pa.available FROM points_accounts pa WHERE pa.merchant_id = m.merchant_id AND pa.member_id = m.id), 0)"},
+	// Referral counts (referral/, the loyal customer who recommends
+	// others): members the member brought in (pending, converted or
+	// reversed; an ineligible referral never counts) and of whom made a
+	// first paid order that was kept. A range probe of
+	// idx_referrals_referrer per member.
+	"referrals_invited": {Name: "referrals_invited", Kind: segment.KindInt, Min: 0, Max: 1 << 31,
+		Column: "(SELECT COUNT(*) FROM referrals rf WHERE rf.merchant_id = m.merchant_id AND rf.referrer_id = m.id AND rf.status IN ('pending', 'converted', 'reversed'))"},
+	"referrals_converted": {Name: "referrals_converted", Kind: segment.KindInt, Min: 0, Max: 1 << 31,
+		Column: "(SELECT COUNT(*) FROM referrals rf WHERE rf.merchant_id = m.merchant_id AND rf.referrer_id = m.id AND rf.status = 'converted')"},
 	"consent_template":  consentField("consent_template", ConsentTemplate),
 	"consent_subscribe": consentField("consent_subscribe", ConsentSubscribe),
 	"consent_sms":       consentField("consent_sms", ConsentSMS),

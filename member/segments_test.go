@@ -171,6 +171,24 @@ func seedMembers(t *testing.T, gdb *gorm.DB, rng *rand.Rand, merchantID uint64, 
 			}
 		}
 		s.vals["points_balance"] = s.points
+		// Referrals the member brought in: a random mix of statuses, of
+		// which the ineligible ones count for nothing. Referee ids are
+		// made up (the counts read only the referrer's rows).
+		var invited, converted int64
+		for range rng.IntN(4) {
+			status := pick([]string{"pending", "converted", "reversed", "ineligible"})
+			if err := gdb.Exec("INSERT INTO referrals (merchant_id, referrer_id, referee_id, code, source, status, created_at, updated_at) VALUES (?, ?, ?, 'C', 'oa_follow', ?, ?, ?)",
+				merchantID, s.id, rng.Uint64N(1<<40)+1<<41, status, now, now).Error; err != nil {
+				t.Fatal(err)
+			}
+			if status != "ineligible" {
+				invited++
+			}
+			if status == "converted" {
+				converted++
+			}
+		}
+		s.vals["referrals_invited"], s.vals["referrals_converted"] = invited, converted
 		s.row = row
 		out = append(out, s)
 	}
@@ -242,6 +260,8 @@ func randomRule(rng *rand.Rand, depth int) map[string]any {
 			lo, hi = -100, 5000
 		case "order_count":
 			lo, hi = 0, 6
+		case "referrals_invited", "referrals_converted":
+			lo, hi = 0, 3
 		}
 		if f.Kind == segment.KindDaysSince {
 			lo, hi = 0, 700

@@ -39,8 +39,18 @@ type Service struct {
 	mergeHooks []MergeHook
 	attrs      *Attributes // nil: attributes are refreshed only by orders and the nightly pass
 	eraseHooks []EraseHook
+	joinHooks  []JoinHook    // joins.go
 	events     event.Emitter // nil: no events (see UseEvents)
+	onFollow   []FollowHook
 }
+
+// FollowHook hears that a member follows the official account, after the
+// follow is committed (a first follow or a return; a replayed event may
+// call it again, so it must be idempotent).
+type FollowHook func(ctx context.Context, merchantID, memberID uint64)
+
+// OnFollow adds a hook run after each follow is applied. Set before serving.
+func (s *Service) OnFollow(h FollowHook) { s.onFollow = append(s.onFollow, h) }
 
 // NewService returns the member service.
 func NewService(gdb *gorm.DB, wx WeChat, now func() time.Time, log *slog.Logger) *Service {

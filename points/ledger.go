@@ -214,9 +214,10 @@ var allBonuses = []Bonus{BonusFirstFollow, BonusProfileCompleted, BonusFirstMPLo
 // AwardBonus gives the member a one-off bonus of the current rules, once
 // ever (keyed bonus:<kind>:<member>): call it when the event happens (a
 // follow, a completed profile, a first mini-program login). A bonus the
-// rules set to 0 gives nothing. The member API also settles bonuses whose
-// condition the member meets when the member looks at their points, so
-// wiring the events is an improvement, not a requirement.
+// rules set to 0 gives nothing. A follow gives its bonus when it is applied
+// (FollowHook); the member API also settles bonuses whose condition the
+// member meets when the member looks at their points, which catches a
+// hook that failed and the bonuses no event announces yet.
 func (s *Service) AwardBonus(ctx context.Context, merchantID, memberID uint64, b Bonus) (Entry, bool, error) {
 	if b.flag() == 0 {
 		return Entry{}, false, apperr.Invalid("bonus", "is not a known bonus")
@@ -231,6 +232,16 @@ func (s *Service) AwardBonus(ctx context.Context, merchantID, memberID uint64, b
 	}
 	return s.give(ctx, merchantID, memberID, creditSpec{Kind: KindGift, Reason: "bonus: " + string(b), RefType: refBonus,
 		RefID: string(b), Key: "bonus:" + string(b) + ":" + strconv.FormatUint(memberID, 10), Points: pts}, b.flag())
+}
+
+// FollowHook gives a member who follows the official account the
+// first-follow bonus (member.FollowHook; once ever, by its key). A failure
+// is logged: the member API settles the bonus when the member next looks
+// at their points.
+func (s *Service) FollowHook(ctx context.Context, merchantID, memberID uint64) {
+	if _, _, err := s.AwardBonus(ctx, merchantID, memberID, BonusFirstFollow); err != nil {
+		s.log.WarnContext(ctx, "points: first-follow bonus", "merchant_id", merchantID, "member_id", memberID, "error", err)
+	}
 }
 
 // settleBonuses gives the member the one-off bonuses they qualify for and

@@ -269,6 +269,9 @@ func (s *Service) RecordOrder(ctx context.Context, merchantID uint64, in OrderIn
 		if err := tx.WithContext(ctx).Create(&o).Error; err != nil {
 			return fmt.Errorf("points: insert order: %w", err)
 		}
+		if err := s.orderEffects(ctx, tx, a, e, o); err != nil { // other features' rewards (order_hooks.go)
+			return err
+		}
 		if s.orderWriter == nil {
 			if err := s.afterPurchase(ctx, tx, merchantID, buyer.ID); err != nil {
 				return err
@@ -493,6 +496,9 @@ func (s *Service) Refund(ctx context.Context, merchantID uint64, in RefundInput)
 		if err := tx.WithContext(ctx).Exec("UPDATE points_orders SET refunded_fen = ?, points_reversed = ?, updated_at = ? WHERE id = ? AND merchant_id = ?",
 			refunded, target, now, cur.ID, merchantID).Error; err != nil {
 			return fmt.Errorf("points: update order: %w", err)
+		}
+		if err := s.refundEffects(ctx, tx, a, cur, in.RefundID, refunded); err != nil { // order_hooks.go
+			return err
 		}
 		facts, err := derivePurchaseFacts(ctx, tx, merchantID, cur.MemberID)
 		if err != nil {

@@ -65,6 +65,7 @@ type Service struct {
 	rulesets  *ttlcache.Cache[uint64, ruleTiers]
 
 	purchaseHooks []PurchaseHook
+	orderHooks    []OrderHook   // order_hooks.go
 	orderWriter   OrderWriter   // nil: RecordPurchase and the purchase hooks
 	campaigns     Campaigns     // nil: orders cannot name a campaign
 	events        event.Emitter // nil: no events (see UseEvents)

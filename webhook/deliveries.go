@@ -38,12 +38,13 @@ import (
 
 // deliveryRows writes webhook_deliveries.
 type deliveryRows struct {
-	db    *gorm.DB
-	mysql bool
+	db       *gorm.DB
+	mysql    bool
+	strategy db.ClaimStrategy // on MySQL; SQLite's write lock serialises claims
 }
 
 func newDeliveryRows(gdb *gorm.DB) deliveryRows {
-	return deliveryRows{db: gdb, mysql: gdb.Dialector.Name() == db.MySQL}
+	return deliveryRows{db: gdb, mysql: gdb.Dialector.Name() == db.MySQL, strategy: db.ClaimSkipLocked}
 }
 
 var errDeliveryNotFound = apperr.New(apperr.ErrNotFound, "webhook delivery not found")
@@ -79,17 +80,43 @@ func (s deliveryRows) dueEndpoints(ctx context.Context, now time.Time) ([]Endpoi
 }
 
 // claim leases up to n of the endpoint's due pending rows, oldest first,
-// to owner until until: pending → claimed. On MySQL the candidates are
-// locked with SKIP LOCKED, so instances claiming at once take different
-// rows; on SQLite the write lock serialises claims. The UPDATE repeats the
+// to owner until until: pending → claimed. held says which rows owner
+// already has in flight. On MySQL, instances claiming at once take
+// different rows by the configured strategy: the candidates locked with
+// SKIP LOCKED, or (update-limit, for TiDB) one UPDATE ... ORDER BY ...
+// LIMIT that stamps them with owner and until, then read back; on SQLite
+// the write lock serialises claims. Either way the UPDATE repeats the
 // guard, and the rows returned are those it moved to owner.
-func (s deliveryRows) claim(ctx context.Context, endpointID uint64, owner string, n int, now, until time.Time) ([]Delivery, error) {
+func (s deliveryRows) claim(ctx context.Context, endpointID uint64, owner string, n int, now, until time.Time,
+	held func(id uint64) bool) ([]Delivery, error) {
 	var rows []Delivery
+	set := map[string]any{"status": StatusClaimed, "lease_owner": owner, "lease_until": until, "updated_at": now}
+	// idx_webhook_deliveries_claim (endpoint_id, status, next_attempt_at, id).
+	due := "endpoint_id = ? AND status = ? AND next_attempt_at <= ?"
 	err := s.retry(ctx, func(tx *gorm.DB) error {
 		rows = rows[:0]
-		// idx_webhook_deliveries_claim (endpoint_id, status, next_attempt_at, id).
-		q := tx.Model(&Delivery{}).Select("id").
-			Where("endpoint_id = ? AND status = ? AND next_attempt_at <= ?", endpointID, StatusPending, now).
+		if s.mysql && s.strategy == db.ClaimUpdateLimit {
+			res := tx.Model(&Delivery{}).Where(due, endpointID, StatusPending, now).
+				Order("next_attempt_at, id").Limit(n).UpdateColumns(set)
+			if res.Error != nil || res.RowsAffected == 0 {
+				return res.Error
+			}
+			// What this claim stamped: owner's rows with this lease, less
+			// those owner already has in flight (an earlier claim of the
+			// same instant, as with a test's clock).
+			var mine []Delivery
+			if err := tx.Where("endpoint_id = ? AND status = ? AND lease_owner = ? AND lease_until = ?",
+				endpointID, StatusClaimed, owner, until).Order("id").Find(&mine).Error; err != nil {
+				return err
+			}
+			for _, d := range mine {
+				if !held(d.ID) {
+					rows = append(rows, d)
+				}
+			}
+			return nil
+		}
+		q := tx.Model(&Delivery{}).Select("id").Where(due, endpointID, StatusPending, now).
 			Order("next_attempt_at, id").Limit(n)
 		if s.mysql {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
@@ -99,8 +126,7 @@ func (s deliveryRows) claim(ctx context.Context, endpointID uint64, owner string
 			return err
 		}
 		if err := tx.Model(&Delivery{}).Where("id IN ? AND status = ?", ids, StatusPending).
-			UpdateColumns(map[string]any{"status": StatusClaimed, "lease_owner": owner, "lease_until": until,
-				"updated_at": now}).Error; err != nil {
+			UpdateColumns(set).Error; err != nil {
 			return err
 		}
 		return tx.Where("id IN ? AND status = ? AND lease_owner = ?", ids, StatusClaimed, owner).Order("id").Find(&rows).Error

@@ -23,6 +23,7 @@ import (
 
 	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/apperr"
+	"github.com/wxloyalty/loyalty/internal/db"
 	"github.com/wxloyalty/loyalty/internal/dbtest"
 	"github.com/wxloyalty/loyalty/internal/fakeclock"
 	"github.com/wxloyalty/loyalty/internal/secrets"
@@ -386,8 +387,15 @@ func TestSlowEndpointDoesNotDelayAnotherMerchant(t *testing.T) {
 }
 
 // Two workers (two instances) on one queue deliver every event to every
-// endpoint once, never the same one twice at once.
+// endpoint once, never the same one twice at once, whichever way they
+// claim rows apart.
 func TestTwoWorkersDeliverEachEventOnce(t *testing.T) {
+	for _, strategy := range db.ClaimStrategies {
+		t.Run(string(strategy), func(t *testing.T) { twoWorkersDeliverEachEventOnce(t, strategy) })
+	}
+}
+
+func twoWorkersDeliverEachEventOnce(t *testing.T, strategy db.ClaimStrategy) {
 	eachIsolated(t, func(t *testing.T, gdb *gorm.DB) {
 		f := newFixture(t, gdb)
 		mid := dbtest.NewMerchantID()
@@ -420,7 +428,7 @@ func TestTwoWorkersDeliverEachEventOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range 2 {
 			w := f.worker(webhook.WorkerOptions{Owner: "instance-" + strconv.Itoa(i), Concurrency: 8, PerEndpoint: 3,
-				PerMerchant: 8, Poll: 10 * time.Millisecond})
+				PerMerchant: 8, Poll: 10 * time.Millisecond, Claim: strategy})
 			wg.Add(1)
 			go func() { defer wg.Done(); w.Run(ctx) }()
 		}

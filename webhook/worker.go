@@ -43,16 +43,17 @@ func Sign(secret string, ts int64, body []byte) string {
 
 // WorkerOptions tune the delivery worker; zero values take the defaults.
 type WorkerOptions struct {
-	Concurrency int           // deliveries in flight on this instance (default 32)
-	PerEndpoint int           // in flight per endpoint on this instance (default 2)
-	PerMerchant int           // in flight per merchant on this instance (default Concurrency/4, at least PerEndpoint)
-	Timeout     time.Duration // one attempt, connect to last byte (default 10 s)
-	Lease       time.Duration // a claim's lease; must outlive Timeout (default 3×Timeout + 10 s)
-	Poll        time.Duration // how often an idle worker looks for due deliveries (default 1 s)
-	MinBackoff  time.Duration // the wait after the first failure (default 10 s); doubled per failure
-	MaxBackoff  time.Duration // the longest wait between attempts (default 1 h)
-	Retention   time.Duration // a replayed delivery's new retry window (default 24 h)
-	Owner       string        // this worker's lease owner name (default host, pid and a random suffix)
+	Concurrency int              // deliveries in flight on this instance (default 32)
+	PerEndpoint int              // in flight per endpoint on this instance (default 2)
+	PerMerchant int              // in flight per merchant on this instance (default Concurrency/4, at least PerEndpoint)
+	Timeout     time.Duration    // one attempt, connect to last byte (default 10 s)
+	Lease       time.Duration    // a claim's lease; must outlive Timeout (default 3×Timeout + 10 s)
+	Poll        time.Duration    // how often an idle worker looks for due deliveries (default 1 s)
+	MinBackoff  time.Duration    // the wait after the first failure (default 10 s); doubled per failure
+	MaxBackoff  time.Duration    // the longest wait between attempts (default 1 h)
+	Retention   time.Duration    // a replayed delivery's new retry window (default 24 h)
+	Owner       string           // this worker's lease owner name (default host, pid and a random suffix)
+	Claim       db.ClaimStrategy // how MySQL instances claim rows apart (default db.ClaimSkipLocked)
 }
 
 func (o *WorkerOptions) defaults() {
@@ -111,7 +112,8 @@ type Worker struct {
 	inflight    int
 	perEndpoint map[uint64]int
 	perMerchant map[uint64]int
-	turn        int // rotates the merchant a round starts with
+	held        map[uint64]struct{} // the deliveries in flight
+	turn        int                 // rotates the merchant a round starts with
 	wg          sync.WaitGroup
 	wake        chan struct{}
 }
@@ -122,9 +124,13 @@ func NewWorker(endpoints *Endpoints, now func() time.Time, log *slog.Logger, o W
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{db: endpoints.db, rows: newDeliveryRows(endpoints.db), endpoints: endpoints,
+	rows := newDeliveryRows(endpoints.db)
+	if o.Claim != "" {
+		rows.strategy = o.Claim
+	}
+	return &Worker{db: endpoints.db, rows: rows, endpoints: endpoints,
 		client: endpoints.targets.client(o.Timeout, o.PerEndpoint), now: now, log: log, o: o,
-		perEndpoint: map[uint64]int{}, perMerchant: map[uint64]int{}, wake: make(chan struct{}, 1)}
+		perEndpoint: map[uint64]int{}, perMerchant: map[uint64]int{}, held: map[uint64]struct{}{}, wake: make(chan struct{}, 1)}
 }
 
 // Run delivers until ctx ends, then waits for the attempts in flight.
@@ -199,7 +205,7 @@ func (w *Worker) round(ctx context.Context) (int, error) {
 		if n == 0 {
 			continue
 		}
-		rows, err := w.rows.claim(ctx, e.ID, w.o.Owner, n, now, now.Add(w.o.Lease))
+		rows, err := w.rows.claim(ctx, e.ID, w.o.Owner, n, now, now.Add(w.o.Lease), w.holds)
 		if err != nil {
 			return started, err
 		}
@@ -215,11 +221,11 @@ func (w *Worker) round(ctx context.Context) (int, error) {
 			return started, err
 		}
 		for _, d := range rows {
-			w.take(e, 1)
+			w.take(e, d.ID)
 			w.wg.Add(1)
 			go func() {
 				defer w.wg.Done()
-				defer w.release(e)
+				defer w.release(e, d.ID)
 				w.attempt(ctx, e, secret, d, events[d.EventID])
 			}()
 			started++
@@ -270,19 +276,30 @@ func (w *Worker) slots(e Endpoint) int {
 		w.o.Concurrency-w.inflight))
 }
 
-func (w *Worker) take(e Endpoint, n int) {
+// take counts delivery id of endpoint e in flight.
+func (w *Worker) take(e Endpoint, id uint64) {
 	w.mu.Lock()
-	w.inflight += n
-	w.perEndpoint[e.ID] += n
-	w.perMerchant[e.MerchantID] += n
+	w.inflight++
+	w.perEndpoint[e.ID]++
+	w.perMerchant[e.MerchantID]++
+	w.held[id] = struct{}{}
 	w.mu.Unlock()
+}
+
+// holds reports whether delivery id is in flight here.
+func (w *Worker) holds(id uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.held[id]
+	return ok
 }
 
 // release frees an attempt's slot and wakes Run: the endpoint may have
 // more due.
-func (w *Worker) release(e Endpoint) {
+func (w *Worker) release(e Endpoint, id uint64) {
 	w.mu.Lock()
 	w.inflight--
+	delete(w.held, id)
 	if w.perEndpoint[e.ID]--; w.perEndpoint[e.ID] <= 0 {
 		delete(w.perEndpoint, e.ID)
 	}

@@ -494,6 +494,10 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 			}
 		}},
 		"GET /api/admin/v1/member-imports/{import_id}": {path: fmt.Sprint(B.imported), check: notFound},
+		// Referral settings and report are the caller's merchant's only.
+		"GET /api/admin/v1/referrals/settings": {check: noneOfB},
+		"PUT /api/admin/v1/referrals/settings": {body: map[string]any{"referrer_points": 5, "referee_points": 5}, check: noneOfB},
+		"GET /api/admin/v1/referrals/report":   {check: noneOfB},
 		// The sandbox tools act on the caller's merchant only.
 		"POST /api/admin/v1/sandbox/follow":        {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},
 		"POST /api/admin/v1/sandbox/unfollow":      {body: map[string]any{"openid": "o_tenant"}, check: noneOfB},

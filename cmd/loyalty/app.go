@@ -29,6 +29,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/secrets"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
+	"github.com/wxloyalty/loyalty/referral"
 	"github.com/wxloyalty/loyalty/web"
 	"github.com/wxloyalty/loyalty/webhook"
 	"github.com/wxloyalty/loyalty/wechat"
@@ -59,6 +60,7 @@ type App struct {
 	segments   *member.Segments
 	points     *points.Service
 	attributes *member.Attributes
+	referrals  *referral.Service
 	engine     *campaign.Engine
 	care       *campaign.Care
 	notices    *campaign.Notices
@@ -178,6 +180,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		// Redis is shared state the service can work without: while it does
 		// not answer (at start too), each piece falls back to this
 		// instance's own (redisx), sharing limits by the live instances.
+		redisx.UseLogger(log)
 		a.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password, DB: cfg.Redis.DB})
 		a.redis = redisx.NewHealth(a.rdb, log, 0)
 		a.metrics.Registry().MustRegister(a.redis.Collectors()...)
@@ -201,7 +204,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	endpoints := webhook.NewEndpoints(a.db, a.keys, webhook.Targets{AllowPrivate: cfg.Webhooks.AllowPrivateTargets}, a.now)
 	outbox := webhook.NewOutbox(endpoints, a.now, 0)
 	a.webhooks = webhook.NewWorker(endpoints, a.now, log, webhook.WorkerOptions{Concurrency: cfg.Webhooks.Concurrency,
-		PerEndpoint: cfg.Webhooks.PerEndpoint, Timeout: cfg.Webhooks.Timeout})
+		PerEndpoint: cfg.Webhooks.PerEndpoint, Timeout: cfg.Webhooks.Timeout, Claim: db.ClaimStrategy(cfg.DB.ClaimStrategy)})
 	a.members = member.NewService(a.db, a.accounts, a.now, log)
 	a.members.UseEvents(outbox)
 	a.members.RegisterHandlers(a.dispatcher)
@@ -214,10 +217,19 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points.UseCampaigns(orderCampaigns{a.db})
 	a.members.UseAttributes(a.attributes)
 	a.members.OnMerge(a.points.MergeHook)
+	a.members.OnFollow(a.points.FollowHook)
 	a.members.OnMerge(func(ctx context.Context, tx *gorm.DB, merchantID, fromID, intoID uint64) error {
 		return outbox.Emit(ctx, tx, event.Event{MerchantID: merchantID, Type: event.MemberMerged,
 			Data: event.Merge{MemberID: intoID, MergedMemberID: fromID}})
 	})
+	// (The points events go to the outbox and the service notices: see
+	// UseEvents below, once the notices exist.)
+	// Referrals: recorded when an invited member joins, rewarded in the
+	// transaction of their first paid order.
+	a.referrals = referral.NewService(a.db, a.accounts, a.members, cfg.HTTP.PublicURL, a.now, log)
+	a.members.OnJoin(a.referrals.Joined)
+	a.members.OnMerge(a.referrals.MergeHook)
+	a.points.UseOrderHook(a.referrals)
 	a.attributes.UseEvents(outbox)
 	a.keywords.Register(a.points.KeywordReply)
 	split := campaign.RateSplit{PerSecond: cfg.Send.RatePerSecond, ServicePct: cfg.Send.ServiceSharePct}
@@ -274,7 +286,8 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		campaign.NewNoticeHandler(a.notices),
 		admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now),
 		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)),
-		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background))
+		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background),
+		referral.NewHandler(a.referrals))
 	if a.sandbox != nil {
 		a.sandbox.Handler = a.handler
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/httpx"
 	"github.com/wxloyalty/loyalty/member"
 	"github.com/wxloyalty/loyalty/points"
+	"github.com/wxloyalty/loyalty/referral"
 	"github.com/wxloyalty/loyalty/webhook"
 	"github.com/wxloyalty/loyalty/wechat"
 )
@@ -21,7 +22,7 @@ const callbackRoute = "/wechat/:merchant_id/callback"
 
 func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberAdmin *member.AdminHandler, segments *member.SegmentHandler,
 	campaigns *campaign.Handler, care *campaign.CareHandler, notices *campaign.NoticeHandler, dashboard *admin.DashboardHandler,
-	webhooks *webhook.Handler, imports *member.ImportHandler) http.Handler {
+	webhooks *webhook.Handler, imports *member.ImportHandler, referrals *referral.Handler) http.Handler {
 	r := gin.New()
 	r.ContextWithFallback = true
 	r.HandleMethodNotAllowed = true
@@ -77,6 +78,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	}
 	pointsAPI.RegisterMember(api, members.RequireMember, currentMember)
 	campaigns.RegisterMember(api, members.RequireMember, currentMember)
+	referrals.RegisterMember(api, members.RequireMember, currentMember)
 
 	adminGroup := api.Group("/admin/v1")
 	a.adminAPI.RegisterPublic(adminGroup)
@@ -91,6 +93,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	dashboard.Register(authed)
 	webhooks.Register(authed)
 	imports.Register(authed)
+	referrals.RegisterAdmin(authed)
 
 	if a.sandbox != nil {
 		a.sandbox.RegisterRoutes(authed)

@@ -1,7 +1,7 @@
 // The navigation: one entry per area, shown only to those allowed in.
 // A new area adds its route in router.ts and one line here.
 import type { Component } from 'vue'
-import { Avatar, Calendar, Coin, DataAnalysis, Document, Filter, Key, Medal, Present, Promotion, Setting, ShoppingCart, Sunny, User } from '@element-plus/icons-vue'
+import { Avatar, Calendar, Coin, DataAnalysis, Document, Filter, Key, Medal, Present, Promotion, Setting, Share, ShoppingCart, Sunny, User } from '@element-plus/icons-vue'
 import type { Requirement } from '@/admin/permissions'
 
 export interface NavItem {
@@ -18,6 +18,7 @@ export const navItems: NavItem[] = [
   { route: 'members', label: 'nav.members', icon: User, need: 'members:read' },
   { route: 'orders', label: 'nav.orders', icon: ShoppingCart, need: ['points:read', 'orders:write'] },
   { route: 'rewards', label: 'nav.rewards', icon: Present, need: 'points:read' },
+  { route: 'referrals', label: 'nav.referrals', icon: Share, need: 'points:read' },
   // Marketing.
   { route: 'segments', label: 'nav.segments', icon: Filter, need: 'campaigns:read' },
   { route: 'campaigns', label: 'nav.campaigns', icon: Promotion, need: 'campaigns:read' },

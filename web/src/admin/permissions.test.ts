@@ -12,7 +12,7 @@ describe('allows', () => {
     expect(allows([], undefined)).toBe(true)
   })
   it('shows a viewer only the areas it may read', () => {
-    expect(navItems.filter((n) => allows([...viewer], n.need)).map((n) => n.route)).toEqual(['dashboard', 'members', 'orders', 'rewards', 'segments', 'campaigns', 'calendar', 'care', 'points-rules', 'tiers', 'settings'])
+    expect(navItems.filter((n) => allows([...viewer], n.need)).map((n) => n.route)).toEqual(['dashboard', 'members', 'orders', 'rewards', 'referrals', 'segments', 'campaigns', 'calendar', 'care', 'points-rules', 'tiers', 'settings'])
     expect(navItems.filter((n) => allows(['orders:write'], n.need)).map((n) => n.route)).toEqual(['orders'])
     expect(navItems.filter((n) => allows(['campaigns:read'], n.need)).map((n) => n.route)).toEqual(['segments', 'campaigns', 'calendar', 'care'])
   })

@@ -30,6 +30,7 @@ export function createPanelRouter(pinia: Pinia): Router {
           { path: 'members/:id(\\d+)', name: 'member', component: () => import('./pages/member/MemberPage.vue'), meta: { need: 'members:read', title: 'member.title' } },
           { path: 'orders/:externalId?', name: 'orders', component: () => import('./pages/orders/OrdersPage.vue'), meta: { need: ['points:read', 'orders:write'], title: 'nav.orders' } },
           { path: 'rewards', name: 'rewards', component: () => import('./pages/rewards/RewardsPage.vue'), meta: { need: 'points:read', title: 'nav.rewards' } },
+          { path: 'referrals', name: 'referrals', component: () => import('./pages/referrals/ReferralsPage.vue'), meta: { need: 'points:read', title: 'nav.referrals' } },
           // Marketing: segments, campaigns, the calendar and care rules.
           { path: 'segments', name: 'segments', component: () => import('./pages/segments/SegmentsPage.vue'), meta: { need: 'campaigns:read', title: 'nav.segments' } },
           { path: 'segments/new', name: 'segment-new', component: () => import('./pages/segments/SegmentEditPage.vue'), meta: { need: 'campaigns:write', title: 'segments.new' } },

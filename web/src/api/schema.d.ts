@@ -2244,6 +2244,110 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/member/v1/{merchant_id}/invite": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * My invitation - code, share link and personal QR code
+         * @description The member's invitation code (made on first use, kept for good),
+         *     the member centre share link `<public URL>/m/<merchant_id>/?ref=<code>`
+         *     and a personal official-account QR code whose scene is
+         *     `ref_<code>`: someone new who follows through it, or opens the link
+         *     and signs in, is recorded as this member's referral. The QR code is
+         *     temporary (30 days, WeChat's longest) and renewed a week before it
+         *     expires; when WeChat cannot make one, `qr` is null, `qr_error` says
+         *     so and the link still works.
+         */
+        get: operations["getMyInvite"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/member/v1/{merchant_id}/referrals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The members I brought in
+         * @description Counts (`invited`: members brought in; `converted`: of whom made a
+         *     first paid order that was not refunded), the reward points earned
+         *     for them, and the latest 50 with their names masked (first
+         *     character only).
+         */
+        get: operations["getMyReferrals"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/referrals/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The referral rewards (points:read) */
+        get: operations["getReferralSettings"];
+        /**
+         * Set the referral rewards (points:write)
+         * @description Points for the referrer and for the referee, given once when the
+         *     referee's first paid order is recorded (0: that side gets none).
+         *     A change applies to conversions from then on. Audited.
+         */
+        put: operations["putReferralSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/referrals/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The referral programme's figures (points:read)
+         * @description Over the referrals recorded in [from, to) (both optional, RFC 3339):
+         *     `invites` (members who took their invitation in the period),
+         *     `sign_ups` (members brought in), `conversions` (of them, first paid
+         *     order made and not refunded), `reversed` (first order refunded in
+         *     full: rewards taken back), `ineligible` (self-referrals and people
+         *     whose unionid or phone already counted), `points_cost` (rewards
+         *     given and kept, both sides) and the ten top referrers by
+         *     conversions, then sign-ups.
+         */
+        get: operations["getReferralReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/member-imports": {
         parameters: {
             query?: never;
@@ -3392,8 +3496,11 @@ export interface components {
             /** @description available balance after the entry */
             balance: number;
             reason: string;
-            /** @enum {string} */
-            ref_type: "" | "order" | "refund" | "checkin" | "bonus" | "lot" | "reward" | "redemption" | "admin" | "gift";
+            /**
+             * @description referral: a referral reward or its reversal (ref_id referral:<id>:<side>)
+             * @enum {string}
+             */
+            ref_type: "" | "order" | "refund" | "checkin" | "bonus" | "lot" | "reward" | "redemption" | "admin" | "gift" | "referral";
             ref_id: string;
             rule_version: number;
             /** Format: date-time */
@@ -4187,6 +4294,25 @@ export interface components {
         };
     };
     responses: {
+        /** @description The referral rewards. */
+        ReferralSettings: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @description points for the referrer on the referee's first paid order (0: none) */
+                    referrer_points: number;
+                    /** @description points for the referee on their first paid order (0: none) */
+                    referee_points: number;
+                    /**
+                     * Format: date-time
+                     * @description null: never set
+                     */
+                    updated_at: string | null;
+                };
+            };
+        };
         /** @description The menu WeChat now holds. */
         MenuSet: {
             headers: {
@@ -4535,6 +4661,21 @@ export interface components {
                 };
             };
         };
+        MemberLogin: {
+            content: {
+                "application/json": {
+                    code: string;
+                    /**
+                     * @description The invitation code the page or mini-program was opened
+                     *     with (the share link's `?ref=`). A member this login
+                     *     creates is recorded as the inviter's referral; for a
+                     *     member already known, or an unknown code, it changes
+                     *     nothing.
+                     */
+                    ref?: string;
+                };
+            };
+        };
         MemberIDs: {
             content: {
                 "application/json": {
@@ -4867,7 +5008,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: components["requestBodies"]["Code"];
+        requestBody: components["requestBodies"]["MemberLogin"];
         responses: {
             200: components["responses"]["MemberLogin"];
             400: components["responses"]["Error"];
@@ -4942,7 +5083,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: components["requestBodies"]["Code"];
+        requestBody: components["requestBodies"]["MemberLogin"];
         responses: {
             200: components["responses"]["MemberLogin"];
             400: components["responses"]["Error"];
@@ -5583,7 +5724,7 @@ export interface operations {
             content: {
                 "application/json": {
                     name: string;
-                    /** @description unique per merchant */
+                    /** @description unique per merchant; ref_... is reserved for members' invitation codes */
                     scene: string;
                     /** @default false */
                     permanent?: boolean;
@@ -8418,6 +8559,168 @@ export interface operations {
                         /** Format: date */
                         to: string;
                         entries: components["schemas"]["CalendarEntry"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getMyInvite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The invitation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        code: string;
+                        /** Format: uri */
+                        link: string;
+                        qr: null | {
+                            ticket: string;
+                            /** @description what the code encodes */
+                            url: string;
+                            /** @description the code's image (WeChat's showqrcode) */
+                            image_url: string;
+                            scene: string;
+                            /** Format: date-time */
+                            expires_at: string | null;
+                        };
+                        qr_error?: string;
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getMyReferrals: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The member's referrals. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        invited: number;
+                        converted: number;
+                        points_earned: number;
+                        referrals: {
+                            name: string;
+                            /** @enum {string} */
+                            status: "pending" | "converted" | "reversed";
+                            /** Format: date-time */
+                            joined_at: string;
+                            /** Format: date-time */
+                            converted_at: string | null;
+                        }[];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    getReferralSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ReferralSettings"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    putReferralSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "referrer_points": 200,
+                 *       "referee_points": 100
+                 *     }
+                 */
+                "application/json": {
+                    referrer_points: number;
+                    referee_points: number;
+                };
+            };
+        };
+        responses: {
+            200: components["responses"]["ReferralSettings"];
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getReferralReport: {
+        parameters: {
+            query?: {
+                from?: string;
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        from: string | null;
+                        /** Format: date-time */
+                        to: string | null;
+                        invites: number;
+                        sign_ups: number;
+                        conversions: number;
+                        reversed: number;
+                        ineligible: number;
+                        points_cost: number;
+                        top_referrers: {
+                            member_id: number;
+                            name: string;
+                            sign_ups: number;
+                            converted: number;
+                            points_cost: number;
+                        }[];
                     };
                 };
             };
