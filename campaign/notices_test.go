@@ -2,6 +2,7 @@ package campaign_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,6 +75,12 @@ func TestNoticeCrashBetweenClaimAndSend(t *testing.T) {
 				}
 				wait := runAsync(t, a)
 				<-st.reached
+				if at == "before-call" {
+					// Rows are marked as their permits come: let every row
+					// reach its call, as in the campaign's own lease test.
+					waitFor(t, func() bool { return e.statuses(cid)[campaign.DeliverySending] == 10 },
+						func() string { return fmt.Sprintf("A holds %v, want 10 sending", e.statuses(cid)) })
+				}
 				e.clock.Add(2 * time.Minute) // A's lease has expired
 				e.drain(b)
 				close(st.resume)
