@@ -81,12 +81,14 @@ type SandboxOptions struct {
 }
 
 // SandboxTemplates are the template ids every sandbox account knows.
-var SandboxTemplates = []string{"TPL_POINTS_CHANGED", "TPL_BIRTHDAY", "TPL_WELCOME", "TPL_EXPIRING_POINTS"}
+var SandboxTemplates = []string{"TPL_POINTS_CHANGED", "TPL_BIRTHDAY", "TPL_WELCOME", "TPL_EXPIRING_POINTS",
+	"TPL_POINTS_REDEEMED", "TPL_TIER_CHANGED", "TPL_COUPON_ISSUED", "TPL_COUPON_EXPIRING"}
 
 // sandboxTemplateTitles are their titles in the template list, as
 // WeChat's template library names such templates.
 var sandboxTemplateTitles = map[string]string{"TPL_POINTS_CHANGED": "会员积分变动提醒", "TPL_BIRTHDAY": "会员生日提醒",
-	"TPL_WELCOME": "会员加入成功通知", "TPL_EXPIRING_POINTS": "积分即将过期提醒"}
+	"TPL_WELCOME": "会员加入成功通知", "TPL_EXPIRING_POINTS": "积分即将过期提醒", "TPL_POINTS_REDEEMED": "积分兑换成功通知",
+	"TPL_TIER_CHANGED": "会员等级变更通知", "TPL_COUPON_ISSUED": "优惠券到账通知", "TPL_COUPON_EXPIRING": "优惠券即将过期提醒"}
 
 // NewSandbox returns the sandbox tools.
 func NewSandbox(sim *wechattest.Simulator, merchants *Merchants, members SandboxMembers, opts SandboxOptions) *Sandbox {

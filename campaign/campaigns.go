@@ -309,7 +309,8 @@ func (s *Campaigns) Get(ctx context.Context, merchantID, id uint64) (Campaign, e
 // List returns the merchant's campaigns, newest first, optionally of one
 // status, below the cursor id.
 func (s *Campaigns) List(ctx context.Context, merchantID uint64, status Status, before uint64, limit int) ([]Campaign, error) {
-	q := s.db.WithContext(ctx).Where("merchant_id = ? AND kind <> ?", merchantID, KindCare)
+	// Care automations and service notices have screens of their own.
+	q := s.db.WithContext(ctx).Where("merchant_id = ? AND kind NOT IN ?", merchantID, []Kind{KindCare, KindService})
 	if status != "" {
 		q = q.Where("status = ?", status)
 	}

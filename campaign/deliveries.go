@@ -23,7 +23,8 @@ package campaign
 //	                           ▼ markSent: WeChat took it
 //	                         sent ── receipt ──▶ delivered | failed
 //
-//	pending ── withdraw (its care rule changed) ──▶ skipped
+//	pending ── withdraw (its care rule changed, its notice kind switched off) ──▶ skipped
+//	pending ── mergeNotice (another event of the same notice kind) ──▶ pending
 //
 // A sent row also carries its gift, if the campaign has one:
 // none → due (markSent) → granted, or due again later (backoff), or
@@ -100,12 +101,13 @@ const (
 	ReasonCareRuleDisabled Reason = "care_rule_disabled" // withdrawn: the rule was disabled
 	ReasonCareRuleDeleted  Reason = "care_rule_deleted"  // withdrawn: the rule was deleted
 	ReasonWonBack          Reason = "won_back"           // withdrawn: the member ordered before the win-back attempt went out
+	ReasonNoticeOff        Reason = "notice_off"         // withdrawn: the merchant switched the notice kind off
 )
 
 // Reasons lists the reasons.
 var Reasons = []Reason{ReasonNoOpenID, ReasonNotFollowing, ReasonNoConsent, ReasonFrequencyCap, ReasonNoGrant,
 	ReasonOutsideWindow, ReasonInvalidOpenID, ReasonBadTemplate, ReasonTransient, ReasonRejected, ReasonUserBlock,
-	ReasonSystem, ReasonNoAccount, ReasonWorkerLost, ReasonCareRuleChanged, ReasonCareRuleDisabled, ReasonCareRuleDeleted, ReasonWonBack}
+	ReasonSystem, ReasonNoAccount, ReasonWorkerLost, ReasonCareRuleChanged, ReasonCareRuleDisabled, ReasonCareRuleDeleted, ReasonWonBack, ReasonNoticeOff}
 
 // GiftState is where a sent row's gift stands.
 type GiftState int
@@ -154,8 +156,13 @@ type Delivery struct {
 	GiftAttempts  int
 	GiftNextAt    *time.Time
 	GiftError     string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// NoticeKey names the event a service notice reports ('' for any
+	// other delivery): with uk_deliveries, one notice per event.
+	NoticeKey string
+	// Vars are the event's message variables (service notices only).
+	Vars      map[string]string `gorm:"serializer:json"`
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // TableName implements gorm's tabler.
@@ -255,13 +262,78 @@ func (s deliveryRows) plan(ctx context.Context, tx *gorm.DB, sel string, args ..
 	if s.mysql {
 		q += " ON DUPLICATE KEY UPDATE campaign_deliveries.id = campaign_deliveries.id"
 	} else {
-		q += " ON CONFLICT (campaign_id, step, member_id) DO NOTHING"
+		q += " ON CONFLICT (campaign_id, step, member_id, notice_key) DO NOTHING"
 	}
 	res := tx.WithContext(ctx).Exec(q, args...)
 	if res.Error != nil {
 		return 0, fmt.Errorf("plan deliveries: %w", res.Error)
 	}
 	return res.RowsAffected, nil
+}
+
+// planNotice inserts the one row of a service notice, inside tx, the
+// transaction of the event it reports: (nothing) → pending, or skipped
+// when the member has no openid, does not follow, or withdrew consent to
+// template messages (the same rules as a campaign's planning, skipExprs).
+// A row the event's key already has is left as it is, so an event
+// reported twice is one notice. It returns whether a row was inserted.
+// The member's row is read by primary key; nothing but the new row is
+// locked.
+func (s deliveryRows) planNotice(ctx context.Context, tx *gorm.DB, c Campaign, memberID uint64, key string,
+	vars map[string]string, now time.Time) (bool, error) {
+	v, err := jsonValue(vars)
+	if err != nil {
+		return false, err
+	}
+	openid, status, reason := skipExprs(c)
+	q := "INSERT INTO campaign_deliveries (merchant_id, campaign_id, step, member_id, openid, capped, status, reason, " +
+		"notice_key, vars, created_at, updated_at) " +
+		"SELECT m.merchant_id, ?, ?, m.id, COALESCE(" + openid + ", ''), ?, " + status + ", " + reason + ", ?, ?, ?, ? " +
+		"FROM members m WHERE m.merchant_id = ? AND m.id = ? AND m.erased_at IS NULL"
+	if s.mysql {
+		q += " ON DUPLICATE KEY UPDATE campaign_deliveries.id = campaign_deliveries.id"
+	} else {
+		q += " ON CONFLICT (campaign_id, step, member_id, notice_key) DO NOTHING"
+	}
+	res := tx.WithContext(ctx).Exec(q, c.ID, c.Step, false, key, v, now, now, c.MerchantID, memberID)
+	if res.Error != nil {
+		return false, fmt.Errorf("campaign %d: plan notice %s: %w", c.ID, key, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// mergeNotice folds an event into the member's notice of the same kind
+// that no worker has taken yet, inside tx, the event's transaction:
+// pending → pending, its variables replaced by merge(old). The row is
+// locked while it is read and updated only if still pending, so a row a
+// claim took meanwhile is left alone (a claim's SKIP LOCKED passes over
+// the locked row; a claim that got there first has moved it, and the
+// caller then plans a new row). It returns whether a row took the event.
+// uk_deliveries' (campaign_id, step, member_id) prefix finds the row.
+func (s deliveryRows) mergeNotice(ctx context.Context, tx *gorm.DB, c Campaign, memberID uint64,
+	merge func(old map[string]string) map[string]string, now time.Time) (bool, error) {
+	var rows []Delivery
+	q := tx.WithContext(ctx).Where("campaign_id = ? AND step = ? AND member_id = ? AND status = ? AND notice_key <> ''",
+		c.ID, c.Step, memberID, DeliveryPending).Order("id DESC").Limit(1)
+	if s.mysql {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	if err := q.Find(&rows).Error; err != nil {
+		return false, fmt.Errorf("campaign %d: pending notice: %w", c.ID, err)
+	}
+	if len(rows) == 0 {
+		return false, nil
+	}
+	v, err := jsonValue(merge(rows[0].Vars))
+	if err != nil {
+		return false, err
+	}
+	res := s.byID(tx.WithContext(ctx)).Where("id = ? AND status = ?", rows[0].ID, DeliveryPending).
+		UpdateColumns(map[string]any{"vars": v, "updated_at": now})
+	if res.Error != nil {
+		return false, fmt.Errorf("campaign %d: merge notice: %w", c.ID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
 }
 
 // claim leases up to n due pending rows of the campaign's step to owner

@@ -282,13 +282,24 @@ func (e *Engine) reload(ctx context.Context, id uint64) (Campaign, error) {
 	return c, nil
 }
 
-// runningCampaigns lists campaigns being sent (idx_campaigns_due).
+// runningCampaigns lists campaigns being sent (idx_campaigns_due). A
+// notice kind's campaign is always running, so it is listed only while it
+// has a pending row (an existence probe on idx_deliveries_claim per notice
+// campaign): thousands of merchants' idle notice kinds must not fill the
+// list and push real campaigns out of it.
 func (e *Engine) runningCampaigns(ctx context.Context) ([]Campaign, error) {
 	var out []Campaign
-	if err := e.db.WithContext(ctx).Where("status = ?", StatusRunning).Order("id").Limit(1000).Find(&out).Error; err != nil {
+	if err := e.db.WithContext(ctx).Where("status = ? AND notice_kind IS NULL", StatusRunning).Order("id").Limit(1000).
+		Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("campaign: running campaigns: %w", err)
 	}
-	return out, nil
+	var notices []Campaign
+	if err := e.db.WithContext(ctx).Where("status = ? AND notice_kind IS NOT NULL", StatusRunning).
+		Where("EXISTS (SELECT 1 FROM campaign_deliveries d WHERE d.campaign_id = campaigns.id AND d.status = ?)", DeliveryPending).
+		Order("id").Limit(1000).Find(&notices).Error; err != nil {
+		return nil, fmt.Errorf("campaign: notices to send: %w", err)
+	}
+	return append(notices, out...), nil
 }
 
 // startDue starts scheduled campaigns whose time has come.

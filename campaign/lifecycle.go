@@ -91,6 +91,9 @@ func lockCampaign(ctx context.Context, tx *gorm.DB, merchantID, id uint64) (Camp
 // the same lock) are either counted or added after the decision, to a
 // campaign they then reopen.
 func (e *Engine) maybeComplete(ctx context.Context, c Campaign) error {
+	if c.NoticeKind != nil {
+		return nil // a notice kind's campaign never completes: events keep adding to it
+	}
 	var next *time.Time
 	if c.ScheduleKind == ScheduleCron {
 		mc, err := e.merchantClock(ctx, c.MerchantID)
@@ -169,6 +172,9 @@ func (s *Campaigns) Act(ctx context.Context, merchantID, id uint64, act Transiti
 		c, err := lockCampaign(ctx, tx, merchantID, id)
 		if err != nil {
 			return err
+		}
+		if c.NoticeKind != nil {
+			return apperr.New(apperr.ErrConflict, "this campaign sends a service notice: switch it on or off in the notice settings")
 		}
 		before := c.Status
 		now := s.now()

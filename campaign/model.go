@@ -84,6 +84,7 @@ type Campaign struct {
 	PlanCursor      uint64
 	PlanDone        bool
 	PauseReason     string
+	NoticeKind      *NoticeKind // a service notice kind's campaign (notices.go); nil for any other
 	CreatedBy       uint64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time

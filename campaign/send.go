@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -425,7 +426,7 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 	}
 	msg := c.Message
 	vals := map[uint64]map[string]string{}
-	if names := variablesOf(msg); len(names) > 0 && e.vars != nil {
+	if names := memberVariables(variablesOf(msg)); len(names) > 0 && e.vars != nil {
 		members := make([]uint64, len(rows))
 		for i, r := range rows {
 			members[i] = r.MemberID
@@ -465,7 +466,7 @@ func (e *Engine) sendAll(ctx context.Context, c Campaign, mc merchantClock, lane
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.SendTimeout)
 			defer cancel()
 			res := result{row: r, marked: true, attempted: true}
-			res.msgID, res.err = e.send(sctx, c, msg, r, vals[r.MemberID])
+			res.msgID, res.err = e.send(sctx, c, msg, r, withVars(vals[r.MemberID], localVars(r.Vars, mc.loc)))
 			if res.err != nil {
 				if _, st := e.classify(res, e.now()); st != stopNone {
 					s.halt.Store(true)
@@ -649,6 +650,24 @@ func variablesOf(m Message) []string {
 	add(m.URL)
 	add(m.Page)
 	return names
+}
+
+// memberVariables keeps, of names, the member variables (a service
+// notice's message also uses its event's variables, which its row holds).
+func memberVariables(names []string) []string {
+	return slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(knownVariables, n) })
+}
+
+// withVars is a member's values with a row's own variables (a service
+// notice's event) over them.
+func withVars(member, row map[string]string) map[string]string {
+	if len(row) == 0 {
+		return member
+	}
+	out := make(map[string]string, len(member)+len(row))
+	maps.Copy(out, member)
+	maps.Copy(out, row)
+	return out
 }
 
 // render fills a text's variables; an empty value takes the variable's

@@ -9,6 +9,7 @@ package event
 import (
 	"context"
 	"slices"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -24,6 +25,7 @@ const (
 	TierChanged       Type = "tier.changed"
 	StageChanged      Type = "stage.changed"
 	CampaignCompleted Type = "campaign.completed"
+	CouponIssued      Type = "coupon.issued"
 	// Reserved: endpoints may subscribe to them; nothing emits them yet.
 	CouponVerified Type = "coupon.verified"
 	SurveyAnswered Type = "survey.answered"
@@ -31,7 +33,7 @@ const (
 
 // Types lists the event types, in a stable order.
 var Types = []Type{MemberCreated, MemberMerged, PointsChanged, TierChanged, StageChanged, CampaignCompleted,
-	CouponVerified, SurveyAnswered}
+	CouponIssued, CouponVerified, SurveyAnswered}
 
 // Valid reports whether t is a known event type.
 func (t Type) Valid() bool { return slices.Contains(Types, t) }
@@ -59,6 +61,21 @@ func Emit(ctx context.Context, e Emitter, tx *gorm.DB, events ...Event) error {
 	return e.Emit(ctx, tx, events...)
 }
 
+// Emitters is several emitters as one: each event goes to every one of
+// them, in the same transaction (webhooks and service notices hear the
+// same events).
+type Emitters []Emitter
+
+// Emit implements Emitter.
+func (es Emitters) Emit(ctx context.Context, tx *gorm.DB, events ...Event) error {
+	for _, e := range es {
+		if err := Emit(ctx, e, tx, events...); err != nil {
+			return err // the transaction rolls back: the others need not run
+		}
+	}
+	return nil
+}
+
 // Payloads of the emitted events: the "data" member of a delivery's body.
 type (
 	// Member is the data of member.created.
@@ -80,6 +97,17 @@ type (
 		Pending         int64  `json:"pending"`
 		AvailableChange int64  `json:"available_change"`
 		PendingChange   int64  `json:"pending_change"`
+		// Entries are the ledger entries of the change, for service
+		// notices (not part of the webhook body).
+		Entries []PointsEntry `json:"-"`
+	}
+	// PointsEntry is one ledger entry of a points change.
+	PointsEntry struct {
+		ID      uint64 // the ledger entry: a notice's idempotency key
+		Kind    string // earn, redeem, reverse, adjust, gift, expire, release
+		Points  int64  // change of the available balance
+		Pending int64  // change of the pending balance
+		Reason  string
 	}
 	// Tier is the data of tier.changed (nil: no tier).
 	Tier struct {
@@ -87,6 +115,24 @@ type (
 		FromTierID *uint64 `json:"from_tier_id"`
 		ToTierID   *uint64 `json:"to_tier_id"`
 		Reason     string  `json:"reason"`
+		// For service notices (not part of the webhook body): the tier
+		// history row (a notice's idempotency key), the tiers' names, and
+		// whether the move is up.
+		ChangeID uint64 `json:"-"`
+		FromName string `json:"-"`
+		ToName   string `json:"-"`
+		Up       bool   `json:"-"`
+	}
+	// Coupon is the data of coupon.issued: a coupon reward was redeemed
+	// and its coupon is ready to show at the till.
+	Coupon struct {
+		MemberID     uint64    `json:"member_id"`
+		CouponID     uint64    `json:"coupon_id"`
+		RedemptionID uint64    `json:"redemption_id"`
+		RewardID     uint64    `json:"reward_id"`
+		RewardName   string    `json:"reward_name"`
+		Code         string    `json:"-"` // shown to the member only, never sent to other systems
+		ExpiresAt    time.Time `json:"expires_at"`
 	}
 	// Stage is the data of stage.changed.
 	Stage struct {

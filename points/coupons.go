@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/wxloyalty/loyalty/event"
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/audit"
 	"github.com/wxloyalty/loyalty/internal/authz"
@@ -72,9 +73,9 @@ func (c Coupon) EffectiveStatus(now time.Time) CouponStatus {
 }
 
 // issueCoupon adds the coupon of a coupon reward's redemption, inside the
-// redemption's transaction. It is valid for the reward's coupon_valid_days,
-// never past the reward's own valid_until.
-func issueCoupon(ctx context.Context, tx *gorm.DB, r Reward, red Redemption, now time.Time) error {
+// redemption's transaction, and emits coupon.issued there. It is valid for
+// the reward's coupon_valid_days, never past the reward's own valid_until.
+func (s *Service) issueCoupon(ctx context.Context, tx *gorm.DB, r Reward, red Redemption, now time.Time) error {
 	days := r.CouponValidDays
 	if days <= 0 {
 		days = DefaultCouponValidDays
@@ -88,7 +89,9 @@ func issueCoupon(ctx context.Context, tx *gorm.DB, r Reward, red Redemption, now
 	if err := tx.WithContext(ctx).Create(&c).Error; err != nil {
 		return fmt.Errorf("points: issue coupon: %w", err)
 	}
-	return nil
+	return event.Emit(ctx, s.events, tx, event.Event{MerchantID: c.MerchantID, Type: event.CouponIssued,
+		Data: event.Coupon{MemberID: c.MemberID, CouponID: c.ID, RedemptionID: c.RedemptionID, RewardID: c.RewardID,
+			RewardName: c.RewardName, Code: c.Code, ExpiresAt: c.ExpiresAt}})
 }
 
 var (
@@ -275,9 +278,11 @@ func (s *Service) expireCoupons(ctx context.Context) (int, error) {
 
 // ExpiringCoupon is an issued coupon that expires soon.
 type ExpiringCoupon struct {
-	ID        uint64
-	MemberID  uint64
-	ExpiresAt time.Time
+	ID         uint64
+	MemberID   uint64
+	ExpiresAt  time.Time
+	RewardName string
+	Code       string
 }
 
 // CouponsExpiringSoon lists the merchant's issued coupons that expire
@@ -287,7 +292,7 @@ type ExpiringCoupon struct {
 func (s *Service) CouponsExpiringSoon(ctx context.Context, merchantID uint64, within time.Duration, afterID uint64, limit int) ([]ExpiringCoupon, error) {
 	now := s.now()
 	out := []ExpiringCoupon{}
-	if err := s.db.WithContext(ctx).Model(&Coupon{}).Select("id, member_id, expires_at").
+	if err := s.db.WithContext(ctx).Model(&Coupon{}).Select("id, member_id, expires_at, reward_name, code").
 		Where("merchant_id = ? AND status = ? AND expires_at > ? AND expires_at <= ? AND id > ?",
 			merchantID, CouponIssued, now, now.Add(within), afterID).Order("id").Limit(limit).Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("points: coupons expiring soon: %w", err)

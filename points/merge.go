@@ -60,7 +60,7 @@ func (s *Service) MergeHook(ctx context.Context, tx *gorm.DB, merchantID, fromID
 	ft, it := tierByID(tiers, from.TierID), tierByID(tiers, into.TierID)
 	if ft != nil && (it == nil || ft.Level > it.Level) {
 		into.TierID, into.TierSince, into.TierReviewAt, into.TierGraceUntil = from.TierID, from.TierSince, from.TierReviewAt, from.TierGraceUntil
-		if err := s.tierHistory(ctx, tx, into, it, ft, tierMerge, 0, s.now()); err != nil {
+		if _, err := s.tierHistory(ctx, tx, into, it, ft, tierMerge, 0, s.now()); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,8 @@ package points
 
 import (
 	"time"
+
+	"github.com/wxloyalty/loyalty/event"
 )
 
 // Entry kinds. points is the change of the available balance and pending
@@ -78,14 +80,21 @@ type account struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 
-	was balances // the balances as locked or last saved (not a column): see emitBalance
+	was     balances            // the balances as locked or last saved (not a column): see emitBalance
+	entries []event.PointsEntry // the entries written since (not a column): see emitBalance
 }
 
 // balances are an account's balances at one moment.
 type balances struct{ available, pending int64 }
 
 // locked remembers the balances as they are now.
-func (a *account) locked() { a.was = balances{a.Available, a.Pending} }
+func (a *account) locked() { a.was, a.entries = balances{a.Available, a.Pending}, nil }
+
+// wrote remembers an entry written for the account, for the next
+// points.changed event.
+func (a *account) wrote(e Entry) {
+	a.entries = append(a.entries, event.PointsEntry{ID: e.ID, Kind: e.Kind, Points: e.Points, Pending: e.Pending, Reason: e.Reason})
+}
 
 func (account) TableName() string { return "points_accounts" }
 

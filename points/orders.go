@@ -574,6 +574,7 @@ func (s *Service) reverseOrderPoints(ctx context.Context, tx *gorm.DB, a *accoun
 		if err := tx.WithContext(ctx).Create(&e).Error; err != nil {
 			return nil, fmt.Errorf("points: reverse entry: %w", err)
 		}
+		a.wrote(e)
 		ref.PendingCancelled = x
 		return &e, nil
 	case lotExpired:

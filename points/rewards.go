@@ -401,7 +401,7 @@ func (s *Service) redeem(ctx context.Context, merchantID, memberID, rewardID uin
 			return fmt.Errorf("points: insert redemption: %w", err)
 		}
 		if red.Code != nil {
-			if err := issueCoupon(ctx, tx, r, red, now); err != nil { // coupons.go
+			if err := s.issueCoupon(ctx, tx, r, red, now); err != nil { // coupons.go
 				return err
 			}
 		}

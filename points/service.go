@@ -313,7 +313,7 @@ func (s *Service) emitBalance(ctx context.Context, tx *gorm.DB, a *account) erro
 	}
 	ev := event.Event{MerchantID: a.MerchantID, Type: event.PointsChanged, Data: event.Points{MemberID: a.MemberID,
 		Available: a.Available, Pending: a.Pending, AvailableChange: a.Available - a.was.available,
-		PendingChange: a.Pending - a.was.pending}}
+		PendingChange: a.Pending - a.was.pending, Entries: a.entries}}
 	a.locked()
 	return event.Emit(ctx, s.events, tx, ev)
 }
@@ -369,6 +369,7 @@ func (s *Service) credit(ctx context.Context, tx *gorm.DB, a *account, c creditS
 	if err := tx.WithContext(ctx).Create(&e).Error; err != nil {
 		return Entry{}, lot{}, fmt.Errorf("points: %s entry: %w", c.Kind, err)
 	}
+	a.wrote(e)
 	l.LedgerID = e.ID
 	if err := tx.WithContext(ctx).Create(&l).Error; err != nil {
 		return Entry{}, lot{}, fmt.Errorf("points: lot: %w", err)
@@ -411,6 +412,7 @@ func (s *Service) debit(ctx context.Context, tx *gorm.DB, a *account, d debitSpe
 	if err := tx.WithContext(ctx).Create(&e).Error; err != nil {
 		return Entry{}, nil, fmt.Errorf("points: %s entry: %w", d.Kind, err)
 	}
+	a.wrote(e)
 	return e, allocs, nil
 }
 

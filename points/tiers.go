@@ -92,7 +92,8 @@ func (s *Service) maybeUpgrade(ctx context.Context, tx *gorm.DB, a *account, e e
 	case target != nil && cur != nil && target.Level == cur.Level && a.TierGraceUntil != nil:
 		review := localMidnightAfterMonths(now, e.loc, tr.ReviewMonths)
 		a.TierGraceUntil, a.TierReviewAt = nil, &review
-		return s.tierHistory(ctx, tx, a, cur, cur, tierRetain, q, now)
+		_, err := s.tierHistory(ctx, tx, a, cur, cur, tierRetain, q, now)
+		return err
 	}
 	return nil
 }
@@ -108,20 +109,26 @@ func (s *Service) setTier(ctx context.Context, tx *gorm.DB, a *account, from, to
 		review := localMidnightAfterMonths(now, e.loc, e.rules.Rules.Tiers.ReviewMonths)
 		a.TierID, a.TierSince, a.TierReviewAt = &id, &now, &review
 	}
-	if err := s.tierHistory(ctx, tx, a, from, to, reason, q, now); err != nil {
+	changeID, err := s.tierHistory(ctx, tx, a, from, to, reason, q, now)
+	if err != nil {
 		return err
 	}
-	ev := event.Tier{MemberID: a.MemberID, ToTierID: a.TierID, Reason: reason}
+	ev := event.Tier{MemberID: a.MemberID, ToTierID: a.TierID, Reason: reason, ChangeID: changeID}
 	if from != nil {
-		ev.FromTierID = &from.ID
+		ev.FromTierID, ev.FromName = &from.ID, from.Name
 	}
+	if to != nil {
+		ev.ToName = to.Name
+	}
+	// Up: a tier above the old one (tiers are ordered by threshold).
+	ev.Up = to != nil && (from == nil || to.Threshold > from.Threshold)
 	if err := event.Emit(ctx, s.events, tx, event.Event{MerchantID: a.MerchantID, Type: event.TierChanged, Data: ev}); err != nil {
 		return err
 	}
 	return member.SetTier(ctx, tx, a.MerchantID, a.MemberID, a.TierID)
 }
 
-func (s *Service) tierHistory(ctx context.Context, tx *gorm.DB, a *account, from, to *Tier, reason string, q int64, now time.Time) error {
+func (s *Service) tierHistory(ctx context.Context, tx *gorm.DB, a *account, from, to *Tier, reason string, q int64, now time.Time) (uint64, error) {
 	h := TierChange{MerchantID: a.MerchantID, MemberID: a.MemberID, Reason: reason, Qualifying: q, CreatedAt: now}
 	if from != nil {
 		h.FromTierID = &from.ID
@@ -130,9 +137,9 @@ func (s *Service) tierHistory(ctx context.Context, tx *gorm.DB, a *account, from
 		h.ToTierID = &to.ID
 	}
 	if err := tx.WithContext(ctx).Create(&h).Error; err != nil {
-		return fmt.Errorf("points: tier history: %w", err)
+		return 0, fmt.Errorf("points: tier history: %w", err)
 	}
-	return nil
+	return h.ID, nil
 }
 
 // reviewTiers reviews the tiers whose review date has come, a batch at a
@@ -221,14 +228,14 @@ func (s *Service) reviewTier(ctx context.Context, merchantID, memberID uint64, e
 			}
 			review := localMidnightAfterMonths(now, e.loc, tr.ReviewMonths)
 			a.TierReviewAt, a.TierGraceUntil = &review, nil
-			if err := s.tierHistory(ctx, tx, a, cur, cur, tierRetain, q, now); err != nil {
+			if _, err := s.tierHistory(ctx, tx, a, cur, cur, tierRetain, q, now); err != nil {
 				return err
 			}
 		case tr.GraceDays > 0 && a.TierGraceUntil == nil:
 			r := a.TierReviewAt.In(e.loc)
 			until := time.Date(r.Year(), r.Month(), r.Day()+tr.GraceDays, 0, 0, 0, 0, e.loc).UTC()
 			a.TierGraceUntil, a.TierReviewAt = &until, &until
-			if err := s.tierHistory(ctx, tx, a, cur, cur, tierGrace, q, now); err != nil {
+			if _, err := s.tierHistory(ctx, tx, a, cur, cur, tierGrace, q, now); err != nil {
 				return err
 			}
 		default:

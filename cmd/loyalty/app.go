@@ -65,6 +65,7 @@ type App struct {
 	care       *campaign.Care
 	winBack    *campaign.WinBack
 	tagRules   *member.TagRules
+	notices    *campaign.Notices
 	receipts   *campaign.Receipts
 	webhooks   *webhook.Worker
 	merchants  *admin.Merchants
@@ -234,7 +235,8 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		return outbox.Emit(ctx, tx, event.Event{MerchantID: merchantID, Type: event.MemberMerged,
 			Data: event.Merge{MemberID: intoID, MergedMemberID: fromID}})
 	})
-	a.points.UseEvents(outbox)
+	// (The points events go to the outbox and the service notices: see
+	// UseEvents below, once the notices exist.)
 	// Referrals: recorded when an invited member joins, rewarded in the
 	// transaction of their first paid order.
 	a.referrals = referral.NewService(a.db, a.accounts, a.members, cfg.HTTP.PublicURL, a.now, log)
@@ -255,6 +257,11 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 		Gifts:     campaignGifts{points: a.points}, Followers: a.members, Limiter: limiter, Events: outbox},
 		a.now, log, campaign.EngineOptions{Concurrency: cfg.Send.Concurrency, DailyQuota: cfg.Send.DailyQuota,
 			Claim: campaign.ClaimStrategy(cfg.DB.ClaimStrategy)})
+	// Service notices hear the points events (points, tiers, coupons) in
+	// the same transaction as the webhook outbox.
+	a.notices = campaign.NewNotices(a.engine)
+	a.notices.UseExpiring(a.points, a.points)
+	a.points.UseEvents(event.Emitters{outbox, a.notices})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
 	a.winBack = campaign.NewWinBack(a.care, a.attributes, pointValues{a.points})
 	a.adminAPI = &admin.API{Staffs: a.staffs, Keys: admin.NewAPIKeys(a.db, a.now), Throttle: admin.NewThrottle(a.db, a.now),
@@ -292,6 +299,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.handler = a.routes(memberAPI, pointsAPI,
 		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
+		campaign.NewNoticeHandler(a.notices),
 		dashboard,
 		webhook.NewHandler(endpoints, webhook.NewDeliveries(a.db, a.now, 0)),
 		member.NewImportHandler(member.NewImporter(a.db, a.points, a.now), filepath.Join(cfg.DataDir, "imports"), a.background),
@@ -369,7 +377,7 @@ func (a *App) Start() {
 		a.log.Info("background workers off (workers: false); another instance must run them")
 		return
 	}
-	a.workers.Add(7)
+	a.workers.Add(8)
 	go func() {
 		defer a.workers.Done()
 		a.webhooks.Run(ctx)
@@ -403,6 +411,10 @@ func (a *App) Start() {
 	go func() {
 		defer a.workers.Done()
 		a.tagRules.Run(ctx, 5*time.Second)
+	}()
+	go func() {
+		defer a.workers.Done()
+		a.notices.Run(ctx, 10*time.Minute)
 	}()
 	go func() {
 		defer a.workers.Done()

@@ -21,7 +21,7 @@ import (
 const callbackRoute = "/wechat/:merchant_id/callback"
 
 func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberAdmin *member.AdminHandler, segments *member.SegmentHandler,
-	campaigns *campaign.Handler, care *campaign.CareHandler, dashboard *admin.DashboardHandler,
+	campaigns *campaign.Handler, care *campaign.CareHandler, notices *campaign.NoticeHandler, dashboard *admin.DashboardHandler,
 	webhooks *webhook.Handler, imports *member.ImportHandler, referrals *referral.Handler) http.Handler {
 	r := gin.New()
 	r.ContextWithFallback = true
@@ -89,6 +89,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	pointsAPI.RegisterAdmin(authed)
 	campaigns.RegisterAdmin(authed)
 	care.Register(authed)
+	notices.Register(authed)
 	dashboard.Register(authed)
 	webhooks.Register(authed)
 	imports.Register(authed)

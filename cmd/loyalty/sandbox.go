@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/wxloyalty/loyalty/admin"
+	"github.com/wxloyalty/loyalty/campaign"
 	"github.com/wxloyalty/loyalty/configs"
 	"github.com/wxloyalty/loyalty/wechat"
 )
@@ -63,6 +64,15 @@ const sandboxOwner = "demo"
 // simulator (only theirs: it would otherwise hand out codes for a real
 // merchant's apps), gives the owner a fresh password, and prints how to use
 // it all, with a warning when LOYALTY_SANDBOX=on meets a real merchant.
+// sandboxNoticeTemplates are the simulator templates a sandbox merchant's
+// notice kinds start with.
+var sandboxNoticeTemplates = map[campaign.NoticeKind]string{
+	campaign.NoticePointsEarned: "TPL_POINTS_CHANGED", campaign.NoticePointsRedeemed: "TPL_POINTS_REDEEMED",
+	campaign.NoticePointsReversed: "TPL_POINTS_CHANGED", campaign.NoticeTierUp: "TPL_TIER_CHANGED",
+	campaign.NoticeTierDown: "TPL_TIER_CHANGED", campaign.NoticeCouponIssued: "TPL_COUPON_ISSUED",
+	campaign.NoticeCouponExpiring: "TPL_COUPON_EXPIRING", campaign.NoticePointsExpiring: "TPL_EXPIRING_POINTS",
+}
+
 func (a *App) bootstrapSandbox(ctx context.Context) error {
 	m, found, err := a.merchants.FirstSandbox(ctx)
 	if err != nil {
@@ -81,6 +91,11 @@ func (a *App) bootstrapSandbox(ctx context.Context) error {
 	}
 	for _, id := range ids {
 		if err := a.sandbox.Register(ctx, id); err != nil {
+			return err
+		}
+		// Service notices work out of the box, on the simulator's
+		// templates (each kind its own, so a test can tell them apart).
+		if err := a.notices.EnsureDefaults(ctx, id, sandboxNoticeTemplates); err != nil {
 			return err
 		}
 	}

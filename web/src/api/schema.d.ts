@@ -2242,6 +2242,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/notice-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every service notice kind's settings, configured or not (settings:read) */
+        get: operations["listNoticeSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/notice-settings/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a notice kind's template, fields and switch (settings:manage)
+         * @description Switching a kind on needs `template_id`, one of the official
+         *     account's templates (as `GET /campaigns/templates` lists them), and
+         *     at least one field; each field must be one of the template's, and
+         *     may use the member variables and the kind's own (`variables` in the
+         *     settings). A kind without a template stays off. Switching a kind off
+         *     withdraws its notices not sent yet (reason `notice_off`); switching
+         *     it on again resumes a kind the engine paused.
+         */
+        put: operations["saveNoticeSetting"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/care-rules": {
         parameters: {
             query?: never;
@@ -3065,7 +3108,7 @@ export interface components {
          * @description Why a delivery was skipped, failed or is unknown.
          * @enum {string}
          */
-        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted" | "won_back";
+        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted" | "won_back" | "notice_off";
         Delivery: {
             id: number;
             member_id: number;
@@ -4344,11 +4387,44 @@ export interface components {
             /** Format: date-time */
             finished_at: string | null;
         };
+        /** @enum {string} */
+        NoticeKind: "points_earned" | "points_redeemed" | "points_reversed" | "tier_up" | "tier_down" | "coupon_issued" | "coupon_expiring" | "points_expiring";
+        NoticeSetting: {
+            kind: components["schemas"]["NoticeKind"];
+            /** @description Notices of this kind are produced (false until a template is set). */
+            enabled: boolean;
+            /** @description "" when never configured. */
+            template_id: string;
+            fields: {
+                [key: string]: string;
+            };
+            url: string;
+            /** @description Why the engine stopped sending this kind ("" when it is not paused); notices are kept meanwhile. */
+            paused: string;
+            /**
+             * Format: int64
+             * @description The kind's campaign (its deliveries and report); 0 when never configured.
+             */
+            campaign_id: number;
+            /**
+             * @description The {{variables}} the fields may use: the member variables (name,
+             *     points, tier, expiring_points, merchant) and the kind's own
+             *     (points kinds: points_change, balance, reason; tier kinds:
+             *     tier_from, tier_to; coupon_issued and coupon_expiring: coupon_name,
+             *     coupon_code, coupon_expires; points_expiring: points_expiring,
+             *     expires_on; all: time, in the merchant's zone).
+             */
+            variables: string[];
+            /** @description A mapping for the classic template layout (first, keyword1-3, remark) to start from. */
+            suggested_fields: {
+                [key: string]: string;
+            };
+        };
         /**
-         * @description coupon.verified and survey.answered are reserved: endpoints may subscribe, nothing emits them yet.
+         * @description coupon.issued carries member_id, coupon_id, redemption_id, reward_id, reward_name and expires_at (never the code). coupon.verified and survey.answered are reserved: endpoints may subscribe, nothing emits them yet.
          * @enum {string}
          */
-        WebhookEventType: "member.created" | "member.merged" | "points.changed" | "tier.changed" | "stage.changed" | "campaign.completed" | "coupon.verified" | "survey.answered";
+        WebhookEventType: "member.created" | "member.merged" | "points.changed" | "tier.changed" | "stage.changed" | "campaign.completed" | "coupon.issued" | "coupon.verified" | "survey.answered";
         WebhookEndpoint: {
             id: number;
             /** Format: uri */
@@ -8893,6 +8969,99 @@ export interface operations {
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
             404: components["responses"]["Error"];
+        };
+    };
+    listNoticeSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One entry per kind, in a fixed order. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        notices: components["schemas"]["NoticeSetting"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    saveNoticeSetting: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kind: components["schemas"]["NoticeKind"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    enabled?: boolean;
+                    template_id?: string;
+                    /** @description Template field (first, keyword1...) → text with {{variables}}. */
+                    fields?: {
+                        [key: string]: string;
+                    };
+                    /** @description A web page the notice opens (http or https; may use {{variables}}). */
+                    url?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The kind's settings. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NoticeSetting"];
+                };
+            };
+            /**
+             * @description Bad input; `fields` names each bad field: `template_id` missing
+             *     when switching on, or not a template of the account; `fields.<name>`
+             *     not a field of the template, or using a variable the kind does not
+             *     have; `url`. Nothing is changed.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            /** @description Not a notice kind. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description WeChat could not list the account's templates. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     listCareRules: {
