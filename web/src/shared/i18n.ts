@@ -30,8 +30,9 @@ export async function loadMessages(locale: Locale): Promise<Messages> {
 }
 
 // Screens' messages: the words of lazily loaded screens (redemptions,
-// channels, the member page's messages and stage history, the settings'
-// frequency cap) live in src/locales/screens/*.json, fetched with the first such
+// channels, referrals, a campaign, care, points rules, tiers, audit, staff,
+// API keys, the member page's messages and stage history, the settings'
+// frequency cap and service notices) live in src/locales/screens/*.json, fetched with the first such
 // screen (screenMessages) and merged into every loaded language, so the
 // first load stays within its budget. The completeness test covers them.
 let screensWanted = false
