@@ -3,7 +3,8 @@
 // through the simulator's OAuth (silent snsapi_base), sees the member code,
 // balance and tier progress, edits their birthday and a child's birthday,
 // redeems a coupon reward and shows the coupon; staff then verify the
-// coupon through the admin API, once. A sign-in coming back with a state
+// coupon through the admin API, once, and the simulator recorded one
+// "coupon issued" and one "points redeemed" notice. A sign-in coming back with a state
 // the page did not start is refused. Every page is checked with axe and
 // saved as a screenshot (member-*.png).
 //   npm run e2e   (LOYALTY_BIN=path to skip go build)
@@ -179,6 +180,27 @@ describe('member centre', { concurrency: 1 }, () => {
     await shot(page, 'member-09-coupon-used')
     assert.deepEqual(problems, [])
     await context.close()
+  })
+
+  it('sent the member exactly one "coupon issued" and one "points redeemed" notice', async () => {
+    // Service notices go out through the engine a moment after the
+    // redemption: wait for both, give a duplicate time to show, then count.
+    const count = async () => {
+      const { sent } = await api(server.base, owner, 'GET', '/api/admin/v1/sandbox/sent')
+      const mine = sent.filter((m) => m.touser === openid)
+      return {
+        issued: mine.filter((m) => m.template_id === 'TPL_COUPON_ISSUED').length,
+        redeemed: mine.filter((m) => m.template_id === 'TPL_POINTS_REDEEMED').length,
+      }
+    }
+    const deadline = Date.now() + T
+    let n = await count()
+    while ((n.issued === 0 || n.redeemed === 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250))
+      n = await count()
+    }
+    await new Promise((r) => setTimeout(r, 2000))
+    assert.deepEqual(await count(), { issued: 1, redeemed: 1 })
   })
 
   it('refuses a sign-in it did not start, and a redirect to another site', async () => {
