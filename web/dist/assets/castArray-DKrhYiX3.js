@@ -1,1 +1,0 @@
-import{bc as a}from"./admin-BgQdEhSJ.js";function e(){if(!arguments.length)return[];var r=arguments[0];return a(r)?r:[r]}export{e as c};

@@ -1,1 +1,0 @@
-import{a as m,u as i,bt as u,bu as f,bv as b,bw as c,bx as l,by as y,bz as D}from"./admin-BgQdEhSJ.js";function p(){const a=m(),{t:n,locale:r}=i();return{fen:c,num:b,pct:f,monthDay:u,dateTime:t=>D(t,a.timeZone),date:t=>y(t,a.timeZone),relative:t=>l(t,r.value),enumLabel:(t,e)=>{if(e==null||e==="")return"—";const o=`enums.${t}.${e}`,s=n(o);return s===o?e:s}}}export{p as u};
