@@ -156,6 +156,28 @@ func (w *WinBack) endWonBack(ctx context.Context, merchantID uint64) error {
 	}
 }
 
+// Answered ends the member's active win-back episode, won back, when they
+// order, inside the order's transaction, and withdraws their attempts no
+// worker has taken yet: the pass would find the order only at its next
+// run, and an attempt could go out meanwhile to a member who has just
+// bought. orderedAt is the order's time; an order older than the lapse the
+// episode follows (a late import) answers nothing. The pass's own check
+// stays, for orders that come by another way.
+func (w *WinBack) Answered(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64, orderedAt time.Time) error {
+	now := w.now()
+	// uk_win_back_sequences (merchant_id, member_id, since_order_at).
+	res := tx.WithContext(ctx).Model(&WinBackSequence{}).
+		Where("merchant_id = ? AND member_id = ? AND status = ? AND since_order_at < ?", merchantID, memberID, WinBackActive, orderedAt).
+		Updates(map[string]any{"status": WinBackWonBack, "ended_at": now, "won_back_at": orderedAt})
+	if res.Error != nil {
+		return fmt.Errorf("win-back: end the episode of member %d: %w", memberID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil
+	}
+	return w.withdrawAttempts(ctx, tx, merchantID, []uint64{memberID}, now)
+}
+
 // withdrawAttempts skips the members' win-back deliveries no worker has
 // taken yet.
 func (w *WinBack) withdrawAttempts(ctx context.Context, tx *gorm.DB, merchantID uint64, memberIDs []uint64, now time.Time) error {

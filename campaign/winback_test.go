@@ -103,7 +103,8 @@ func (w *winBackEnv) churned(ids ...uint64) {
 }
 
 // order records a new order of the member as points does: facts and
-// attributes in the order's transaction.
+// attributes, and the win-back episode answered, in the order's
+// transaction.
 func (w *winBackEnv) order(id uint64) {
 	w.t.Helper()
 	ctx := context.Background()
@@ -114,7 +115,10 @@ func (w *winBackEnv) order(id uint64) {
 	at := w.now().UTC()
 	o := member.Order{At: at, NetFen: 8000}
 	if err := w.db.Transaction(func(tx *gorm.DB) error {
-		return write(ctx, tx, id, member.PurchaseDelta{Orders: 1, SpendFen: 8000, OrderedAt: at}, o)
+		if err := write(ctx, tx, id, member.PurchaseDelta{Orders: 1, SpendFen: 8000, OrderedAt: at}, o); err != nil {
+			return err
+		}
+		return w.wb.Answered(ctx, tx, w.merchantID, id, at)
 	}); err != nil {
 		w.t.Fatal(err)
 	}
@@ -350,6 +354,42 @@ func TestWinBackLeadTierGetsNoOffer(t *testing.T) {
 			if !strings.HasSuffix(key, fmt.Sprintf(":%d", ids[1])) {
 				t.Fatalf("offer %s went to the lead-tier member", key)
 			}
+		}
+	})
+}
+
+// An order ends the member's win-back episode in the order's own
+// transaction: an attempt planned and not yet sent is withdrawn at once,
+// not at the next pass, so a member who has just bought never gets it.
+func TestWinBackOrderWithdrawsAWaitingAttempt(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		w := newWinBackEnv(t, gdb)
+		id := w.seed(1, "wo"+randHex(3))[0]
+		w.churned(id)
+		w.program()
+		if err := w.wb.RunMerchant(context.Background(), w.merchantID); err != nil {
+			t.Fatalf("win-back pass: %v", err)
+		}
+		pending := func(status string) int64 {
+			var n int64
+			w.db.Table("campaign_deliveries").Where("merchant_id = ? AND member_id = ? AND status = ?", w.merchantID, id, status).Count(&n)
+			return n
+		}
+		if pending("pending") != 1 {
+			t.Fatalf("attempt 1 not waiting: %d pending", pending("pending"))
+		}
+		w.order(id) // before the engine has sent attempt 1
+		if s := w.sequence(id); s.Status != campaign.WinBackWonBack || s.WonBackAt == nil {
+			t.Fatalf("episode after the order: %+v", s)
+		}
+		var reasons []string
+		w.db.Table("campaign_deliveries").Where("merchant_id = ? AND member_id = ?", w.merchantID, id).Pluck("reason", &reasons)
+		if pending("pending") != 0 || pending("skipped") != 1 || fmt.Sprint(reasons) != "[won_back]" {
+			t.Fatalf("the waiting attempt: %d pending, %d skipped %v", pending("pending"), pending("skipped"), reasons)
+		}
+		w.drain(w.eng)
+		if n := len(w.receivedBy()["wb1"]); n != 0 {
+			t.Fatalf("a member who had just bought got attempt 1 (%d)", n)
 		}
 	})
 }

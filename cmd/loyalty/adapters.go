@@ -181,10 +181,11 @@ func (e tagMarkingEmitter) Emit(ctx context.Context, tx *gorm.DB, events ...even
 	return e.next.Emit(ctx, tx, events...)
 }
 
-// markingOrderWriter is w, followed in the order's transaction by the
-// mark of the buyer's tag rules (order count, spend and last order are
-// fields rules read).
-func markingOrderWriter(w points.OrderWriter, tags *member.TagRules) points.OrderWriter {
+// orderWriterWith is w, followed in the order's transaction by what other
+// features do when a member orders: the mark of the buyer's tag rules
+// (order count, spend and last order are fields rules read), and the end of
+// a win-back episode the order answers (its waiting attempts withdrawn).
+func orderWriterWith(w points.OrderWriter, tags *member.TagRules, winBack *campaign.WinBack) points.OrderWriter {
 	return func(ctx context.Context, merchantID uint64) (func(context.Context, *gorm.DB, uint64, member.PurchaseDelta, member.Order) error, error) {
 		write, err := w(ctx, merchantID)
 		if err != nil {
@@ -194,7 +195,10 @@ func markingOrderWriter(w points.OrderWriter, tags *member.TagRules) points.Orde
 			if err := write(ctx, tx, memberID, d, o); err != nil {
 				return err
 			}
-			return tags.MarkPending(ctx, tx, merchantID, memberID)
+			if err := tags.MarkPending(ctx, tx, merchantID, memberID); err != nil {
+				return err
+			}
+			return winBack.Answered(ctx, tx, merchantID, memberID, o.At)
 		}, nil
 	}
 }

@@ -224,8 +224,7 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points = points.NewService(a.db, a.members, a.merchants, a.now, log)
 	a.attributes = member.NewAttributes(a.db, points.NewHistory(a.db), a.merchants, a.now, log)
 	a.points.OnPurchase(a.attributes.Refresh)
-	a.points.UseOrderWriter(markingOrderWriter(a.attributes.OrderWriter, a.tagRules)) // new orders: facts and attributes in one UPDATE
-	a.points.OnPurchase(a.tagRules.MarkPending)                                       // refunds and merges
+	a.points.OnPurchase(a.tagRules.MarkPending) // refunds and merges
 	a.members.OnProfileChange(a.tagRules.MarkPending)
 	a.points.UseCampaigns(orderCampaigns{a.db})
 	a.members.UseAttributes(a.attributes)
@@ -264,6 +263,9 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points.UseEvents(event.Emitters{outbox, a.notices})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
 	a.winBack = campaign.NewWinBack(a.care, a.attributes, pointValues{a.points})
+	// New orders: facts and attributes in one UPDATE, then the tag rules'
+	// mark and the win-back episode the order answers.
+	a.points.UseOrderWriter(orderWriterWith(a.attributes.OrderWriter, a.tagRules, a.winBack))
 	a.adminAPI = &admin.API{Staffs: a.staffs, Keys: admin.NewAPIKeys(a.db, a.now), Throttle: admin.NewThrottle(a.db, a.now),
 		Merchants: a.merchants, Audit: auditLog, Check: a.accounts, Menus: a.accounts, PublicURL: cfg.HTTP.PublicURL,
 		Channels: admin.NewChannels(a.db, a.accounts, channelFigures{a.members, a.points}, a.now)}

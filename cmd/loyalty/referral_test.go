@@ -57,7 +57,8 @@ func (c refClient) h5Login(openID, unionID, ref string) refLogin {
 	var code struct{ Code string }
 	c.must("POST", "/api/admin/v1/sandbox/oauth-code", c.staff, map[string]string{"openid": openID, "unionid": unionID}, &code)
 	var out refLogin
-	c.must("POST", fmt.Sprintf("/api/h5/v1/%d/login", c.a.merchant), "", map[string]string{"code": code.Code, "ref": ref}, &out)
+	c.must("POST", fmt.Sprintf("/api/h5/v1/%d/login", c.a.merchant), "",
+		map[string]string{"code": code.Code, "state": c.a.oauthState(c.a.merchant), "ref": ref}, &out)
 	return out
 }
 
