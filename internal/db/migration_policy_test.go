@@ -25,13 +25,14 @@ func checkMigration(src string) []string {
 		return nil // a declared contract step: reviewed by hand
 	}
 	var problems []string
+	widened := widensMarker.FindAllStringSubmatch(up, -1)
 	for _, stmt := range strings.Split(stripComments(up), ";") {
 		stmt = strings.Join(strings.Fields(strings.ToUpper(stmt)), " ")
 		if stmt == "" {
 			continue
 		}
 		for _, rule := range forbidden {
-			if rule.re.MatchString(stmt) {
+			if rule.re.MatchString(stmt) && !widens(stmt, up, widened) {
 				problems = append(problems, rule.why+": "+clip(stmt))
 			}
 		}
@@ -45,6 +46,33 @@ func checkMigration(src string) []string {
 		}
 	}
 	return problems
+}
+
+// widensMarker declares a unique key widened in place: dropped and made
+// again, under the same name, with columns added after the old ones, each
+// with a default the previous release's rows all hold, so the previous
+// release's duplicates are still refused. It names the key and says why.
+var widensMarker = regexp.MustCompile(`(?m)^\s*--\s*widens:\s*(uk_\w+)\b.{20,}`)
+
+// widens reports whether stmt only drops a unique key that a widens marker
+// names and that the same Up section makes again under its name.
+func widens(stmt, up string, marked [][]string) bool {
+	m := regexp.MustCompile(`\bDROP (?:INDEX|KEY) (UK_\w+)`).FindAllStringSubmatch(stmt, -1)
+	if len(m) == 0 || regexp.MustCompile(`\bDROP (TABLE|COLUMN)\b|\bRENAME\b|\bCHANGE\b|\bMODIFY\b|\bTRUNCATE\b`).MatchString(stmt) {
+		return false
+	}
+	upper := strings.ToUpper(stripComments(up))
+	for _, drop := range m {
+		named := false
+		for _, w := range marked {
+			named = named || strings.EqualFold(w[1], drop[1])
+		}
+		remade := regexp.MustCompile(`\b(UNIQUE KEY|CREATE UNIQUE INDEX) ` + drop[1] + `\b`).MatchString(upper)
+		if !named || !remade {
+			return false
+		}
+	}
+	return true
 }
 
 // contractMarker declares a contract step; it must say what and since when.
@@ -140,6 +168,11 @@ func TestMigrationPolicyChecker(t *testing.T) {
 		"-- +goose Up\nALTER TABLE campaign_deliveries DROP INDEX uk_deliveries;\n",
 		"-- +goose Up\nTRUNCATE members;\n",
 		"-- +goose Up\n-- contract: later\nDROP TABLE members;\n", // a marker must say what and since when
+		// A widened unique key must be made again under its name, and say so.
+		"-- +goose Up\n-- widens: uk_deliveries with x (default 0): the old rows all hold 0\nALTER TABLE campaign_deliveries DROP INDEX uk_deliveries;\n",
+		"-- +goose Up\nALTER TABLE d ADD COLUMN x INT NOT NULL DEFAULT 0, DROP INDEX uk_deliveries, ADD UNIQUE KEY uk_deliveries (a, b, x);\n",
+		"-- +goose Up\n-- widens: uk_other with x (default 0): the old rows all hold 0\nALTER TABLE d DROP INDEX uk_deliveries, ADD UNIQUE KEY uk_deliveries (a, b, x);\n",
+		"-- +goose Up\n-- widens: uk_deliveries with x (default 0): the old rows all hold 0\nALTER TABLE d DROP INDEX uk_deliveries, DROP COLUMN y, ADD UNIQUE KEY uk_deliveries (a, b, x);\n",
 	}
 	for _, src := range refused {
 		if len(checkMigration(src)) == 0 {
@@ -152,6 +185,8 @@ func TestMigrationPolicyChecker(t *testing.T) {
 		"-- +goose Up\nALTER TABLE points_ledger DROP INDEX idx_points_ledger_time;\n",
 		"-- +goose Up\n-- the old name was dropped before; DROP TABLE in a comment is fine\nCREATE INDEX i ON t (a);\n",
 		"-- +goose Up\n-- contract: drops members.legacy_phone; unused since release 2026.10\nALTER TABLE members DROP COLUMN legacy_phone;\n",
+		"-- +goose Up\n-- widens: uk_deliveries with x (default 0): the old rows all hold 0\nALTER TABLE d ADD COLUMN x INT NOT NULL DEFAULT 0, DROP INDEX uk_deliveries, ADD UNIQUE KEY uk_deliveries (a, b, x);\n",
+		"-- +goose Up\n-- widens: uk_deliveries with x (default 0): the old rows all hold 0\nDROP INDEX uk_deliveries;\nCREATE UNIQUE INDEX uk_deliveries ON d (a, b, x);\n",
 	}
 	for _, src := range allowed {
 		if p := checkMigration(src); len(p) != 0 {

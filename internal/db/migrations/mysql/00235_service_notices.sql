@@ -1,4 +1,6 @@
 -- +goose Up
+-- widens: uk_deliveries with notice_key (default ''): every row of the
+-- previous release has '', so its plans still meet their duplicates.
 -- Service notices (campaign/notices.go). A merchant's notice kind (points
 -- earned, coupon issued...) is a service campaign that never completes:
 -- notice_kind names it, one per merchant and kind (uk_campaigns_notice;

@@ -1,4 +1,6 @@
 -- +goose Up
+-- widens: uk_deliveries with notice_key (default ''): every row of the
+-- previous release has '', so its plans still meet their duplicates.
 -- Service notices: a notice kind is a service campaign (notice_kind), its
 -- deliveries one per event (notice_key joins uk_deliveries); see the MySQL
 -- migration.
