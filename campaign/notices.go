@@ -377,6 +377,37 @@ func mergePoints(x notice) func(old map[string]string) map[string]string {
 // (see localVars).
 const timeVar = "@"
 
+// noticeReason says in the member's words (Chinese, as the member
+// centre's ledger does) what a ledger entry was for: the ledger's own
+// reason is written for staff ("order NT-1", "bonus: first_follow"). A
+// staff adjustment keeps the reason staff gave.
+func noticeReason(e event.PointsEntry) string {
+	switch e.RefType {
+	case "order":
+		return "消费（订单 " + e.RefID + "）"
+	case "refund":
+		return "退款扣回"
+	case "checkin":
+		return "每日签到"
+	case "bonus":
+		return "奖励积分"
+	case "lot":
+		return "积分过期"
+	case "reward":
+		if name, ok := strings.CutPrefix(e.Reason, "redeemed "); ok {
+			return "兑换「" + name + "」"
+		}
+		return "积分兑换"
+	case "redemption":
+		return "兑换取消退回"
+	case "gift":
+		return "赠送积分"
+	case "referral":
+		return "邀请好友奖励"
+	}
+	return e.Reason
+}
+
 // noticesOf lists the notices an event asks for (none for most events).
 func noticesOf(ev event.Event, now time.Time) []notice {
 	at := now.UTC().Format(time.RFC3339)
@@ -393,7 +424,7 @@ func noticesOf(ev event.Event, now time.Time) []notice {
 			i := slices.IndexFunc(out, func(x notice) bool { return x.kind == k })
 			if i < 0 {
 				out = append(out, notice{kind: k, memberID: d.MemberID, key: "points:" + strconv.FormatUint(e.ID, 10),
-					vars: map[string]string{"reason": e.Reason, "change": "0", timeVar + "time": at}})
+					vars: map[string]string{"reason": noticeReason(e), "change": "0", timeVar + "time": at}})
 				i = len(out) - 1
 			}
 			ch, _ := strconv.ParseInt(out[i].vars["change"], 10, 64)

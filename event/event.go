@@ -108,6 +108,8 @@ type (
 		Points  int64  // change of the available balance
 		Pending int64  // change of the pending balance
 		Reason  string
+		RefType string // what it is for: order, refund, checkin, bonus, reward, referral...
+		RefID   string
 	}
 	// Tier is the data of tier.changed (nil: no tier).
 	Tier struct {

@@ -93,7 +93,8 @@ func (a *account) locked() { a.was, a.entries = balances{a.Available, a.Pending}
 // wrote remembers an entry written for the account, for the next
 // points.changed event.
 func (a *account) wrote(e Entry) {
-	a.entries = append(a.entries, event.PointsEntry{ID: e.ID, Kind: e.Kind, Points: e.Points, Pending: e.Pending, Reason: e.Reason})
+	a.entries = append(a.entries, event.PointsEntry{ID: e.ID, Kind: e.Kind, Points: e.Points, Pending: e.Pending, Reason: e.Reason,
+		RefType: e.RefType, RefID: e.RefID})
 }
 
 func (account) TableName() string { return "points_accounts" }

@@ -130,7 +130,7 @@ func testServiceNoticesOverHTTP(t *testing.T, backend string) {
 	if d := got["TPL_POINTS_CHANGED"][0].Data; d["first"] != "积分到账 +300" || d["keyword3"] == "" {
 		t.Errorf("points earned notice: %+v", d)
 	}
-	if d := got["TPL_POINTS_REDEEMED"][0].Data; d["first"] != "积分已使用 -100" || d["keyword2"] != "redeemed ¥10 off：-100 积分，剩余积分 200" {
+	if d := got["TPL_POINTS_REDEEMED"][0].Data; d["first"] != "积分已使用 -100" || d["keyword2"] != "兑换「¥10 off」：-100 积分，剩余积分 200" {
 		t.Errorf("points redeemed notice: %+v", d)
 	}
 
