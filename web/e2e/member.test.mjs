@@ -16,7 +16,9 @@ import { phone } from './phone.mjs'
 const T = 20_000
 /** checkA11y waits for Vant's toasts and dialogs to finish moving, then runs axe. */
 async function checkA11y(page, screen) {
-  await page.waitForFunction(() => ![...document.querySelectorAll('.van-toast')].some((t) => t.offsetParent !== null), null, { timeout: T })
+  // A toast is position: fixed (offsetParent is always null); Vant hides it
+  // with display: none once it has faded out.
+  await page.waitForFunction(() => [...document.querySelectorAll('.van-toast')].every((t) => getComputedStyle(t).display === 'none'), null, { timeout: T })
   await axe(page, screen)
 }
 

@@ -25,7 +25,9 @@ describe('referrals', { concurrency: 1 }, () => {
     await api(server.base, owner, 'PATCH', `/api/admin/v1/members/${referrer}`, { name: '李雷' })
     const { code } = await api(server.base, owner, 'POST', '/api/admin/v1/sandbox/oauth-code', { openid: f.openid })
     const mid = (await api(server.base, owner, 'GET', '/api/admin/v1/me')).merchant_id
-    const login = await api(server.base, null, 'POST', `/api/h5/v1/${mid}/login`, { code })
+    // The sign-in the member centre starts: the service's state, then the code.
+    const { state } = await api(server.base, null, 'GET', `/api/h5/v1/${mid}/oauth-url?redirect_uri=${encodeURIComponent(`${server.base}/m/${mid}/`)}`)
+    const login = await api(server.base, null, 'POST', `/api/h5/v1/${mid}/login`, { code, state })
     const invite = await api(server.base, login.token, 'GET', `/api/member/v1/${mid}/invite`)
     // Three friends follow through his QR code; two of them buy.
     for (let i = 0; i < 3; i++) {
