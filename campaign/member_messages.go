@@ -3,7 +3,6 @@ package campaign
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -91,15 +90,8 @@ func (h *Handler) memberMessages(c *gin.Context) {
 	if !ok {
 		return
 	}
-	q, err := httpx.QueryOnly(c, "before", "limit")
-	if err != nil {
-		httpx.Fail(c, err)
-		return
-	}
-	v := &apperr.Validation{}
-	before, limit := httpx.BeforePage(q, 50, 200, v)
-	if err := v.Err(); err != nil {
-		httpx.Fail(c, err)
+	before, limit, ok := httpx.BeforeQuery(c, 50, 200)
+	if !ok {
 		return
 	}
 	list, err := h.camps.MemberMessages(c.Request.Context(), authz.MustFrom(c).MerchantID, id, before, limit)
@@ -107,9 +99,5 @@ func (h *Handler) memberMessages(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	var last uint64
-	if len(list) > 0 {
-		last = list[len(list)-1].ID
-	}
-	c.JSON(http.StatusOK, gin.H{"messages": list, "next_before": httpx.NextBefore(len(list), limit, last)})
+	httpx.WriteBeforePage(c, "messages", list, limit, func(m MemberMessage) uint64 { return m.ID })
 }

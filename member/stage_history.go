@@ -3,12 +3,10 @@ package member
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/httpx"
 )
@@ -57,15 +55,8 @@ func (h *AdminHandler) stageHistory(c *gin.Context) {
 	if !ok {
 		return
 	}
-	q, err := httpx.QueryOnly(c, "before", "limit")
-	if err != nil {
-		httpx.Fail(c, err)
-		return
-	}
-	v := &apperr.Validation{}
-	before, limit := httpx.BeforePage(q, 50, 200, v)
-	if err := v.Err(); err != nil {
-		httpx.Fail(c, err)
+	before, limit, ok := httpx.BeforeQuery(c, 50, 200)
+	if !ok {
 		return
 	}
 	list, err := h.svc.StageHistory(c.Request.Context(), authz.MustFrom(c).MerchantID, id, before, limit)
@@ -73,9 +64,5 @@ func (h *AdminHandler) stageHistory(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	var last uint64
-	if len(list) > 0 {
-		last = list[len(list)-1].ID
-	}
-	c.JSON(http.StatusOK, gin.H{"stage_changes": list, "next_before": httpx.NextBefore(len(list), limit, last)})
+	httpx.WriteBeforePage(c, "stage_changes", list, limit, func(m StageChange) uint64 { return m.ID })
 }
