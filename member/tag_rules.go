@@ -92,6 +92,7 @@ type TagRules struct {
 	now   func() time.Time
 	log   *slog.Logger
 	owner string
+	marks db.TxMemo // one mark per member and transaction
 }
 
 // NewTagRules returns the auto-tagging service; rules compile through
@@ -499,8 +500,14 @@ func (t *TagRules) apply(ctx context.Context, r TagRule, ids []uint64, cause str
 
 // MarkPending records, in the transaction of a change to the member's
 // fields, that the member's tag rules are to be evaluated again. It has
-// the shape of the points purchase hooks and member profile hooks.
+// the shape of the points purchase hooks and member profile hooks. One
+// change often asks several times (an order moves the purchase facts, the
+// points and the stage, each telling its hooks): the member is marked once
+// per transaction.
 func (t *TagRules) MarkPending(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64) error {
+	if !t.marks.First(tx, [2]uint64{merchantID, memberID}) {
+		return nil
+	}
 	q := "INSERT INTO member_tag_pending (merchant_id, member_id, marked_at, version) VALUES (?, ?, ?, 1)"
 	if t.mysql {
 		q += " ON DUPLICATE KEY UPDATE version = version + 1, marked_at = VALUES(marked_at)"
@@ -522,6 +529,9 @@ func (t *TagRules) enabledRules(ctx context.Context, merchantID uint64) ([]TagRu
 	}
 	return rules, nil
 }
+
+// clearChunk is how many marks one DELETE clears.
+const clearChunk = 250
 
 // RunPending evaluates the rules of up to limit marked members and clears
 // the marks no change renewed meanwhile; it returns how many it cleared.
@@ -559,18 +569,31 @@ func (t *TagRules) RunPending(ctx context.Context, limit int) (int, error) {
 			errs = append(errs, fmt.Errorf("merchant %d: %w", mid, err))
 		}
 	}
+	// The marks no change renewed meanwhile (same version) are cleared in
+	// one statement per merchant and chunk.
 	cleared := 0
-	for _, m := range marks {
-		if failed[m.MerchantID] {
+	for _, mid := range order {
+		if failed[mid] {
 			continue // tried again next round
 		}
-		res := t.db.WithContext(ctx).Exec("DELETE FROM member_tag_pending WHERE merchant_id = ? AND member_id = ? AND version = ?",
-			m.MerchantID, m.MemberID, m.Version)
-		if res.Error != nil {
-			errs = append(errs, fmt.Errorf("member: clear pending tags: %w", res.Error))
-			continue
+		var done []any
+		for _, m := range marks {
+			if m.MerchantID == mid {
+				done = append(done, m.MemberID, m.Version)
+			}
 		}
-		cleared += int(res.RowsAffected)
+		for len(done) > 0 {
+			chunk := done[:min(len(done), 2*clearChunk)]
+			done = done[len(chunk):]
+			cond := strings.Repeat(" OR (member_id = ? AND version = ?)", len(chunk)/2)[4:]
+			res := t.db.WithContext(ctx).Exec("DELETE FROM member_tag_pending WHERE merchant_id = ? AND ("+cond+")",
+				append([]any{mid}, chunk...)...)
+			if res.Error != nil {
+				errs = append(errs, fmt.Errorf("member: clear pending tags: %w", res.Error))
+				break
+			}
+			cleared += int(res.RowsAffected)
+		}
 	}
 	return cleared, errors.Join(errs...)
 }

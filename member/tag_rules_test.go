@@ -2,6 +2,7 @@ package member_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -177,3 +178,72 @@ func TestTagRulesGainAndLose(t *testing.T) {
 		}
 	})
 }
+
+// An order tells several hooks (facts, points, stage): the member is marked
+// once per transaction, and a mark of a rolled-back transaction is gone
+// with it. The pending pass clears marks in bulk, however many.
+func TestTagMarksOncePerTransactionClearedInBulk(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		a := newTagRuleAPI(t, gdb)
+		m := a.add(member.Member{Name: "Li", OAOpenID: ptr("o_tm_" + randHex(4))})
+		ctx := context.Background()
+		mark := func(rollback bool) {
+			err := gdb.Transaction(func(tx *gorm.DB) error {
+				for range 3 {
+					if err := a.rules.MarkPending(ctx, tx, a.merchantID, m.ID); err != nil {
+						return err
+					}
+				}
+				if rollback {
+					return errRolledBack
+				}
+				return nil
+			})
+			if err != nil && !rollback {
+				t.Fatal(err)
+			}
+		}
+		version := func() (v int64) {
+			gdb.Raw("SELECT COALESCE(MAX(version), 0) FROM member_tag_pending WHERE merchant_id = ? AND member_id = ?", a.merchantID, m.ID).Scan(&v)
+			return v
+		}
+		mark(true)
+		if v := version(); v != 0 {
+			t.Fatalf("a rolled-back transaction left a mark (version %d)", v)
+		}
+		mark(false)
+		if v := version(); v != 1 {
+			t.Fatalf("three marks in one transaction: version %d, want 1", v)
+		}
+		mark(false)
+		if v := version(); v != 2 {
+			t.Fatalf("a second transaction: version %d, want 2", v)
+		}
+
+		const extra = 600 // more than one DELETE clears
+		for i := range extra {
+			gdb.Exec("INSERT INTO member_tag_pending (merchant_id, member_id, marked_at, version) VALUES (?, ?, ?, 1)",
+				a.merchantID, 1_000_000_000+uint64(i), a.clock.Now())
+		}
+		count := func() (n int64) {
+			gdb.Raw("SELECT COUNT(*) FROM member_tag_pending WHERE merchant_id = ?", a.merchantID).Scan(&n)
+			return n
+		}
+		if n := count(); n != extra+1 {
+			t.Fatalf("%d marks, want %d", n, extra+1)
+		}
+		for range 50 {
+			if count() == 0 {
+				break
+			}
+			if _, err := a.rules.RunPending(ctx, 500); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := count(); n != 0 {
+			t.Fatalf("%d marks left after the pending passes", n)
+		}
+	})
+}
+
+var errRolledBack = errors.New("rolled back")
