@@ -164,27 +164,35 @@ func (s *Service) RecordOrder(ctx context.Context, merchantID uint64, in OrderIn
 	if err := in.validate(now); err != nil {
 		return OrderResult{}, false, err
 	}
-	if err := s.checkCampaign(ctx, merchantID, in.CampaignID); err != nil {
+	// A replay (a till posting again after a timeout) meets the order's
+	// unique keys in the transaction below, whose second attempt reads the
+	// stored order: new orders, nearly all of them, skip the lookup. A
+	// replay the steps before the transaction refuse (its member erased
+	// since, say) still answers as the first post did.
+	orReplay := func(err error) (OrderResult, bool, error) {
+		if o, lerr := s.orderByExternal(ctx, s.db, merchantID, in.ExternalID); lerr != nil {
+			return OrderResult{}, false, lerr
+		} else if o != nil {
+			return s.replayOrder(ctx, merchantID, *o, in)
+		}
 		return OrderResult{}, false, err
+	}
+	if err := s.checkCampaign(ctx, merchantID, in.CampaignID); err != nil {
+		return orReplay(err)
 	}
 	orderedAt := now
 	if in.OrderedAt != nil {
 		orderedAt = in.OrderedAt.UTC().Truncate(time.Millisecond)
 	}
-	if o, err := s.orderByExternal(ctx, s.db, merchantID, in.ExternalID); err != nil {
-		return OrderResult{}, false, err
-	} else if o != nil {
-		return s.replayOrder(ctx, merchantID, *o, in)
-	}
 	buyer, err := s.members.FindBuyer(ctx, merchantID, in.Member)
 	if errors.Is(err, apperr.ErrNotFound) {
-		return OrderResult{}, false, errMemberUnknown
+		return orReplay(errMemberUnknown)
 	}
 	if err != nil {
 		return OrderResult{}, false, err
 	}
 	if buyer.Erased {
-		return OrderResult{}, false, errMemberErased
+		return orReplay(errMemberErased)
 	}
 	e, err := s.orderEnv(ctx, merchantID)
 	if err != nil {
@@ -210,10 +218,9 @@ func (s *Service) RecordOrder(ctx context.Context, merchantID uint64, in OrderIn
 	attempt := 0
 	delta := member.PurchaseDelta{Orders: 1, SpendFen: in.AmountFen, OrderedAt: orderedAt}
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
-		// A concurrent post of the same order may have committed since the
-		// check above. Then this transaction's inserts meet the unique
-		// idempotency key or external id, and inTx runs it again: only a
-		// second attempt needs to look (one statement less per order).
+		// A replay, or a concurrent post of the same order, makes this
+		// transaction's inserts meet the unique idempotency key or external
+		// id, and inTx runs it again: only a second attempt needs to look.
 		if attempt++; attempt > 1 {
 			if o, err := s.orderByExternal(ctx, tx, merchantID, in.ExternalID); err != nil {
 				return err

@@ -71,6 +71,17 @@ func TestOrderReplayHasOneEffect(t *testing.T) {
 		wantKind(t, err, apperr.ErrConflict)
 		f.wantBalance(m, 50, 0)
 		f.wantBalance(other, 0, 0)
+		// A replay answers as the first post did even when the member
+		// could not order now (erased since).
+		in.AmountFen = 5000
+		gdb.Exec("UPDATE members SET erased_at = ? WHERE id = ?", time.Now(), m)
+		again, replayed, err := f.svc.RecordOrder(f.ctx(), f.merchantID, in)
+		if err != nil || !replayed || again.Order.ID != first.Order.ID {
+			t.Fatalf("replay for an erased member: %v replayed=%v order %+v", err, replayed, again.Order)
+		}
+		in.ExternalID = "POS-2"
+		_, _, err = f.svc.RecordOrder(f.ctx(), f.merchantID, in)
+		wantKind(t, err, apperr.ErrUnprocessable)
 		f.reconcile()
 	})
 }
