@@ -78,6 +78,7 @@ type EngineOptions struct {
 	RetryBase     time.Duration // first retry delay (default 5s; doubled, with jitter)
 	PlanChunks    int           // planning statements per round (default 5)
 	SliceTime     time.Duration // how long a round sends one campaign before the others get a turn (default 10s)
+	StatusEvery   time.Duration // how often a sending slice reads its campaign's status: a pause or cancel stops it within this (default 1s)
 	Owner         string        // names this instance in leases (default host:pid:random)
 	MerchantCache time.Duration // how long merchant clocks are trusted (default 1 minute)
 	GiftRetryBase time.Duration // first wait after a gift could not be granted (default 1m; doubled up to 6h)
@@ -113,6 +114,7 @@ func (o *EngineOptions) defaults() {
 	dur(&o.RetryBase, 5*time.Second)
 	dur(&o.MerchantCache, time.Minute)
 	dur(&o.SliceTime, 10*time.Second)
+	dur(&o.StatusEvery, time.Second)
 	dur(&o.GiftRetryBase, time.Minute)
 	if o.DailyQuota <= 0 {
 		o.DailyQuota = 100000

@@ -307,3 +307,48 @@ func TestResultsAreWrittenOnceTheDatabaseIsBack(t *testing.T) {
 		}
 	})
 }
+
+// A pause stops the batch being sent, not only the next claim: at the
+// account's rate one batch can take a minute, and a marketer who pressed
+// pause expects the messages to stop. After the pause is seen (StatusEvery)
+// only the calls in flight finish; the rest of the batch goes back to the
+// queue and is sent once on resume.
+func TestPauseStopsTheBatchBeingSent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		e.seed(80, "pause"+randHex(3))
+		c := e.campaign(e.segment())
+		const concurrency = 4
+		sim.SetLatency("/cgi-bin/message/template/send", 50*time.Millisecond)
+		defer sim.SetLatency("/cgi-bin/message/template/send", 0)
+		// One batch holds every row: without the watch the whole of it would go out.
+		a := e.engine(campaign.EngineOptions{Lease: time.Minute, Owner: "A", Concurrency: concurrency, Batch: 80,
+			StatusEvery: 20 * time.Millisecond}, nil)
+		wait := runAsync(t, a)
+		waitFor(t, func() bool { return len(e.received()) >= 8 },
+			func() string { return fmt.Sprintf("nothing sent: %v", e.statuses(c.ID)) })
+		gdb.Model(&campaign.Campaign{}).Where("id = ?", c.ID).Updates(map[string]any{"status": campaign.StatusPaused})
+		atPause := len(e.received())
+		wait()
+		after := len(e.received())
+		// Seen within StatusEvery (20 ms, about one round of calls) plus
+		// the calls in flight then: a few rounds of Concurrency at most.
+		if after-atPause > 3*concurrency {
+			t.Fatalf("%d messages went out after the pause (%d before it), want at most %d", after-atPause, atPause, 3*concurrency)
+		}
+		if got := e.statuses(c.ID); got[campaign.DeliverySending]+got[campaign.DeliveryClaimed] != 0 || got[campaign.DeliveryUnknown] != 0 {
+			t.Fatalf("after the paused slice: %v, want nothing sending, claimed or unknown", got)
+		}
+		gdb.Model(&campaign.Campaign{}).Where("id = ?", c.ID).Updates(map[string]any{"status": campaign.StatusRunning})
+		sim.SetLatency("/cgi-bin/message/template/send", 0)
+		e.drain(a)
+		if got := e.statuses(c.ID); got[campaign.DeliverySent] != 80 || len(e.received()) != 80 {
+			t.Fatalf("after resuming: %v, %d received, want 80 sent once each", got, len(e.received()))
+		}
+		for openid, n := range e.received() {
+			if n != 1 {
+				t.Errorf("%s received %d messages", openid, n)
+			}
+		}
+	})
+}

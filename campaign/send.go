@@ -96,6 +96,8 @@ func (e *Engine) sendSlice(ctx context.Context, c Campaign) (int, error) {
 		e.log.WarnContext(ctx, "campaign: "+why+"; this instance stops sending the slice", "merchant_id", c.MerchantID,
 			"campaign_id", c.ID, "owner", run.lease.owner, "error", err)
 	})
+	stopWatching := e.watchStatus(ctx, c, run)
+	defer stopWatching()
 	// The producer claims and checks the next batch while the current one
 	// is being sent: the limiter holds no tokens in reserve, so a pause to
 	// claim would be rate lost.
@@ -179,6 +181,48 @@ func (e *Engine) sendSlice(ctx context.Context, c Campaign) (int, error) {
 	}
 	stopRenewing()
 	return handled, errors.Join(errs...)
+}
+
+// watchStatus halts the slice once the campaign is no longer running this
+// step (paused, cancelled, or moved on by another instance): the batch
+// being sent stops within StatusEvery plus the calls in flight, rather than
+// at the next claim (a batch at the account's rate can take a minute), and
+// its rows not yet called go back to the queue. It reads two columns by
+// primary key once per StatusEvery; the returned func stops it.
+func (e *Engine) watchStatus(ctx context.Context, c Campaign, run *sending) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(e.o.StatusEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			var cur struct {
+				Status Status
+				Step   int
+			}
+			err := e.db.WithContext(ctx).Model(&Campaign{}).Select("status, step").Where("id = ?", c.ID).Take(&cur).Error
+			if err != nil {
+				continue // the producer's next reload decides; a blip must not stop a send
+			}
+			if cur.Status != StatusRunning || cur.Step != c.Step {
+				run.halt.Store(true)
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 func idsOf(rows []Delivery) []uint64 {
