@@ -406,6 +406,7 @@ type profileView struct {
 	ID                 uint64                 `json:"id"`
 	MerchantID         uint64                 `json:"merchant_id"`
 	Name               string                 `json:"name"`
+	AvatarURL          *string                `json:"avatar_url"`
 	Gender             string                 `json:"gender"`
 	Phone              *string                `json:"phone"`
 	Birthday           *DateInput             `json:"birthday"`
@@ -443,7 +444,7 @@ type historyView struct {
 
 func viewOf(p Profile) profileView {
 	m := p.Member
-	v := profileView{ID: m.ID, MerchantID: m.MerchantID, Name: m.Name, Gender: m.Gender.String(), Phone: m.Phone,
+	v := profileView{ID: m.ID, MerchantID: m.MerchantID, Name: m.Name, AvatarURL: m.AvatarURL, Gender: m.Gender.String(), Phone: m.Phone,
 		Source: m.Source, FollowStatus: m.FollowStatus, FollowedAt: m.FollowedAt, UnfollowedAt: m.UnfollowedAt,
 		ChannelScene: m.ChannelScene, HasOfficialAccount: m.OAOpenID != nil, HasMiniProgram: m.MPOpenID != nil,
 		CareDates: []careDateView{}, Consents: map[string]consentView{}, FollowHistory: []historyView{},

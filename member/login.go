@@ -4,6 +4,9 @@ import (
 	"context"
 	"net/url"
 	"regexp"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/db"
@@ -39,7 +42,8 @@ func (s *Service) LoginMiniProgramVia(ctx context.Context, merchantID uint64, co
 }
 
 // LoginOAuth signs a member in from an H5 page opened in WeChat, with the
-// code of a snsapi_base authorization. Virtual users of the Moments
+// code of a snsapi_base authorization, or of a snsapi_userinfo one when the
+// member chose to share their WeChat name and avatar (shareProfile). Virtual users of the Moments
 // snapshot page are refused.
 func (s *Service) LoginOAuth(ctx context.Context, merchantID uint64, code string) (Member, error) {
 	return s.LoginOAuthVia(ctx, merchantID, code, "")
@@ -59,13 +63,41 @@ func (s *Service) LoginOAuthVia(ctx context.Context, merchantID uint64, code, re
 		return Member{}, apperr.New(apperr.ErrForbidden,
 			"this is a WeChat snapshot-page visitor, not a real user; open the page in WeChat to sign in")
 	}
+	if u.ProfileErr != nil {
+		s.log.WarnContext(ctx, "member: the shared WeChat profile could not be read; signed in without it",
+			"merchant_id", merchantID, "error", u.ProfileErr)
+	}
 	var m Member
 	err = s.inTx(ctx, func(st store) error {
 		var err error
-		m, err = s.identify(ctx, st, merchantID, byOAOpenID, u.OpenID, u.UnionID, SourceOAuth, ref)
-		return err
+		if m, err = s.identify(ctx, st, merchantID, byOAOpenID, u.OpenID, u.UnionID, SourceOAuth, ref); err != nil {
+			return err
+		}
+		return s.shareProfile(ctx, st, &m, u.Nickname, u.AvatarURL)
 	})
 	return m, err
+}
+
+// shareProfile stores what a member shared through snsapi_userinfo: the
+// avatar, and the WeChat nickname as their name only while they have none
+// (a name they or the staff wrote wins). What WeChat sends that a profile
+// edit would refuse (too long, control characters, an avatar that is not
+// an https URL) is left out.
+func (s *Service) shareProfile(ctx context.Context, st store, m *Member, nickname, avatar string) error {
+	changed := false
+	if name := strings.TrimSpace(nickname); m.Name == "" && name != "" &&
+		utf8.RuneCountInString(name) <= maxNameLength && strings.IndexFunc(name, unicode.IsControl) < 0 {
+		m.Name, changed = name, true
+	}
+	if u, err := url.Parse(avatar); err == nil && u.Scheme == "https" && u.Host != "" && len(avatar) <= 512 &&
+		(m.AvatarURL == nil || *m.AvatarURL != avatar) {
+		m.AvatarURL, changed = &avatar, true
+	}
+	if !changed {
+		return nil
+	}
+	m.UpdatedAt = s.now()
+	return st.save(ctx, m)
 }
 
 // identify finds the member by an openid, else by unionid (adding the

@@ -33,6 +33,7 @@ type Member struct {
 	UnionID           *string `gorm:"column:unionid"`
 	Phone             *string
 	Name              string
+	AvatarURL         *string // shared through snsapi_userinfo (login.go)
 	Gender            Gender
 	BirthdayMonth     *int
 	BirthdayDay       *int

@@ -241,6 +241,31 @@ func TestOAuthLogin(t *testing.T) {
 		if got := f.byOpenID("o_h5"); got.ID != m.ID || got.FollowStatus != member.FollowFollowing {
 			t.Fatalf("after follow %+v", got)
 		}
+		if m.Name != "" || m.AvatarURL != nil {
+			t.Fatalf("snsapi_base shares no profile: %+v", m)
+		}
+		// Sharing the WeChat profile (snsapi_userinfo): the avatar, and the
+		// nickname while the member has no name; a written name wins.
+		sim.SetUserProfile(f.creds.AppID, "o_h5", "小王🍵", "https://thirdwx.qlogo.cn/mmopen/h5/132")
+		m, err = f.svc.LoginOAuth(ctx, f.merchantID, sim.OAuthUserInfoCode(f.creds.AppID, "o_h5", ""))
+		if err != nil || m.Name != "小王🍵" || m.AvatarURL == nil || *m.AvatarURL != "https://thirdwx.qlogo.cn/mmopen/h5/132" {
+			t.Fatalf("shared profile: %+v %v", m, err)
+		}
+		if got := f.byOpenID("o_h5"); got.Name != "小王🍵" || got.AvatarURL == nil {
+			t.Fatalf("shared profile not stored: %+v", got)
+		}
+		gdb.Exec("UPDATE members SET name = ? WHERE id = ?", "王小明", m.ID)
+		sim.SetUserProfile(f.creds.AppID, "o_h5", "小王2", "https://thirdwx.qlogo.cn/mmopen/h5b/132")
+		m, err = f.svc.LoginOAuth(ctx, f.merchantID, sim.OAuthUserInfoCode(f.creds.AppID, "o_h5", ""))
+		if err != nil || m.Name != "王小明" || *m.AvatarURL != "https://thirdwx.qlogo.cn/mmopen/h5b/132" {
+			t.Fatalf("shared again with a written name: %+v %v", m, err)
+		}
+		// What a profile edit would refuse is left out.
+		sim.SetUserProfile(f.creds.AppID, "o_h5b", "bad\x00name", "http://insecure.example.com/a.png")
+		m2, err := f.svc.LoginOAuth(ctx, f.merchantID, sim.OAuthUserInfoCode(f.creds.AppID, "o_h5b", ""))
+		if err != nil || m2.Name != "" || m2.AvatarURL != nil {
+			t.Fatalf("odd profile: %+v %v", m2, err)
+		}
 		if _, err := f.svc.LoginOAuth(ctx, f.merchantID, "used-or-bogus"); !errors.Is(err, apperr.ErrInvalid) {
 			t.Fatalf("bad code: %v, want ErrInvalid", err)
 		}

@@ -63,7 +63,7 @@ func (s *Service) Erase(ctx context.Context, merchantID, memberID uint64) (Erasu
 			set  bool
 		}{
 			{"oa_openid", m.OAOpenID != nil}, {"mp_openid", m.MPOpenID != nil}, {"unionid", m.UnionID != nil},
-			{"phone", m.Phone != nil}, {"name", m.Name != ""}, {"gender", m.Gender != GenderUnknown},
+			{"phone", m.Phone != nil}, {"name", m.Name != ""}, {"avatar_url", m.AvatarURL != nil}, {"gender", m.Gender != GenderUnknown},
 			{"birthday", m.BirthdayMonth != nil || m.BirthdayYear != nil}, {"remark", m.Remark != ""},
 			{"last_interaction_at", m.LastInteractionAt != nil},
 		} {
@@ -72,7 +72,7 @@ func (s *Service) Erase(ctx context.Context, merchantID, memberID uint64) (Erasu
 			}
 		}
 		m.OAOpenID, m.MPOpenID, m.UnionID, m.Phone = nil, nil, nil, nil
-		m.Name, m.Gender, m.Remark = "", GenderUnknown, ""
+		m.Name, m.AvatarURL, m.Gender, m.Remark = "", nil, GenderUnknown, ""
 		m.BirthdayMonth, m.BirthdayDay, m.BirthdayYear = nil, nil, nil
 		m.LastInteractionAt = nil
 		m.ErasedAt, m.UpdatedAt = &now, now

@@ -42,9 +42,10 @@ const (
 	// The panel's HTML must be revalidated at every load.
 	noCache = "no-cache"
 	// The panel loads only its own scripts and talks only to this origin;
-	// Element Plus sets inline styles, and charts draw on canvas.
+	// Element Plus sets inline styles, and charts draw on canvas. Images
+	// may also come from WeChat's avatar hosts (members' shared avatars).
 	contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
-		"img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; object-src 'none'; " +
+		"img-src 'self' data: blob: https://thirdwx.qlogo.cn https://wx.qlogo.cn; font-src 'self' data:; connect-src 'self'; object-src 'none'; " +
 		"base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 

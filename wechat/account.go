@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/silenceper/wechat/v2/credential"
@@ -358,6 +359,12 @@ type OAuthUser struct {
 	// Snapshot is set for the virtual users of WeChat's Moments "snapshot
 	// page" mode; they are not real people and must not become members.
 	Snapshot bool
+	// Nickname and AvatarURL are what a user who granted snsapi_userinfo
+	// shares; empty for snsapi_base. ProfileErr is why they are missing
+	// when the user granted it but reading them failed (the sign-in
+	// itself stands: the code is spent, and the identity is known).
+	Nickname, AvatarURL string
+	ProfileErr          error
 }
 
 // OAuthExchange exchanges an H5 OAuth code.
@@ -370,7 +377,18 @@ func (a *Account) OAuthExchange(ctx context.Context, code string) (OAuthUser, er
 	if err != nil {
 		return OAuthUser{}, err
 	}
-	return OAuthUser{OpenID: res.OpenID, UnionID: res.UnionID, Snapshot: res.IsSnapShotUser == 1}, nil
+	u := OAuthUser{OpenID: res.OpenID, UnionID: res.UnionID, Snapshot: res.IsSnapShotUser == 1}
+	if strings.Contains(res.Scope, "snsapi_userinfo") && !u.Snapshot {
+		var info oauth.UserInfo
+		u.ProfileErr = a.do(ctx, "oauth.userinfo", nil, func() (err error) {
+			info, err = a.oauth.GetUserInfoContext(ctx, res.AccessToken, res.OpenID, "zh_CN")
+			return err
+		})
+		if u.ProfileErr == nil {
+			u.Nickname, u.AvatarURL = info.Nickname, info.HeadImgURL
+		}
+	}
+	return u, nil
 }
 
 // noCache satisfies the SDK configs, which insist on a cache; tokens are

@@ -263,6 +263,25 @@ func TestUserInfoAndLogins(t *testing.T) {
 	if err != nil || u.OpenID != "o_2" || !u.Snapshot {
 		t.Fatalf("oauth %+v, %v", u, err)
 	}
+	if u.Nickname != "" || u.AvatarURL != "" || u.ProfileErr != nil {
+		t.Fatalf("a snapshot visitor's profile was read: %+v", u)
+	}
+	// snsapi_base: the identity only; snsapi_userinfo: the name and avatar too.
+	u, err = a.OAuthExchange(ctx, sim.OAuthCode(c.AppID, "o_3", "", false))
+	if err != nil || u.OpenID != "o_3" || u.Nickname != "" || u.AvatarURL != "" || u.ProfileErr != nil {
+		t.Fatalf("snsapi_base %+v, %v", u, err)
+	}
+	sim.SetUserProfile(c.AppID, "o_3", "小王🍵", "https://thirdwx.qlogo.cn/mmopen/o3/132")
+	u, err = a.OAuthExchange(ctx, sim.OAuthUserInfoCode(c.AppID, "o_3", ""))
+	if err != nil || u.OpenID != "o_3" || u.Nickname != "小王🍵" || u.AvatarURL != "https://thirdwx.qlogo.cn/mmopen/o3/132" || u.ProfileErr != nil {
+		t.Fatalf("snsapi_userinfo %+v, %v", u, err)
+	}
+	// The profile read failing leaves the sign-in standing, with the reason.
+	sim.Script("/sns/userinfo", wechattest.Fault{ErrCode: 45011})
+	u, err = a.OAuthExchange(ctx, sim.OAuthUserInfoCode(c.AppID, "o_3", ""))
+	if err != nil || u.OpenID != "o_3" || u.Nickname != "" || wechat.ErrCode(u.ProfileErr) != 45011 {
+		t.Fatalf("snsapi_userinfo with the profile read failing: %+v, %v", u, err)
+	}
 	if got := a.OAuthURL("https://shop.example.com/h5?x=1", "st1"); !strings.Contains(got, endpoint.Base.Host) || !strings.Contains(got, "snsapi_base") {
 		t.Fatalf("oauth url %q: want it rewritten to the simulator with snsapi_base", got)
 	}

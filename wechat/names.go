@@ -8,7 +8,7 @@ var apiNames = map[string]bool{
 	"template.send": true, "template.list": true,
 	"oa_subscribe.send": true, "mp_subscribe.send": true, "mp_subscribe.templates": true,
 	"custom.send": true, "user.info": true, "qrcode.create": true,
-	"mp.code2session": true, "mp.phone_number": true, "oauth.access_token": true,
+	"mp.code2session": true, "mp.phone_number": true, "oauth.access_token": true, "oauth.userinfo": true,
 }
 
 // KnownAPI reports whether name is one of our WeChat call names.

@@ -2,6 +2,7 @@
 // against the real binary in sandbox mode: a follower opens the centre
 // through the simulator's OAuth (silent snsapi_base), sees the member code,
 // balance and tier progress, edits their birthday and a child's birthday,
+// shares their WeChat avatar when they choose to (snsapi_userinfo),
 // redeems a coupon reward and shows the coupon; staff then verify the
 // coupon through the admin API, once, and the simulator recorded one
 // "coupon issued" and one "points redeemed" notice. A sign-in coming back with a state
@@ -14,6 +15,8 @@ import { api, apiLogin, checkA11y as axe, launchBrowser, shot, startServer } fro
 import { phone } from './phone.mjs'
 
 const T = 20_000
+// A 1×1 PNG standing in for a WeChat avatar.
+const AVATAR_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64')
 /** checkA11y waits for Vant's toasts and dialogs to finish moving, then runs axe. */
 async function checkA11y(page, screen) {
   // A toast is position: fixed (offsetParent is always null); Vant hides it
@@ -114,6 +117,30 @@ describe('member centre', { concurrency: 1 }, () => {
     await page.locator('input[name=child-0-name]').waitFor({ timeout: T })
     assert.equal(await page.locator('input[name=birthday]').inputValue(), '1990-05-20')
     assert.equal(await page.locator('input[name=child-0-date]').inputValue(), '2018-09-01')
+    assert.deepEqual(problems, [])
+    await context.close()
+  })
+
+  it('shares the WeChat avatar only when asked, keeping the name the member wrote', async () => {
+    const { page, problems, context } = await phone(browser, openid)
+    // WeChat's image host, as the phone would reach it.
+    await context.route('https://thirdwx.qlogo.cn/**', (route) => route.fulfill({ contentType: 'image/png', body: AVATAR_PNG }))
+    const seen = []
+    page.on('request', (r) => {
+      if (r.isNavigationRequest()) seen.push(r.url())
+    })
+    await page.goto(`${server.base}/m/${server.merchant}/profile`)
+    await page.getByTestId('share-wechat').waitFor({ timeout: T })
+    assert.ok(!seen.some((u) => u.includes('snsapi_userinfo')), 'the profile is not asked for before the member taps')
+    await page.getByTestId('share-wechat').click()
+    await page.locator('img.avatar').waitFor({ timeout: T })
+    assert.ok(seen.some((u) => u.includes('/connect/oauth2/authorize') && u.includes('snsapi_userinfo')), seen.join('\n'))
+    assert.equal(await page.locator('input[name=name]').inputValue(), '王小明', 'a written name is kept')
+    const held = await api(server.base, owner, 'GET', `/api/admin/v1/members/${memberId}`)
+    assert.match(held.avatar_url, new RegExp(`^https://thirdwx\\.qlogo\\.cn/.*${openid}`))
+    assert.equal(held.name, '王小明')
+    await checkA11y(page, 'profile shared')
+    await shot(page, 'member-03b-profile-avatar')
     assert.deepEqual(problems, [])
     await context.close()
   })

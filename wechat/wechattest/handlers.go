@@ -195,6 +195,8 @@ func (s *Simulator) route(r *http.Request, path string, body []byte) reply {
 		return s.handleOAuthToken(r)
 	case "/connect/oauth2/authorize":
 		return s.handleAuthorize(r)
+	case "/sns/userinfo":
+		return s.handleWebUserInfo(r) // userinfo.go
 	}
 	return errReply(40066)
 }
@@ -791,7 +793,7 @@ func (s *Simulator) handleOAuthToken(r *http.Request) reply {
 		Scope          string `json:"scope"`
 		IsSnapshotUser int    `json:"is_snapshotuser,omitempty"`
 		UnionID        string `json:"unionid,omitempty"`
-	}{randHex(32), int64(tokenTTL / time.Second), randHex(32), c.openID, c.scope, snap, c.unionID}}
+	}{s.issueWebTokenLocked(appID, c.openID, c.scope), int64(tokenTTL / time.Second), randHex(32), c.openID, c.scope, snap, c.unionID}}
 }
 
 // handleAuthorize plays the WeChat OAuth page: it immediately redirects to

@@ -79,6 +79,7 @@ type Simulator struct {
 	tickets   map[string]*ticketState
 	jsapi     map[string]*jsapiTicket // app id -> its jsapi_ticket (jsapi.go)
 	menus     map[string][]simButton  // app id -> its custom menu (menu.go)
+	webTokens map[string]*webToken    // H5 OAuth access tokens (userinfo.go)
 	nextMsgID int64
 	requests  []Request
 	sent      []Sent
@@ -106,6 +107,8 @@ type userState struct {
 	subscribeTime time.Time
 	lastInteract  time.Time
 	scene         string // QR scene the user followed through, "" = none
+	nickname      string // what snsapi_userinfo shares (userinfo.go)
+	avatar        string
 }
 
 type tokenState struct {
@@ -174,6 +177,7 @@ func New(opts ...Option) *Simulator {
 		tickets:   map[string]*ticketState{},
 		jsapi:     map[string]*jsapiTicket{},
 		menus:     map[string][]simButton{},
+		webTokens: map[string]*webToken{},
 		nextMsgID: firstMsgID,
 		scripts:   map[string][]Fault{},
 		latency:   map[string]time.Duration{},

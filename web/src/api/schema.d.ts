@@ -211,6 +211,11 @@ export interface paths {
          *     last 10 minutes; any other (missing, made up, another merchant's,
          *     expired) is 400 naming state, and WeChat is not asked about the
          *     code (which stays usable).
+         *     A code of a snsapi_userinfo authorization (the member chose to share
+         *     their WeChat name and avatar) also stores the avatar (`avatar_url`),
+         *     and the nickname as the member's name while they have none; a name
+         *     the member or the staff wrote is kept. If WeChat does not give the
+         *     profile, the sign-in stands without it.
          *     Limited per client address and per merchant (member_login settings,
          *     by default 60 and 6000 per minute, mini-program and H5 logins
          *     together): past the limit the login answers 429 with Retry-After and
@@ -3485,6 +3490,8 @@ export interface components {
             id: number;
             merchant_id: number;
             name: string;
+            /** @description the WeChat avatar the member shared (a sign-in with scope snsapi_userinfo); null until they do */
+            avatar_url: string | null;
             /** @enum {string} */
             gender: "male" | "female" | "unknown";
             phone: string | null;
