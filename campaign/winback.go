@@ -95,9 +95,11 @@ func defaultWinBack(merchantID uint64) WinBackSettings {
 
 // WinBackSequence is a win_back_sequences row: one member's episode.
 type WinBackSequence struct {
-	ID              uint64     `gorm:"primaryKey" json:"id"`
-	MerchantID      uint64     `json:"-"`
-	MemberID        uint64     `json:"member_id"`
+	ID         uint64 `gorm:"primaryKey" json:"id"`
+	MerchantID uint64 `json:"-"`
+	MemberID   uint64 `json:"member_id"`
+	// Name is the member's name, read with the list (not a column).
+	Name            string     `gorm:"->;-:migration" json:"name"`
 	SinceOrderAt    time.Time  `json:"since_order_at"`
 	EnteredStage    string     `json:"entered_stage"`
 	Status          string     `json:"status"`
@@ -315,21 +317,25 @@ type WinBackFilter struct {
 
 // Sequences lists the merchant's episodes, newest first.
 func (w *WinBack) Sequences(ctx context.Context, merchantID uint64, f WinBackFilter) ([]WinBackSequence, error) {
-	q := w.db.WithContext(ctx).Where("merchant_id = ?", merchantID)
+	// Newest first by primary key (idx_win_back_sequences_open with a
+	// status), then each member by primary key for the name a screen shows.
+	q := w.db.WithContext(ctx).Table("win_back_sequences s").Select("s.*, m.name").
+		Joins("JOIN members m ON m.id = s.member_id AND m.merchant_id = s.merchant_id").
+		Where("s.merchant_id = ?", merchantID)
 	if f.Status != "" {
 		if !slices.Contains([]string{WinBackActive, WinBackWonBack, WinBackLost}, f.Status) {
 			return nil, apperr.Invalid("status", "must be active, won_back or lost")
 		}
-		q = q.Where("status = ?", f.Status)
+		q = q.Where("s.status = ?", f.Status)
 	}
 	if f.MemberID != 0 {
-		q = q.Where("member_id = ?", f.MemberID)
+		q = q.Where("s.member_id = ?", f.MemberID)
 	}
 	if f.Before != 0 {
-		q = q.Where("id < ?", f.Before)
+		q = q.Where("s.id < ?", f.Before)
 	}
 	out := []WinBackSequence{}
-	if err := q.Order("id DESC").Limit(f.Limit).Find(&out).Error; err != nil {
+	if err := q.Order("s.id DESC").Limit(f.Limit).Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("win-back: sequences: %w", err)
 	}
 	return out, nil

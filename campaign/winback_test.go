@@ -174,6 +174,12 @@ func (w *winBackEnv) sequence(id uint64) campaign.WinBackSequence {
 	if err != nil || len(seqs) != 1 {
 		w.t.Fatalf("episodes of %d: %v %v", id, seqs, err)
 	}
+	// The list carries the member's name, for the panel.
+	var name []string
+	w.db.Table("members").Where("id = ?", id).Pluck("name", &name)
+	if len(name) != 1 || name[0] == "" || seqs[0].Name != name[0] {
+		w.t.Fatalf("episode of %d: name %q, member's %v", id, seqs[0].Name, name)
+	}
 	return seqs[0]
 }
 

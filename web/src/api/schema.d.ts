@@ -4235,6 +4235,8 @@ export interface components {
         WinBackSequence: {
             id: number;
             member_id: number;
+            /** @description the member's name (empty when unknown or erased) */
+            name: string;
             /**
              * Format: date-time
              * @description the last order before the episode
