@@ -2422,8 +2422,14 @@ export interface paths {
          *     merchant's account with the mapped fields, only known
          *     `{{variables}}` may be used, and an offer is points (1 to 100000)
          *     or one of the merchant's rewards. Enabling the program starts it:
-         *     members at risk or churned enter at the next pass. Attempts already
-         *     planned keep the message they were planned with.
+         *     members at risk or churned enter at the next pass. An edit reaches
+         *     the attempts planned and not yet sent (held by quiet hours, say):
+         *     they go with the edited template, message and offer; they are
+         *     withdrawn (reason `win_back_changed`) when the program is disabled,
+         *     their attempt is beyond the new `max_attempts`, or the channel now
+         *     sends to another openid. The interval is read at every pass, so an
+         *     edited one spaces the attempts still to come. Attempts already sent
+         *     stay as they were.
          */
         patch: operations["updateWinBack"];
         trace?: never;
@@ -3108,7 +3114,7 @@ export interface components {
          * @description Why a delivery was skipped, failed or is unknown.
          * @enum {string}
          */
-        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted" | "won_back" | "notice_off";
+        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted" | "won_back" | "notice_off" | "win_back_changed";
         Delivery: {
             id: number;
             member_id: number;
