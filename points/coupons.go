@@ -300,6 +300,31 @@ func (s *Service) CouponsExpiringSoon(ctx context.Context, merchantID uint64, wi
 	return out, nil
 }
 
+// couponMember is what a coupon list shows of the coupon's member.
+type couponMember struct {
+	ID    uint64
+	Name  string
+	Phone *string
+}
+
+// couponMembers reads the name and phone of the members of a page of
+// coupons (members by primary key; an erased member's are empty).
+func (s *Service) couponMembers(ctx context.Context, merchantID uint64, ids []uint64) (map[uint64]couponMember, error) {
+	out := map[uint64]couponMember{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []couponMember
+	if err := s.db.WithContext(ctx).Table("members").Select("id, name, phone").
+		Where("merchant_id = ? AND id IN ?", merchantID, ids).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("points: coupons' members: %w", err)
+	}
+	for _, r := range rows {
+		out[r.ID] = r
+	}
+	return out, nil
+}
+
 // CouponFilter narrows a coupon list; zero fields do not filter. Status is
 // the effective one (an issued coupon past its expiry is expired).
 type CouponFilter struct {

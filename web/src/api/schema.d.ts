@@ -1748,7 +1748,9 @@ export interface paths {
         /**
          * Coupons, newest first, by status, member and reward (points:read)
          * @description `status` is the effective one: an issued coupon past its expiry is
-         *     expired. Keyset paged: pass `next_cursor` as `cursor`.
+         *     expired. Keyset paged: pass `next_cursor` as `cursor`. Each coupon
+         *     names its member (`member_name`, and `member_phone` masked for the
+         *     viewer role as in the member lists).
          */
         get: operations["listCoupons"];
         put?: never;
@@ -3982,6 +3984,38 @@ export interface components {
             used_by: string;
             /** Format: date-time */
             created_at: string;
+        };
+        /**
+         * @description A coupon in the staff's list: a Coupon with its member's name and
+         *     phone (masked for the viewer role, as the member lists mask it).
+         *     A redeemed coupon reward as shown at the till. status: issued (can be
+         *     used until expires_at), used (verified once; used_at, used_store and
+         *     used_by, the staff member's username or the API key's name, say
+         *     when, where and by whom), expired, cancelled (its redemption was
+         *     cancelled). An issued coupon past expires_at shows expired at once.
+         */
+        CouponListItem: {
+            id: number;
+            /** @description 12 characters without 0/O or 1/I */
+            code: string;
+            member_id: number;
+            redemption_id: number;
+            reward_id: number;
+            reward_name: string;
+            /** @enum {string} */
+            status: "issued" | "used" | "expired" | "cancelled";
+            /** Format: date-time */
+            expires_at: string;
+            /** Format: date-time */
+            used_at: string | null;
+            used_store: string;
+            used_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description the member's name (empty when unknown or erased) */
+            member_name: string;
+            /** @description the member's phone; 138****5678 for the viewer role */
+            member_phone: string | null;
         };
         PointsRules: {
             /** @description points per per_fen fen, rounded down once per order (default 1 per 100) */
@@ -8271,7 +8305,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        coupons: components["schemas"]["Coupon"][];
+                        coupons: components["schemas"]["CouponListItem"][];
                         next_cursor: string | null;
                     };
                 };
