@@ -181,9 +181,18 @@ func (s *Service) VerifyCoupon(ctx context.Context, merchantID uint64, in Verify
 		if err := tx.WithContext(ctx).Where("id = ?", c.ID).Take(&out).Error; err != nil {
 			return fmt.Errorf("points: coupon %d: %w", c.ID, err)
 		}
-		return audit.Record(ctx, tx, merchantID, audit.Entry{Action: "coupon.verify", TargetType: "coupon",
+		if err := audit.Record(ctx, tx, merchantID, audit.Entry{Action: "coupon.verify", TargetType: "coupon",
 			TargetIDs: []uint64{c.ID}, After: map[string]any{"member_id": c.MemberID, "redemption_id": c.RedemptionID,
-				"reward": c.RewardName, "store": in.Store, "request_id": in.RequestID}}, now)
+				"reward": c.RewardName, "store": in.Store, "request_id": in.RequestID}}, now); err != nil {
+			return err
+		}
+		// In the verification's transaction, through the outbox: the event
+		// exists exactly when the verification does (a replay or a refused
+		// verification moved nothing and emits nothing).
+		return event.Emit(ctx, s.events, tx, event.Event{MerchantID: merchantID, Type: event.CouponVerified,
+			Data: event.CouponVerification{MemberID: out.MemberID, CouponID: out.ID, RedemptionID: out.RedemptionID,
+				RewardID: out.RewardID, RewardName: out.RewardName, Store: out.UsedStore, StaffID: out.UsedStaffID,
+				APIKeyID: out.UsedAPIKeyID, UsedBy: out.UsedBy, VerifiedAt: now}})
 	})
 	return out, replayed, err
 }

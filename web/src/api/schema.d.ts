@@ -4463,7 +4463,7 @@ export interface components {
             };
         };
         /**
-         * @description coupon.issued carries member_id, coupon_id, redemption_id, reward_id, reward_name and expires_at (never the code). coupon.verified and survey.answered are reserved: endpoints may subscribe, nothing emits them yet.
+         * @description coupon.issued carries member_id, coupon_id, redemption_id, reward_id, reward_name and expires_at (never the code). coupon.verified is emitted once per verification (核销), in its transaction (a replayed or refused verification emits none), with member_id, coupon_id, redemption_id, reward_id, reward_name, store, staff_id or api_key_id (the other null), used_by (the staff username or key name) and verified_at. survey.answered is reserved: endpoints may subscribe, nothing emits it yet.
          * @enum {string}
          */
         WebhookEventType: "member.created" | "member.merged" | "points.changed" | "tier.changed" | "stage.changed" | "campaign.completed" | "coupon.issued" | "coupon.verified" | "survey.answered";
