@@ -102,6 +102,7 @@ const (
 	ReasonCareRuleDeleted  Reason = "care_rule_deleted"  // withdrawn: the rule was deleted
 	ReasonWonBack          Reason = "won_back"           // withdrawn: the member ordered before the win-back attempt went out
 	ReasonNoticeOff        Reason = "notice_off"         // withdrawn: the merchant switched the notice kind off
+	ReasonWinBackChanged   Reason = "win_back_changed"   // withdrawn: the win-back program was disabled, the attempt dropped, or the channel changed
 )
 
 // Reasons lists the reasons.

@@ -666,3 +666,65 @@ func (n *Notices) planAll(ctx context.Context, c Campaign, xs []notice) error {
 		return nil
 	})
 }
+
+// DefaultNoticeRetention is how long a finished notice row is kept by
+// default: long past any window in which its event could come again (the
+// expiry reminders look at most weeks ahead), long enough for the member
+// page's message history of the last months.
+const DefaultNoticeRetention = 180 * 24 * time.Hour
+
+// noticePruneBatch bounds the rows one DELETE removes, so no statement
+// holds locks for long.
+const noticePruneBatch = 1000
+
+// Prune deletes the notice rows (deliveries of the service-notice
+// campaigns, one per event since migration 00235) that finished longer
+// ago than olderThan, batch rows at a time (default 1000): a notice is a
+// receipt of one event, not a record to keep, and they would otherwise
+// grow with every order forever. Rows still waiting or in flight stay, and
+// so do marketing and care deliveries. It returns how many it deleted. Any
+// number of instances may run it: a row is deleted once, whoever gets it.
+func (n *Notices) Prune(ctx context.Context, olderThan time.Duration, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = noticePruneBatch
+	}
+	cutoff := n.now().Add(-olderThan)
+	var campaigns []uint64
+	// uk_campaigns_notice (merchant_id, notice_kind): every merchant's few
+	// notice campaigns.
+	if err := n.db.WithContext(ctx).Model(&Campaign{}).Where("notice_kind IS NOT NULL").Order("id").
+		Pluck("id", &campaigns).Error; err != nil {
+		return 0, fmt.Errorf("notices: prune: campaigns: %w", err)
+	}
+	finished := []DeliveryStatus{DeliverySent, DeliveryDelivered, DeliveryFailed, DeliverySkipped, DeliveryUnknown}
+	var total int64
+	for _, id := range campaigns {
+		for {
+			if err := ctx.Err(); err != nil {
+				return total, err
+			}
+			var ids []uint64
+			// idx_deliveries_claim (campaign_id, status, id): the finished
+			// rows of one campaign, oldest ids first, each checked for its
+			// last change (updated_at: a sent row has no finished_at); ids
+			// grow with time, so the scan meets the young rows last.
+			if err := n.db.WithContext(ctx).Model(&Delivery{}).
+				Where("campaign_id = ? AND status IN ? AND updated_at < ?", id, finished, cutoff).
+				Order("id").Limit(batch).Pluck("id", &ids).Error; err != nil {
+				return total, fmt.Errorf("notices: prune campaign %d: %w", id, err)
+			}
+			if len(ids) == 0 {
+				break
+			}
+			res := n.db.WithContext(ctx).Where("id IN ? AND status IN ?", ids, finished).Delete(&Delivery{})
+			if res.Error != nil {
+				return total, fmt.Errorf("notices: prune campaign %d: %w", id, res.Error)
+			}
+			total += res.RowsAffected
+			if len(ids) < batch {
+				break
+			}
+		}
+	}
+	return total, nil
+}

@@ -319,3 +319,61 @@ func (e *env) openid(memberID uint64) string {
 	}
 	return openid[0]
 }
+
+// Notice rows are pruned once finished longer ago than the retention, in
+// bounded batches: rows still waiting stay, young ones stay, and the
+// deliveries of a marketing campaign are not touched.
+func TestNoticesPrunedAfterRetention(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newEnv(t, gdb)
+		members := e.seed(7, "nprune"+randHex(3))
+		eng := e.engine(campaign.EngineOptions{}, nil)
+		blast := e.campaign(e.segment())
+		n, cid := e.noticesOn(eng)
+		e.earn(n, members[:5])
+		e.drain(eng)
+		if got := e.statuses(cid); got[campaign.DeliverySent] != 5 {
+			t.Fatalf("notices: %v", got)
+		}
+		if got := e.statuses(blast.ID); got[campaign.DeliverySent] != 7 {
+			t.Fatalf("the marketing campaign: %v", got)
+		}
+		// Two more notices, planned and not sent yet.
+		e.earn(n, members[5:])
+		count := func(campaignID uint64) int64 {
+			var k int64
+			gdb.Table("campaign_deliveries").Where("campaign_id = ?", campaignID).Count(&k)
+			return k
+		}
+		if k := count(cid); k != 7 {
+			t.Fatalf("%d notice rows before pruning", k)
+		}
+
+		// Within the retention nothing of this merchant's goes. (Prune
+		// covers every merchant: on a shared database other tests' old
+		// notices may go too, so the counts are this merchant's.)
+		e.clock.Set(e.now().Add(campaign.DefaultNoticeRetention - time.Hour))
+		if _, err := n.Prune(context.Background(), campaign.DefaultNoticeRetention, 2); err != nil || count(cid) != 7 {
+			t.Fatalf("young rows pruned: %d left (%v)", count(cid), err)
+		}
+		// Past it, the five sent notices go, two at a time; the two still
+		// pending and the campaign's rows stay.
+		e.clock.Set(e.now().Add(2 * time.Hour))
+		got, err := n.Prune(context.Background(), campaign.DefaultNoticeRetention, 2)
+		if err != nil || got < 5 {
+			t.Fatalf("pruned %d (%v), want at least the 5 sent notices", got, err)
+		}
+		var pending int64
+		gdb.Table("campaign_deliveries").Where("campaign_id = ? AND status = ?", cid, campaign.DeliveryPending).Count(&pending)
+		if k := count(cid); k != 2 || pending != 2 {
+			t.Fatalf("%d notice rows left (%d pending), want the 2 pending", k, pending)
+		}
+		if k := count(blast.ID); k != 7 {
+			t.Fatalf("the marketing campaign lost rows: %d left", k)
+		}
+		// Again: nothing more.
+		if got, err := n.Prune(context.Background(), campaign.DefaultNoticeRetention, 2); err != nil || got != 0 || count(cid) != 2 {
+			t.Fatalf("a second prune deleted %d (%v), %d left", got, err, count(cid))
+		}
+	})
+}

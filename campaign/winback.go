@@ -95,9 +95,11 @@ func defaultWinBack(merchantID uint64) WinBackSettings {
 
 // WinBackSequence is a win_back_sequences row: one member's episode.
 type WinBackSequence struct {
-	ID              uint64     `gorm:"primaryKey" json:"id"`
-	MerchantID      uint64     `json:"-"`
-	MemberID        uint64     `json:"member_id"`
+	ID         uint64 `gorm:"primaryKey" json:"id"`
+	MerchantID uint64 `json:"-"`
+	MemberID   uint64 `json:"member_id"`
+	// Name is the member's name, read with the list (not a column).
+	Name            string     `gorm:"->;-:migration" json:"name"`
 	SinceOrderAt    time.Time  `json:"since_order_at"`
 	EnteredStage    string     `json:"entered_stage"`
 	Status          string     `json:"status"`
@@ -239,8 +241,12 @@ func winBackSummary(s WinBackSettings) map[string]any {
 }
 
 // Update edits the program. Enabling it starts it from now: members at
-// risk or churned then enter at the next pass. Messages already planned
-// keep what they were planned with.
+// risk or churned then enter at the next pass. Attempts planned and not
+// yet taken by the engine follow the edit, as a marketer expects: they go
+// with the edited message and offer, or are withdrawn when the program is
+// disabled, their attempt is dropped or the channel now sends to another
+// openid. The interval is read by every pass, so an edited one spaces the
+// attempts still to come.
 func (w *WinBack) Update(ctx context.Context, merchantID uint64, in WinBackInput) (WinBackSettings, error) {
 	old, err := w.Settings(ctx, merchantID)
 	if err != nil {
@@ -272,6 +278,12 @@ func (w *WinBack) Update(ctx context.Context, merchantID uint64, in WinBackInput
 	if err := w.check(ctx, s, in.Steps != nil || in.Channel != nil); err != nil {
 		return WinBackSettings{}, err
 	}
+	offers := make([]int64, len(s.Steps))
+	for i, st := range s.Steps {
+		if offers[i], err = w.offerPoints(ctx, merchantID, st.Offer); err != nil {
+			return WinBackSettings{}, err
+		}
+	}
 	now := w.now()
 	s.MerchantID, s.UpdatedAt = merchantID, now
 	if s.Enabled && !old.Enabled {
@@ -296,6 +308,9 @@ func (w *WinBack) Update(ctx context.Context, merchantID uint64, in WinBackInput
 			"updated_at": now}).Error; err != nil {
 			return fmt.Errorf("win-back: save settings: %w", err)
 		}
+		if err := w.syncRuns(ctx, tx, old, s, offers, now); err != nil {
+			return err
+		}
 		return audit.Record(ctx, tx, merchantID, audit.Entry{Action: "win_back.update", TargetType: "win_back",
 			TargetIDs: []uint64{merchantID}, Before: winBackSummary(old), After: winBackSummary(s)}, now)
 	})
@@ -303,6 +318,61 @@ func (w *WinBack) Update(ctx context.Context, merchantID uint64, in WinBackInput
 		return WinBackSettings{}, err
 	}
 	return s, nil
+}
+
+// syncRuns brings the program's unfinished campaigns (attempts planned,
+// some not sent yet) in line with the edited program s: each takes its
+// attempt's channel, template, message and (for the runs with the offer)
+// offer, and the attempts still pending record the new offer's cost; with
+// the program disabled, the attempt dropped or the channel now sending to
+// another openid, their pending rows are withdrawn instead. Only rows still
+// pending move, as the engine's claim is conditional too: a row is sent as
+// planned or as edited, never both.
+func (w *WinBack) syncRuns(ctx context.Context, tx *gorm.DB, old, s WinBackSettings, offers []int64, now time.Time) error {
+	var open []struct {
+		CampaignID uint64
+		Attempt    int
+		Offer      bool
+	}
+	// win_back_runs' primary key (merchant_id, ...), then campaigns by id
+	// and idx_deliveries_claim (campaign_id, status, id): a campaign counted
+	// complete while quiet hours held rows is revived by the pass, so it is
+	// the pending rows that make a run unfinished, not the status.
+	if err := tx.WithContext(ctx).Table("win_back_runs r").Select("r.campaign_id, r.attempt, r.offer").
+		Joins("JOIN campaigns c ON c.id = r.campaign_id").
+		Where("r.merchant_id = ? AND c.status <> ? AND EXISTS (SELECT 1 FROM campaign_deliveries d WHERE d.campaign_id = c.id AND d.status = ?)",
+			s.MerchantID, StatusCancelled, DeliveryPending).
+		Find(&open).Error; err != nil {
+		return fmt.Errorf("win-back: open runs: %w", err)
+	}
+	otherOpenID := (old.Channel == ChannelMPSubscribe) != (s.Channel == ChannelMPSubscribe)
+	for _, r := range open {
+		if !s.Enabled || otherOpenID || r.Attempt > s.MaxAttempts || r.Attempt > len(s.Steps) {
+			if _, err := w.rows.withdraw(ctx, tx, r.CampaignID, ReasonWinBackChanged, now); err != nil {
+				return fmt.Errorf("win-back: %w", err)
+			}
+			continue
+		}
+		step := s.Steps[r.Attempt-1]
+		var gift *Gift
+		points := int64(0)
+		if r.Offer && step.Offer != nil {
+			gift, points = step.Offer, offers[r.Attempt-1]
+		}
+		if err := tx.WithContext(ctx).Model(&Campaign{}).Where("id = ?", r.CampaignID).Updates(map[string]any{
+			"channel": s.Channel, "template_id": step.TemplateID, "message": step.Message, "gift": gift,
+			"updated_at": now}).Error; err != nil {
+			return fmt.Errorf("win-back: campaign %d: %w", r.CampaignID, err)
+		}
+		// The campaign's pending members (idx_deliveries_claim), then
+		// idx_win_back_attempts_member (merchant_id, member_id).
+		if err := tx.WithContext(ctx).Exec("UPDATE win_back_attempts SET offer_points = ? WHERE merchant_id = ? AND campaign_id = ? "+
+			"AND member_id IN (SELECT d.member_id FROM campaign_deliveries d WHERE d.campaign_id = ? AND d.status = ?)",
+			points, s.MerchantID, r.CampaignID, r.CampaignID, DeliveryPending).Error; err != nil {
+			return fmt.Errorf("win-back: attempts of campaign %d: %w", r.CampaignID, err)
+		}
+	}
+	return nil
 }
 
 // WinBackFilter narrows the episode list.
@@ -315,21 +385,25 @@ type WinBackFilter struct {
 
 // Sequences lists the merchant's episodes, newest first.
 func (w *WinBack) Sequences(ctx context.Context, merchantID uint64, f WinBackFilter) ([]WinBackSequence, error) {
-	q := w.db.WithContext(ctx).Where("merchant_id = ?", merchantID)
+	// Newest first by primary key (idx_win_back_sequences_open with a
+	// status), then each member by primary key for the name a screen shows.
+	q := w.db.WithContext(ctx).Table("win_back_sequences s").Select("s.*, m.name").
+		Joins("JOIN members m ON m.id = s.member_id AND m.merchant_id = s.merchant_id").
+		Where("s.merchant_id = ?", merchantID)
 	if f.Status != "" {
 		if !slices.Contains([]string{WinBackActive, WinBackWonBack, WinBackLost}, f.Status) {
 			return nil, apperr.Invalid("status", "must be active, won_back or lost")
 		}
-		q = q.Where("status = ?", f.Status)
+		q = q.Where("s.status = ?", f.Status)
 	}
 	if f.MemberID != 0 {
-		q = q.Where("member_id = ?", f.MemberID)
+		q = q.Where("s.member_id = ?", f.MemberID)
 	}
 	if f.Before != 0 {
-		q = q.Where("id < ?", f.Before)
+		q = q.Where("s.id < ?", f.Before)
 	}
 	out := []WinBackSequence{}
-	if err := q.Order("id DESC").Limit(f.Limit).Find(&out).Error; err != nil {
+	if err := q.Order("s.id DESC").Limit(f.Limit).Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("win-back: sequences: %w", err)
 	}
 	return out, nil

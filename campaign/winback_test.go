@@ -174,6 +174,12 @@ func (w *winBackEnv) sequence(id uint64) campaign.WinBackSequence {
 	if err != nil || len(seqs) != 1 {
 		w.t.Fatalf("episodes of %d: %v %v", id, seqs, err)
 	}
+	// The list carries the member's name, for the panel.
+	var name []string
+	w.db.Table("members").Where("id = ?", id).Pluck("name", &name)
+	if len(name) != 1 || name[0] == "" || seqs[0].Name != name[0] {
+		w.t.Fatalf("episode of %d: name %q, member's %v", id, seqs[0].Name, name)
+	}
 	return seqs[0]
 }
 
@@ -390,6 +396,76 @@ func TestWinBackOrderWithdrawsAWaitingAttempt(t *testing.T) {
 		w.drain(w.eng)
 		if n := len(w.receivedBy()["wb1"]); n != 0 {
 			t.Fatalf("a member who had just bought got attempt 1 (%d)", n)
+		}
+	})
+}
+
+// A marketer's edit of the program reaches the attempts planned and not
+// yet sent: they go with the edited message and offer (and count the new
+// offer's cost); an edited interval spaces the attempts still to come; and
+// disabling the program withdraws what is still waiting.
+func TestWinBackEditReachesPlannedAttempts(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		w := newWinBackEnv(t, gdb)
+		ctx := context.Background()
+		ids := w.seed(2, "we"+randHex(3))
+		w.churned(ids...)
+		s := w.program()
+		open := w.openIDs(ids...)
+		day0 := w.now().In(shanghai)
+		if err := w.wb.RunMerchant(ctx, w.merchantID); err != nil { // attempt 1 planned, not sent
+			t.Fatalf("win-back pass: %v", err)
+		}
+		count := func(status, reason string) int64 {
+			var n int64
+			w.db.Table("campaign_deliveries").Where("merchant_id = ? AND member_id IN ? AND status = ? AND reason = ?",
+				w.merchantID, ids, status, reason).Count(&n)
+			return n
+		}
+		if n := count("pending", ""); n != 2 {
+			t.Fatalf("attempt 1 not waiting: %d pending", n)
+		}
+
+		steps := append([]campaign.WinBackStep(nil), s.Steps...)
+		steps[0] = campaign.WinBackStep{TemplateID: template, Offer: &campaign.Gift{Points: 300},
+			Message: campaign.Message{Fields: map[string]string{"first": "Come back {{name}}", "keyword1": "wb1-edited"}}}
+		if _, err := w.wb.Update(ctx, w.merchantID, campaign.WinBackInput{Steps: steps, IntervalDays: ptr(3)}); err != nil {
+			t.Fatalf("edit: %v", err)
+		}
+		w.drain(w.eng)
+		recv := w.receivedBy()
+		if len(recv["wb1"]) != 0 || fmt.Sprint(recv["wb1-edited"]) != fmt.Sprint(map[string]int{open[ids[0]]: 1, open[ids[1]]: 1}) {
+			t.Fatalf("attempt 1 after the edit: planned message %v, edited %v", recv["wb1"], recv["wb1-edited"])
+		}
+		r, err := w.wb.Report(ctx, w.merchantID, day0.AddDate(0, 0, -1), day0.AddDate(0, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OffersGranted != 2 || r.CostPoints != 600 {
+			t.Fatalf("the edited offer's cost: %+v", r)
+		}
+
+		// The interval is now 3 days: attempt 2 is due on day 3, not 7.
+		w.clock.Set(day0.AddDate(0, 0, 3))
+		if err := w.wb.RunMerchant(ctx, w.merchantID); err != nil {
+			t.Fatalf("win-back pass: %v", err)
+		}
+		if n := count("pending", ""); n != 2 {
+			t.Fatalf("attempt 2 on day 3: %d pending", n)
+		}
+		if s := w.sequence(ids[0]); s.Attempts != 2 {
+			t.Fatalf("episode on day 3: %+v", s)
+		}
+		// Disabled before attempt 2 went out: it is withdrawn, not sent.
+		if _, err := w.wb.Update(ctx, w.merchantID, campaign.WinBackInput{Enabled: ptr(false)}); err != nil {
+			t.Fatalf("disable: %v", err)
+		}
+		if p, sk := count("pending", ""), count("skipped", "win_back_changed"); p != 0 || sk != 2 {
+			t.Fatalf("after disabling: %d pending, %d withdrawn", p, sk)
+		}
+		w.drain(w.eng)
+		if got := w.receivedBy()["wb2"]; len(got) != 0 {
+			t.Fatalf("attempt 2 sent after the program was disabled: %v", got)
 		}
 	})
 }

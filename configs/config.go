@@ -86,6 +86,10 @@ type Send struct {
 	// DailyQuota is the account's daily message quota (WeChat's: 100,000
 	// template messages for most accounts, more for large ones).
 	DailyQuota int64 `yaml:"daily_quota" env:"LOYALTY_SEND_DAILY_QUOTA"`
+	// NoticeRetention is how long a finished service notice (one row per
+	// points, tier or coupon event) is kept before housekeeping deletes
+	// it; the member page's message history shows notices this far back.
+	NoticeRetention time.Duration `yaml:"notice_retention" env:"LOYALTY_NOTICE_RETENTION"`
 }
 
 // Webhooks configures the delivery of webhook events to merchants'
@@ -224,7 +228,7 @@ func Default() Config {
 		WeChat: WeChat{Timeout: 5 * time.Second, Sandbox: SandboxAuto,
 			Merchant: Merchant{Name: "My shop", TimeZone: "Asia/Shanghai"}},
 		Log:  Log{Level: "info", Format: "json"},
-		Send: Send{RatePerSecond: 50, ServiceSharePct: 2, Concurrency: 64, DailyQuota: 100000},
+		Send: Send{RatePerSecond: 50, ServiceSharePct: 2, Concurrency: 64, DailyQuota: 100000, NoticeRetention: 180 * 24 * time.Hour},
 
 		Webhooks: Webhooks{Concurrency: 32, PerEndpoint: 2, Timeout: 10 * time.Second},
 
@@ -325,6 +329,11 @@ func (c Config) Validate() error {
 	}
 	if c.Send.DailyQuota < 100 {
 		bad("Send.DailyQuota", "must be at least 100")
+	}
+	// At least 30 days: an expiry reminder's event can come again within
+	// weeks, and its row is what keeps it from being sent twice.
+	if c.Send.NoticeRetention < 30*24*time.Hour {
+		bad("Send.NoticeRetention", "must be at least 720h (30 days)")
 	}
 	if c.Webhooks.Concurrency < 1 || c.Webhooks.Concurrency > 10000 {
 		bad("Webhooks.Concurrency", "must be 1 to 10000")

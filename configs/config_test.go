@@ -92,6 +92,7 @@ func TestValidationNamesTheKey(t *testing.T) {
 		{"metrics on the debug listener", "", []string{"LOYALTY_METRICS_ADDR=127.0.0.1:6060", "LOYALTY_DEBUG_ADDR=127.0.0.1:6060"}, "http.metrics_addr (LOYALTY_METRICS_ADDR): must differ"},
 		{"bad trusted proxy", "", []string{"LOYALTY_TRUSTED_PROXIES=10.0.0.0/8,lb.local"}, "http.trusted_proxies (LOYALTY_TRUSTED_PROXIES)"},
 		{"bad claim strategy", "", []string{"LOYALTY_DB_CLAIM_STRATEGY=nowait"}, "db.claim_strategy (LOYALTY_DB_CLAIM_STRATEGY)"},
+		{"short notice retention", "", []string{"LOYALTY_NOTICE_RETENTION=24h"}, "send.notice_retention (LOYALTY_NOTICE_RETENTION): must be at least 720h"},
 		{"unknown yaml key", "http:\n  adress: x\n", nil, "field adress not found"},
 		{"wrong yaml type", "db:\n  max_open_conns: many\n", nil, "max_open_conns"},
 	}

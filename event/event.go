@@ -26,8 +26,8 @@ const (
 	StageChanged      Type = "stage.changed"
 	CampaignCompleted Type = "campaign.completed"
 	CouponIssued      Type = "coupon.issued"
-	// Reserved: endpoints may subscribe to them; nothing emits them yet.
-	CouponVerified Type = "coupon.verified"
+	CouponVerified    Type = "coupon.verified"
+	// Reserved: endpoints may subscribe to it; nothing emits it yet.
 	SurveyAnswered Type = "survey.answered"
 )
 
@@ -135,6 +135,21 @@ type (
 		RewardName   string    `json:"reward_name"`
 		Code         string    `json:"-"` // shown to the member only, never sent to other systems
 		ExpiresAt    time.Time `json:"expires_at"`
+	}
+	// CouponVerification is the data of coupon.verified: a coupon was
+	// used (核销) at the till, once. StaffID or APIKeyID says who verified
+	// it (the other is null); UsedBy is their username or key name.
+	CouponVerification struct {
+		MemberID     uint64    `json:"member_id"`
+		CouponID     uint64    `json:"coupon_id"`
+		RedemptionID uint64    `json:"redemption_id"`
+		RewardID     uint64    `json:"reward_id"`
+		RewardName   string    `json:"reward_name"`
+		Store        string    `json:"store"`
+		StaffID      *uint64   `json:"staff_id"`
+		APIKeyID     *uint64   `json:"api_key_id"`
+		UsedBy       string    `json:"used_by"`
+		VerifiedAt   time.Time `json:"verified_at"`
 	}
 	// Stage is the data of stage.changed.
 	Stage struct {

@@ -92,6 +92,11 @@ func (h *AdminHandler) Register(r gin.IRouter) {
 // the viewer role.
 func masked(p authz.Principal) bool { return p.IsStaff() && p.Role == authz.RoleViewer }
 
+// PhoneFor is the phone number as the caller may see it: masked for staff
+// with the viewer role, as in the member lists. Other features' lists that
+// show members use it.
+func PhoneFor(p authz.Principal, phone *string) *string { return maskedPhone(phone, masked(p)) }
+
 func maskedPhone(phone *string, mask bool) *string {
 	if phone == nil || !mask {
 		return phone

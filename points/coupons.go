@@ -181,9 +181,18 @@ func (s *Service) VerifyCoupon(ctx context.Context, merchantID uint64, in Verify
 		if err := tx.WithContext(ctx).Where("id = ?", c.ID).Take(&out).Error; err != nil {
 			return fmt.Errorf("points: coupon %d: %w", c.ID, err)
 		}
-		return audit.Record(ctx, tx, merchantID, audit.Entry{Action: "coupon.verify", TargetType: "coupon",
+		if err := audit.Record(ctx, tx, merchantID, audit.Entry{Action: "coupon.verify", TargetType: "coupon",
 			TargetIDs: []uint64{c.ID}, After: map[string]any{"member_id": c.MemberID, "redemption_id": c.RedemptionID,
-				"reward": c.RewardName, "store": in.Store, "request_id": in.RequestID}}, now)
+				"reward": c.RewardName, "store": in.Store, "request_id": in.RequestID}}, now); err != nil {
+			return err
+		}
+		// In the verification's transaction, through the outbox: the event
+		// exists exactly when the verification does (a replay or a refused
+		// verification moved nothing and emits nothing).
+		return event.Emit(ctx, s.events, tx, event.Event{MerchantID: merchantID, Type: event.CouponVerified,
+			Data: event.CouponVerification{MemberID: out.MemberID, CouponID: out.ID, RedemptionID: out.RedemptionID,
+				RewardID: out.RewardID, RewardName: out.RewardName, Store: out.UsedStore, StaffID: out.UsedStaffID,
+				APIKeyID: out.UsedAPIKeyID, UsedBy: out.UsedBy, VerifiedAt: now}})
 	})
 	return out, replayed, err
 }
@@ -296,6 +305,31 @@ func (s *Service) CouponsExpiringSoon(ctx context.Context, merchantID uint64, wi
 		Where("merchant_id = ? AND status = ? AND expires_at > ? AND expires_at <= ? AND id > ?",
 			merchantID, CouponIssued, now, now.Add(within), afterID).Order("id").Limit(limit).Find(&out).Error; err != nil {
 		return nil, fmt.Errorf("points: coupons expiring soon: %w", err)
+	}
+	return out, nil
+}
+
+// couponMember is what a coupon list shows of the coupon's member.
+type couponMember struct {
+	ID    uint64
+	Name  string
+	Phone *string
+}
+
+// couponMembers reads the name and phone of the members of a page of
+// coupons (members by primary key; an erased member's are empty).
+func (s *Service) couponMembers(ctx context.Context, merchantID uint64, ids []uint64) (map[uint64]couponMember, error) {
+	out := map[uint64]couponMember{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []couponMember
+	if err := s.db.WithContext(ctx).Table("members").Select("id, name, phone").
+		Where("merchant_id = ? AND id IN ?", merchantID, ids).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("points: coupons' members: %w", err)
+	}
+	for _, r := range rows {
+		out[r.ID] = r
 	}
 	return out, nil
 }

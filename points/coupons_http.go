@@ -9,6 +9,7 @@ import (
 	"github.com/wxloyalty/loyalty/internal/apperr"
 	"github.com/wxloyalty/loyalty/internal/authz"
 	"github.com/wxloyalty/loyalty/internal/httpx"
+	"github.com/wxloyalty/loyalty/member"
 )
 
 // couponView is a coupon as staff and its member see it. status is the
@@ -132,7 +133,32 @@ func (h *Handler) listCoupons(c *gin.Context) {
 		httpx.Fail(c, err)
 		return
 	}
-	h.couponPage(c, list, limit)
+	ids := make([]uint64, 0, len(list))
+	for _, cp := range list {
+		ids = append(ids, cp.MemberID)
+	}
+	who, err := h.svc.couponMembers(c.Request.Context(), p.MerchantID, ids)
+	if err != nil {
+		httpx.Fail(c, err)
+		return
+	}
+	now := h.svc.now()
+	out := make([]couponListView, 0, len(list))
+	var last uint64
+	for _, cp := range list {
+		m := who[cp.MemberID]
+		out = append(out, couponListView{couponView: viewCoupon(cp, now), MemberName: m.Name, MemberPhone: member.PhoneFor(p, m.Phone)})
+		last = cp.ID
+	}
+	c.JSON(http.StatusOK, gin.H{"coupons": out, "next_cursor": nextCursor(len(out), limit, last)})
+}
+
+// couponListView is a coupon in the staff's list: with its member's name
+// and phone (masked as the member lists mask it), so the list names people.
+type couponListView struct {
+	couponView
+	MemberName  string  `json:"member_name"`
+	MemberPhone *string `json:"member_phone"`
 }
 
 func couponStatus(s string) (CouponStatus, error) {

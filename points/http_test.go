@@ -549,6 +549,26 @@ func TestHTTPCouponsListAndVerify(t *testing.T) {
 		if got := codes(r); got != c2.Code+","+c1.Code {
 			t.Fatalf("m1's coupons %s", r.raw)
 		}
+		// The list names the members: the name, and the phone as the
+		// caller's role may see it (masked for a viewer, as member lists).
+		phone := fmt.Sprintf("139%08d", f.merchantID%100000000)
+		if err := gdb.Exec("UPDATE members SET name = ?, phone = ? WHERE id = ?", "韩梅梅", phone, m1).Error; err != nil {
+			t.Fatal(err)
+		}
+		for who, wantPhone := range map[string]any{"viewer0": phone[:3] + "****" + phone[7:], "owner0": phone} {
+			r = a.do("GET", admin+"/coupons", who, nil)
+			for _, it := range r.body["coupons"].([]any) {
+				cp := it.(map[string]any)
+				wantName, wantPh := "韩梅梅", wantPhone
+				if uint64(cp["member_id"].(float64)) == m2 {
+					wantName, wantPh = "", nil
+				}
+				if cp["member_name"] != wantName || cp["member_phone"] != wantPh {
+					t.Fatalf("%s sees coupon %v of member %v as %q %v, want %q %v", who, cp["code"], cp["member_id"],
+						cp["member_name"], cp["member_phone"], wantName, wantPh)
+				}
+			}
+		}
 		r = a.do("GET", admin+"/coupons?reward_id="+u64(short.ID), "viewer0", nil)
 		if got := codes(r); got != c1.Code {
 			t.Fatalf("the short reward's coupons %s", r.raw)

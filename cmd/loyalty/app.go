@@ -425,8 +425,9 @@ func (a *App) Start() {
 }
 
 // housekeeping deletes what has stopped mattering: ended staff sessions,
-// old failed-login counters, expired member refresh tokens and the uses of
-// long-expired member codes. Any number
+// old failed-login counters, expired member refresh tokens, the uses of
+// long-expired member codes and service notices finished longer ago than
+// the notice retention (in bounded batches). Any number
 // of instances may run it.
 func (a *App) housekeeping(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
@@ -448,6 +449,11 @@ func (a *App) housekeeping(ctx context.Context, every time.Duration) {
 		}
 		if err := a.codes.PurgeUses(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("housekeeping: member code uses", "error", err)
+		}
+		if n, err := a.notices.Prune(ctx, a.cfg.Send.NoticeRetention, 0); err != nil && ctx.Err() == nil {
+			a.log.Warn("housekeeping: service notices", "error", err)
+		} else if n > 0 {
+			a.log.Info("housekeeping: service notices pruned", "rows", n)
 		}
 	}
 }

@@ -71,6 +71,10 @@ describe('merchant screens', { concurrency: 1 }, () => {
     await page.getByTestId('kpis').waitFor({ timeout: T })
     await page.getByRole('menuitem', { name: '兑换与核销' }).click()
     await page.getByTestId('coupons').locator('tr', { hasText: coupon }).waitFor({ timeout: T })
+    // The list names the member and links to their page.
+    const who = page.getByTestId('coupons').locator('tr', { hasText: coupon }).getByTestId('coupon-member')
+    assert.equal((await who.innerText()).trim(), '林小满')
+    assert.equal(await who.getAttribute('href'), `/admin/members/${memberId}`)
     // Typed in lower case with spaces, as people do: the API does not mind.
     await input(page, 'verify-code').fill(coupon.toLowerCase())
     await page.getByTestId('verify-lookup').click()

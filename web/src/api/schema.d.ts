@@ -1753,7 +1753,9 @@ export interface paths {
         /**
          * Coupons, newest first, by status, member and reward (points:read)
          * @description `status` is the effective one: an issued coupon past its expiry is
-         *     expired. Keyset paged: pass `next_cursor` as `cursor`.
+         *     expired. Keyset paged: pass `next_cursor` as `cursor`. Each coupon
+         *     names its member (`member_name`, and `member_phone` masked for the
+         *     viewer role as in the member lists).
          */
         get: operations["listCoupons"];
         put?: never;
@@ -2427,8 +2429,14 @@ export interface paths {
          *     merchant's account with the mapped fields, only known
          *     `{{variables}}` may be used, and an offer is points (1 to 100000)
          *     or one of the merchant's rewards. Enabling the program starts it:
-         *     members at risk or churned enter at the next pass. Attempts already
-         *     planned keep the message they were planned with.
+         *     members at risk or churned enter at the next pass. An edit reaches
+         *     the attempts planned and not yet sent (held by quiet hours, say):
+         *     they go with the edited template, message and offer; they are
+         *     withdrawn (reason `win_back_changed`) when the program is disabled,
+         *     their attempt is beyond the new `max_attempts`, or the channel now
+         *     sends to another openid. The interval is read at every pass, so an
+         *     edited one spaces the attempts still to come. Attempts already sent
+         *     stay as they were.
          */
         patch: operations["updateWinBack"];
         trace?: never;
@@ -3113,7 +3121,7 @@ export interface components {
          * @description Why a delivery was skipped, failed or is unknown.
          * @enum {string}
          */
-        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted" | "won_back" | "notice_off";
+        DeliveryReason: "no_openid" | "not_following" | "no_consent" | "frequency_cap" | "no_subscription" | "outside_window" | "invalid_openid" | "invalid_template" | "wechat_unavailable" | "wechat_rejected" | "user_block" | "system_failed" | "no_account" | "worker_lost" | "care_rule_changed" | "care_rule_disabled" | "care_rule_deleted" | "won_back" | "notice_off" | "win_back_changed";
         Delivery: {
             id: number;
             member_id: number;
@@ -3984,6 +3992,38 @@ export interface components {
             /** Format: date-time */
             created_at: string;
         };
+        /**
+         * @description A coupon in the staff's list: a Coupon with its member's name and
+         *     phone (masked for the viewer role, as the member lists mask it).
+         *     A redeemed coupon reward as shown at the till. status: issued (can be
+         *     used until expires_at), used (verified once; used_at, used_store and
+         *     used_by, the staff member's username or the API key's name, say
+         *     when, where and by whom), expired, cancelled (its redemption was
+         *     cancelled). An issued coupon past expires_at shows expired at once.
+         */
+        CouponListItem: {
+            id: number;
+            /** @description 12 characters without 0/O or 1/I */
+            code: string;
+            member_id: number;
+            redemption_id: number;
+            reward_id: number;
+            reward_name: string;
+            /** @enum {string} */
+            status: "issued" | "used" | "expired" | "cancelled";
+            /** Format: date-time */
+            expires_at: string;
+            /** Format: date-time */
+            used_at: string | null;
+            used_store: string;
+            used_by: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description the member's name (empty when unknown or erased) */
+            member_name: string;
+            /** @description the member's phone; 138****5678 for the viewer role */
+            member_phone: string | null;
+        };
         PointsRules: {
             /** @description points per per_fen fen, rounded down once per order (default 1 per 100) */
             earn: {
@@ -4242,6 +4282,8 @@ export interface components {
         WinBackSequence: {
             id: number;
             member_id: number;
+            /** @description the member's name (empty when unknown or erased) */
+            name: string;
             /**
              * Format: date-time
              * @description the last order before the episode
@@ -4428,7 +4470,7 @@ export interface components {
             };
         };
         /**
-         * @description coupon.issued carries member_id, coupon_id, redemption_id, reward_id, reward_name and expires_at (never the code). coupon.verified and survey.answered are reserved: endpoints may subscribe, nothing emits them yet.
+         * @description coupon.issued carries member_id, coupon_id, redemption_id, reward_id, reward_name and expires_at (never the code). coupon.verified is emitted once per verification (核销), in its transaction (a replayed or refused verification emits none), with member_id, coupon_id, redemption_id, reward_id, reward_name, store, staff_id or api_key_id (the other null), used_by (the staff username or key name) and verified_at. survey.answered is reserved: endpoints may subscribe, nothing emits it yet.
          * @enum {string}
          */
         WebhookEventType: "member.created" | "member.merged" | "points.changed" | "tier.changed" | "stage.changed" | "campaign.completed" | "coupon.issued" | "coupon.verified" | "survey.answered";
@@ -8270,7 +8312,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        coupons: components["schemas"]["Coupon"][];
+                        coupons: components["schemas"]["CouponListItem"][];
                         next_cursor: string | null;
                     };
                 };
