@@ -173,6 +173,13 @@ func run(o options) int {
 	}
 	loadStart, loadEnd := s.runLoad(l, camp)
 	drained := s.drain(camp)
+	// The instances stop (SIGTERM: calls in flight finish and are recorded)
+	// before anything is checked: an engine still sending after a drain
+	// that timed out would mark rows sent after the simulator's record was
+	// read, and the check would see messages that did not arrive.
+	for _, d := range s.instances {
+		d.kill(syscall.SIGTERM)
+	}
 	r := s.check(l, camp, loadStart, loadEnd, drained)
 	r.print(os.Stdout, o, time.Since(started))
 	if !r.ok() {
