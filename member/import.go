@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -67,6 +68,10 @@ const (
 
 // maxReportedRows bounds the rejected rows a report lists (all are counted).
 const maxReportedRows = 1000
+
+// DefaultImportWorkers is how many batches an import writes at once on
+// MySQL unless told otherwise (Importer.Workers).
+const DefaultImportWorkers = 2
 
 // importBatch is how many rows one transaction imports.
 const importBatch = 1000
@@ -123,6 +128,9 @@ type Importer struct {
 	Lease time.Duration
 	// Progress, when set, is told the job's counts after each batch.
 	Progress func(ImportReport)
+	// Workers is how many batches a run writes at once on MySQL (each on
+	// its own connection; they commit in file order). SQLite writes one.
+	Workers int
 	// afterBatch, when set (tests), runs after each committed batch; an
 	// error stops the run there, as a crash would.
 	afterBatch func(cursor int) error
@@ -130,7 +138,8 @@ type Importer struct {
 
 // NewImporter returns the importer.
 func NewImporter(gdb *gorm.DB, openings Openings, now func() time.Time) *Importer {
-	return &Importer{db: gdb, openings: openings, now: now, owner: db.InstanceName(), Lease: 5 * time.Minute}
+	return &Importer{db: gdb, openings: openings, now: now, owner: db.InstanceName(), Lease: 5 * time.Minute,
+		Workers: DefaultImportWorkers}
 }
 
 // importRow is a valid row.
@@ -511,49 +520,146 @@ func (im *Importer) Run(ctx context.Context, job ImportJob, open func() (io.Read
 	return job, err
 }
 
-// run imports the rows after the job's cursor.
+// run imports the rows after the job's cursor. The file is read by one
+// goroutine and its batches are written by im.workers() transactions at
+// once (the database's work per row, index upkeep mostly, is the cost, and
+// one connection uses one of its cores), but they commit in file order:
+// each batch's transaction writes its rows, waits for the batch before it
+// to commit, then moves the job's cursor from that batch's last row to its
+// own and commits. A crash therefore leaves the cursor at the end of a
+// prefix of batches all committed, and nothing after it committed: the
+// resumed run redoes exactly the rows after the cursor, and its counts are
+// those of a run that was never interrupted.
 func (im *Importer) run(ctx context.Context, job *ImportJob, open func() (io.ReadCloser, error)) error {
 	f, err := open()
 	if err != nil {
 		return fmt.Errorf("member: import: open: %w", err)
 	}
 	defer f.Close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	prev := &pendingBatch{last: job.CursorRow, created: job.Created, existing: job.Existing, ok: true, done: make(chan struct{})}
+	close(prev.done)
+	work := make(chan *pendingBatch, im.workers())
+	var wg sync.WaitGroup
+	for range im.workers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				if err := im.commitBatch(ctx, job, b); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
 	var rep ImportReport
-	created, existing := job.Created, job.Existing
-	return im.scan(ctx, job.MerchantID, f, job.CursorRow, &rep, func(batch []importRow, last int) error {
-		var c, e int
-		err := im.retry(ctx, func(tx *gorm.DB) error {
-			var err error
-			c, e, err = im.write(ctx, tx, job, batch)
-			if err != nil {
-				return err
-			}
-			now := im.now()
-			res := tx.Model(&ImportJob{}).Where("id = ? AND lease_owner = ? AND cursor_row < ?", job.ID, im.owner, last).
-				UpdateColumns(map[string]any{"cursor_row": last, "rows_read": rep.Rows, "created": created + c,
-					"existing": existing + e, "rejected": rep.Rejected, "rejected_rows": reportJSON(rep.RejectedRows),
-					"lease_until": now.Add(im.Lease), "updated_at": now})
-			if res.Error != nil {
-				return res.Error
-			}
-			if res.RowsAffected != 1 {
-				return errors.New("the import's lease was lost to another run")
-			}
+	scanErr := im.scan(ctx, job.MerchantID, f, job.CursorRow, &rep, func(batch []importRow, last int) error {
+		b := &pendingBatch{prev: prev, rows: slices.Clone(batch), last: last, read: rep.Rows, rejected: rep.Rejected,
+			rejectedRows: reportJSON(rep.RejectedRows), done: make(chan struct{})}
+		prev = b
+		select {
+		case work <- b:
 			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("member: import %d: rows up to %d: %w", job.ID, last, err)
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
-		created, existing = created+c, existing+e
-		job.CursorRow = last
-		if im.Progress != nil {
-			im.Progress(ImportReport{Rows: rep.Rows, Created: created, Existing: existing, Rejected: rep.Rejected})
+	})
+	close(work)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err // a batch's error (the scan then stopped on the cancel)
+	}
+	if scanErr != nil {
+		return scanErr
+	}
+	if !prev.ok {
+		return fmt.Errorf("member: import %d: rows up to %d were not imported", job.ID, prev.last)
+	}
+	job.CursorRow = prev.last
+	return nil
+}
+
+// pendingBatch is a batch of rows on its way through run: its rows, the
+// job's counts as of its last row, and, once done is closed, whether it
+// committed (ok) and the created and existing totals after it.
+type pendingBatch struct {
+	prev              *pendingBatch // the batch that must commit first
+	rows              []importRow
+	last              int // the last CSV row it covers
+	read, rejected    int
+	rejectedRows      string
+	done              chan struct{}
+	ok                bool
+	created, existing int
+}
+
+var errEarlierBatch = errors.New("an earlier batch was not imported")
+
+// commitBatch writes b in one transaction that commits after b.prev did
+// (see run), then closes b.done.
+func (im *Importer) commitBatch(ctx context.Context, job *ImportJob, b *pendingBatch) (err error) {
+	defer func() {
+		// Unlink what is no longer needed: run holds the last batch,
+		// which would otherwise hold every batch before it.
+		b.prev, b.rows, b.rejectedRows = nil, nil, ""
+		close(b.done)
+	}()
+	var c, e int
+	err = im.retry(ctx, func(tx *gorm.DB) error {
+		var err error
+		if c, e, err = im.write(ctx, tx, job, b.rows); err != nil {
+			return err
 		}
-		if im.afterBatch != nil {
-			return im.afterBatch(last)
+		select {
+		case <-b.prev.done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		if !b.prev.ok {
+			return errEarlierBatch
+		}
+		now := im.now()
+		// cursor_row = the previous batch's last row: this batch follows
+		// it, and no other run moved the cursor meanwhile.
+		res := tx.Model(&ImportJob{}).Where("id = ? AND lease_owner = ? AND cursor_row = ?", job.ID, im.owner, b.prev.last).
+			UpdateColumns(map[string]any{"cursor_row": b.last, "rows_read": b.read, "created": b.prev.created + c,
+				"existing": b.prev.existing + e, "rejected": b.rejected, "rejected_rows": b.rejectedRows,
+				"lease_until": now.Add(im.Lease), "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != 1 {
+			return errors.New("the import's lease was lost to another run")
 		}
 		return nil
 	})
+	if errors.Is(err, errEarlierBatch) {
+		return nil // the earlier batch's error is the run's
+	}
+	if err != nil {
+		return fmt.Errorf("member: import %d: rows up to %d: %w", job.ID, b.last, err)
+	}
+	b.created, b.existing = b.prev.created+c, b.prev.existing+e
+	if im.Progress != nil {
+		im.Progress(ImportReport{Rows: b.read, Created: b.created, Existing: b.existing, Rejected: b.rejected})
+	}
+	if im.afterBatch != nil {
+		if err := im.afterBatch(b.last); err != nil {
+			return err // as a crash would: the batches after this one roll back
+		}
+	}
+	b.ok = true
+	return nil
+}
+
+// workers is how many batches are written at once: SQLite has one writer.
+func (im *Importer) workers() int {
+	if im.db.Dialector.Name() != db.MySQL {
+		return 1
+	}
+	return max(im.Workers, 1)
 }
 
 func reportJSON(rows []RejectedRow) string {
@@ -594,8 +700,13 @@ func (im *Importer) write(ctx context.Context, tx *gorm.DB, job *ImportJob, batc
 	if len(members) == 0 {
 		return 0, existing, nil
 	}
+	// One multi-row INSERT per table (a batch is at most importBatch rows,
+	// whose values stay under SQLite's 32,766 per statement).
 	q := tx.WithContext(ctx)
-	if err := q.CreateInBatches(members, 500).Error; err != nil {
+	// Only the columns an import sets: the others (mp_openid, gender,
+	// follow times, channel, remark, ...) take their defaults, which are
+	// the zero values gorm would otherwise spell out 1,000 times.
+	if err := q.Select(importMemberColumns).CreateInBatches(members, importBatch).Error; err != nil {
 		return 0, 0, fmt.Errorf("insert members: %w", err)
 	}
 	var dates []CareDate
@@ -626,12 +737,12 @@ func (im *Importer) write(ctx context.Context, tx *gorm.DB, job *ImportJob, batc
 		}
 	}
 	if len(dates) > 0 {
-		if err := q.CreateInBatches(dates, 500).Error; err != nil {
+		if err := q.CreateInBatches(dates, importBatch).Error; err != nil {
 			return 0, 0, fmt.Errorf("insert care dates: %w", err)
 		}
 	}
 	if len(tags) > 0 {
-		if err := q.CreateInBatches(tags, 500).Error; err != nil {
+		if err := q.CreateInBatches(tags, importBatch*4).Error; err != nil {
 			return 0, 0, fmt.Errorf("insert tags: %w", err)
 		}
 	}
@@ -642,6 +753,10 @@ func (im *Importer) write(ctx context.Context, tx *gorm.DB, job *ImportJob, batc
 	}
 	return len(members), existing, nil
 }
+
+// importMemberColumns are the members columns write sets.
+var importMemberColumns = []string{"merchant_id", "oa_openid", "unionid", "phone", "name", "birthday_month", "birthday_day",
+	"birthday_year", "source", "follow_status", "lifecycle_stage", "tier_id", "created_at", "updated_at"}
 
 // retry runs fn in a transaction, again when it lost a lock wait or ran
 // into a member created meanwhile (a unique identity): the rerun looks the

@@ -124,7 +124,9 @@ func TestImportTwiceWithAMalformedRow(t *testing.T) {
 			t.Fatal(err)
 		}
 		if li.Name != "Li Lei" || li.UnionID == nil || *li.UnionID != "u_imp_1" || li.BirthdayYear == nil || *li.BirthdayMonth != 5 ||
-			li.TierID == nil || *li.TierID != f.tier || li.Source != "import" {
+			li.TierID == nil || *li.TierID != f.tier || li.Source != "import" || li.FollowStatus != member.FollowNone ||
+			li.LifecycleStage != member.StagePotential || li.Gender != member.GenderUnknown || li.Remark != "" ||
+			li.MPOpenID != nil || li.FollowedAt != nil || li.ChannelScene != nil || li.ErasedAt != nil || li.CreatedAt.IsZero() {
 			t.Fatalf("imported member: %+v", li)
 		}
 		sum, err := f.points.Summary(ctx, f.merchant, li.ID)

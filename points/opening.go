@@ -37,7 +37,8 @@ func (s *Service) TierIDs(ctx context.Context, merchantID uint64) (map[string]ui
 // just created (they have no account yet): an account with the balance and
 // tier, and for a balance one adjust entry (idempotency key o.Key) with
 // its lot, which never expires; a tier is recorded in the tier history.
-// Every table gets one multi-row INSERT per batch.
+// Every table gets one multi-row INSERT per batch of up to 1,000 members
+// (SQLite takes at most 32,766 values in one statement).
 func (s *Service) Open(ctx context.Context, tx *gorm.DB, merchantID uint64, in []member.Opening) error {
 	now := s.now()
 	accounts := make([]account, 0, len(in))
@@ -59,11 +60,11 @@ func (s *Service) Open(ctx context.Context, tx *gorm.DB, merchantID uint64, in [
 		}
 	}
 	q := tx.WithContext(ctx)
-	if err := q.CreateInBatches(accounts, 500).Error; err != nil {
+	if err := q.CreateInBatches(accounts, 1000).Error; err != nil {
 		return fmt.Errorf("points: open accounts: %w", err)
 	}
 	if len(entries) > 0 {
-		if err := q.CreateInBatches(entries, 500).Error; err != nil {
+		if err := q.CreateInBatches(entries, 1000).Error; err != nil {
 			return fmt.Errorf("points: opening entries: %w", err)
 		}
 		lots := make([]lot, len(entries))
@@ -71,12 +72,12 @@ func (s *Service) Open(ctx context.Context, tx *gorm.DB, merchantID uint64, in [
 			lots[i] = lot{MerchantID: merchantID, MemberID: e.MemberID, LedgerID: e.ID, Status: lotActive,
 				Points: e.Points, Remaining: e.Points, CreatedAt: now, UpdatedAt: now}
 		}
-		if err := q.CreateInBatches(lots, 500).Error; err != nil {
+		if err := q.CreateInBatches(lots, 1000).Error; err != nil {
 			return fmt.Errorf("points: opening lots: %w", err)
 		}
 	}
 	if len(tiers) > 0 {
-		if err := q.CreateInBatches(tiers, 500).Error; err != nil {
+		if err := q.CreateInBatches(tiers, 1000).Error; err != nil {
 			return fmt.Errorf("points: imported tiers: %w", err)
 		}
 	}

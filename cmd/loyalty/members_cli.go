@@ -18,17 +18,18 @@ import (
 	"github.com/wxloyalty/loyalty/points"
 )
 
-const membersUsage = "usage: loyalty members import -merchant ID [-dry-run] FILE.csv"
+const membersUsage = "usage: loyalty members import -merchant ID [-dry-run] [-workers N] FILE.csv"
 
 // membersCommand runs `loyalty members import`:
 //
-//	loyalty members import -merchant ID [-dry-run] FILE.csv
+//	loyalty members import -merchant ID [-dry-run] [-workers N] FILE.csv
 //
 // -dry-run prints what the import would do (rows created, already
 // existing, rejected with their reasons) and changes nothing. Without it
 // the file is imported in batches, with progress on stderr; running the
 // same command again after an interruption resumes the import, and after
-// it finished changes nothing.
+// it finished changes nothing. -workers is how many batches are written at
+// once on MySQL (each on its own connection; they still commit in order).
 func membersCommand(ctx context.Context, cfg configs.Config, log *slog.Logger, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "import" {
 		return usageError{errors.New(membersUsage)}
@@ -37,7 +38,8 @@ func membersCommand(ctx context.Context, cfg configs.Config, log *slog.Logger, a
 	fs.SetOutput(stderr)
 	merchantID := fs.Uint64("merchant", 0, "the merchant whose members these are")
 	dry := fs.Bool("dry-run", false, "report what the import would do; change nothing")
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 || *merchantID == 0 {
+	workers := fs.Int("workers", member.DefaultImportWorkers, "batches written at once (MySQL)")
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 || *merchantID == 0 || *workers < 1 || *workers > 16 {
 		return usageError{errors.New(membersUsage)}
 	}
 	path := fs.Arg(0)
@@ -49,6 +51,7 @@ func membersCommand(ctx context.Context, cfg configs.Config, log *slog.Logger, a
 	// The importer needs from points only its tiers and the opening
 	// entries: no member lookups or time zones.
 	im := member.NewImporter(gdb, points.NewService(gdb, nil, nil, clock, log), clock)
+	im.Workers = *workers
 	if *dry {
 		f, err := os.Open(path)
 		if err != nil {
