@@ -26,9 +26,9 @@ const (
 	StageChanged      Type = "stage.changed"
 	CampaignCompleted Type = "campaign.completed"
 	CouponIssued      Type = "coupon.issued"
-	// Reserved: endpoints may subscribe to them; nothing emits them yet.
+	SurveyAnswered    Type = "survey.answered"
+	// Reserved: endpoints may subscribe to it; nothing emits it yet.
 	CouponVerified Type = "coupon.verified"
-	SurveyAnswered Type = "survey.answered"
 )
 
 // Types lists the event types, in a stable order.
@@ -147,5 +147,19 @@ type (
 	Campaign struct {
 		CampaignID uint64 `json:"campaign_id"`
 		Step       int    `json:"step"`
+	}
+	// Survey is the data of survey.answered: a member answered a
+	// satisfaction survey (detractor: NPS 0–6).
+	Survey struct {
+		MemberID     uint64         `json:"member_id"`
+		SurveyID     uint64         `json:"survey_id"`
+		InvitationID uint64         `json:"invitation_id"`
+		AnswerID     uint64         `json:"answer_id"`
+		NPS          int            `json:"nps"`
+		Satisfaction int            `json:"satisfaction"`
+		Expectation  *int           `json:"expectation"`
+		Indicators   map[string]int `json:"indicators"`
+		Detractor    bool           `json:"detractor"`
+		AnsweredAt   time.Time      `json:"answered_at"`
 	}
 )
