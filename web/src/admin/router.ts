@@ -47,6 +47,7 @@ export function createPanelRouter(pinia: Pinia, i18n: () => Composer): Router {
           { path: 'campaigns/:id(\\d+)/edit', name: 'campaign-edit', component: () => import('./pages/campaigns/ComposerPage.vue'), meta: { need: 'campaigns:write', title: 'composer.editTitle' } },
           { path: 'calendar', name: 'calendar', component: () => import('./pages/calendar/CalendarPage.vue'), meta: { need: 'campaigns:read', title: 'nav.calendar' } },
           { path: 'care', name: 'care', component: screen(() => import('./pages/care/CarePage.vue')), meta: { need: 'campaigns:read', title: 'nav.care' } },
+          { path: 'surveys', name: 'surveys', component: screen(() => import('./pages/surveys/SurveysPage.vue')), meta: { need: 'campaigns:read', title: 'nav.surveys' } },
           // The merchant's setup screens (points, tiers, staff, settings...).
           { path: 'points/rules', name: 'points-rules', component: screen(() => import('./pages/points/PointsRulesPage.vue')), meta: { need: 'points:read', title: 'nav.pointsRules' } },
           { path: 'points/tiers', name: 'tiers', component: screen(() => import('./pages/points/TiersPage.vue')), meta: { need: 'points:read', title: 'nav.tiers' } },
