@@ -31,20 +31,21 @@ type CareKind string
 
 // Care rule kinds.
 const (
-	CareBirthday       CareKind = "birthday"               // N days before (0: on) the member's birthday
-	CareAnniversary             = "membership_anniversary" // N days before each yearly anniversary of joining
-	CareDateRule                = "care_date"              // N days before a care date of a kind (wedding, child's birthday, custom)
-	CareWelcome                 = "welcome"                // when a member follows the official account, once per member
-	CareSecondPurchase          = "second_purchase"        // N days after becoming new, if still new: nudge to buy again
-	CareWinBack                 = "win_back"               // N days after becoming at risk, if still at risk: a win-back offer
-	CareWonBackThanks           = "won_back_thanks"        // N days after being won back: thank you
-	CarePointsExpiring          = "points_expiring"        // points expiring within N days, once per expiry date
-	CareCouponExpiring          = "coupon_expiring"        // a coupon expiring within N days, once per coupon (care_coupons.go)
+	CareBirthday        CareKind = "birthday"               // N days before (0: on) the member's birthday
+	CareAnniversary              = "membership_anniversary" // N days before each yearly anniversary of joining
+	CareDateRule                 = "care_date"              // N days before a care date of a kind (wedding, child's birthday, custom)
+	CareWelcome                  = "welcome"                // when a member follows the official account, once per member
+	CareSecondPurchase           = "second_purchase"        // N days after becoming new, if still new: nudge to buy again
+	CareWinBack                  = "win_back"               // N days after becoming at risk, if still at risk: a win-back offer
+	CareWonBackThanks            = "won_back_thanks"        // N days after being won back: thank you
+	CarePointsExpiring           = "points_expiring"        // points expiring within N days, once per expiry date
+	CareCouponExpiring           = "coupon_expiring"        // a coupon expiring within N days, once per coupon (care_coupons.go)
+	CareSurveyDetractor          = "survey_detractor"       // a survey answered with NPS 0–6: a service follow-up, once per answer
 )
 
 // CareKinds lists the care rule kinds.
 var CareKinds = []CareKind{CareBirthday, CareAnniversary, CareDateRule, CareWelcome, CareSecondPurchase, CareWinBack,
-	CareWonBackThanks, CarePointsExpiring, CareCouponExpiring}
+	CareWonBackThanks, CarePointsExpiring, CareCouponExpiring, CareSurveyDetractor}
 
 // Care date kinds a care_date rule may name (member.CareWedding...).
 var careDateKinds = []string{"wedding_anniversary", "child_birthday", "custom"}
@@ -87,6 +88,9 @@ var careSpecs = map[CareKind]careSpec{
 	CareWonBackThanks:  {param: "days_after", max: 30, sendTime: true, name: "Welcome back"},
 	CarePointsExpiring: {param: "within_days", min: 1, max: 90, def: 7, sendTime: true, daily: true, name: "Points expiring"},
 	CareCouponExpiring: {param: "within_days", min: 1, max: 90, def: 3, sendTime: true, daily: true, name: "Coupon expiring"},
+	// At once (quiet hours hold it in the engine): a detractor is followed
+	// up while the visit is fresh.
+	CareSurveyDetractor: {name: "Survey detractor follow-up"},
 }
 
 // stageOf is the stage change each stage rule follows.
@@ -281,7 +285,7 @@ func (s *Care) apply(ctx context.Context, r *CareRule, in CareInput, creating bo
 	if in.SendMinute != nil {
 		switch {
 		case known && !spec.sendTime:
-			v.Add("send_minute", "does not apply: welcome messages go out when the member follows")
+			v.Add("send_minute", "does not apply: "+string(r.Kind)+" messages go out when the event happens")
 		case *in.SendMinute < 0 || *in.SendMinute > 24*60-1:
 			v.Add("send_minute", "must be 0 to 1439 (local minutes after midnight; 600 is 10:00)")
 		default:

@@ -303,7 +303,7 @@ const (
 // send time.
 func (s *Care) runEvents(ctx context.Context, r CareRule, loc *time.Location, now time.Time) error {
 	upper, floor := now, r.ActiveSince
-	if r.Kind != CareWelcome {
+	if r.Kind != CareWelcome && r.Kind != CareSurveyDetractor {
 		today := civil(now.In(loc))
 		if end := localMidnight(today.AddDate(0, 0, 1-r.Days), loc); end.Before(upper) {
 			upper = end
@@ -339,12 +339,20 @@ func (s *Care) runEvents(ctx context.Context, r CareRule, loc *time.Location, no
 			OccurredAt time.Time
 		}
 		var q *gorm.DB
-		if r.Kind == CareWelcome {
+		switch r.Kind {
+		case CareSurveyDetractor:
+			// idx_survey_answers_time (merchant_id, answered_at): the
+			// detractors' answers (NPS 0–6, DetractorMax).
+			q = s.db.WithContext(ctx).Table("survey_answers e").Select("e.id, e.member_id, e.answered_at AS occurred_at").
+				Joins("JOIN members m ON m.id = e.member_id AND m.merchant_id = e.merchant_id").
+				Where("e.merchant_id = ? AND e.nps <= ? AND e.answered_at > ? AND e.answered_at <= ? AND m.erased_at IS NULL",
+					r.MerchantID, DetractorMax, lower.UTC(), upper.UTC())
+		case CareWelcome:
 			// idx_follow_events_time (merchant_id, kind, occurred_at, ...).
 			q = s.db.WithContext(ctx).Table("member_follow_events e").Select("e.id, e.member_id, e.occurred_at").
 				Where("e.merchant_id = ? AND e.kind = ? AND e.occurred_at > ? AND e.occurred_at <= ?", r.MerchantID, followKind,
 					lower.UTC(), upper.UTC())
-		} else {
+		default:
 			// idx_stage_events_time (merchant_id, to_stage, occurred_at); the
 			// member's present stage decides whether the message still fits.
 			q = s.db.WithContext(ctx).Table("member_stage_events e").Select("e.id, e.member_id, e.occurred_at").
@@ -363,10 +371,14 @@ func (s *Care) runEvents(ctx context.Context, r CareRule, loc *time.Location, no
 				}
 			}
 		}
-		if cursor != nil {
-			q = q.Where("(e.occurred_at > ? OR (e.occurred_at = ? AND e.id > ?))", cursor.at.UTC(), cursor.at.UTC(), cursor.id)
+		at := "e.occurred_at"
+		if r.Kind == CareSurveyDetractor {
+			at = "e.answered_at"
 		}
-		if err := q.Order("e.occurred_at, e.id").Limit(eventPage).Find(&rows).Error; err != nil {
+		if cursor != nil {
+			q = q.Where("("+at+" > ? OR ("+at+" = ? AND e.id > ?))", cursor.at.UTC(), cursor.at.UTC(), cursor.id)
+		}
+		if err := q.Order(at + ", e.id").Limit(eventPage).Find(&rows).Error; err != nil {
 			return fmt.Errorf("care: events: %w", err)
 		}
 		items := make([]careItem, len(rows))

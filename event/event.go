@@ -27,8 +27,7 @@ const (
 	CampaignCompleted Type = "campaign.completed"
 	CouponIssued      Type = "coupon.issued"
 	CouponVerified    Type = "coupon.verified"
-	// Reserved: endpoints may subscribe to it; nothing emits it yet.
-	SurveyAnswered Type = "survey.answered"
+	SurveyAnswered    Type = "survey.answered"
 )
 
 // Types lists the event types, in a stable order.
@@ -162,5 +161,19 @@ type (
 	Campaign struct {
 		CampaignID uint64 `json:"campaign_id"`
 		Step       int    `json:"step"`
+	}
+	// Survey is the data of survey.answered: a member answered a
+	// satisfaction survey (detractor: NPS 0–6).
+	Survey struct {
+		MemberID     uint64         `json:"member_id"`
+		SurveyID     uint64         `json:"survey_id"`
+		InvitationID uint64         `json:"invitation_id"`
+		AnswerID     uint64         `json:"answer_id"`
+		NPS          int            `json:"nps"`
+		Satisfaction int            `json:"satisfaction"`
+		Expectation  *int           `json:"expectation"`
+		Indicators   map[string]int `json:"indicators"`
+		Detractor    bool           `json:"detractor"`
+		AnsweredAt   time.Time      `json:"answered_at"`
 	}
 )

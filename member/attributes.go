@@ -122,12 +122,16 @@ type attrRow struct {
 
 	// WinBackLostAt is read only here: MarkWinBackLost (winback.go) sets it.
 	WinBackLostAt *time.Time
+	// The last survey answer, read only here: RecordSurvey (survey.go)
+	// sets them. A recent detractor raises churn risk.
+	LastNPS      *int `gorm:"column:last_nps"`
+	LastSurveyAt *time.Time
 
 	stageReason string // why the stage is what it is (for a stage event); not stored
 }
 
 const attrColumns = "id, follow_status, lifecycle_stage, won_back_at, total_spend_fen, rfm_r, rfm_f, rfm_m, " +
-	"pyramid_tier, clv_fen, churn_risk, churn_reason, win_back_lost_at"
+	"pyramid_tier, clv_fen, churn_risk, churn_reason, win_back_lost_at, last_nps, last_survey_at"
 
 // merchantScores are the merchant-wide scales of a nightly pass; nil in an
 // incremental refresh, which keeps the stored RFM and pyramid values.
@@ -145,6 +149,9 @@ func next(cur attrRow, orders History, s CRMSettings, scores *merchantScores, no
 		Previous: cur.LifecycleStage, WonBackAt: cur.WonBackAt, WinBackLostAt: cur.WinBackLostAt, Now: now})
 	out.LifecycleStage, out.WonBackAt, out.stageReason = st.Stage, st.WonBackAt, st.Reason
 	risk, reason, ok := ChurnRisk(orders, s.Cadence, cur.FollowStatus == FollowUnfollowed, now)
+	if ok {
+		risk, reason = DetractorRisk(risk, reason, cur.LastNPS, cur.LastSurveyAt, now)
+	}
 	if ok {
 		clv := CLV(cur.TotalSpendFen, last12.SpendFen(), risk)
 		out.ChurnRisk, out.ChurnReason, out.CLVFen = &risk, &reason, &clv

@@ -337,6 +337,28 @@ func ChurnRisk(orders History, cadence string, unfollowed bool, now time.Time) (
 	return min(max(risk, 0), 100), reason, true
 }
 
+// Detractor churn rule (DOMAIN, "Satisfaction": dissatisfaction drives
+// churn): a member whose last survey answer, within DetractorWindow, gave
+// an NPS of 0–6 (a detractor) has DetractorRisk points more churn risk
+// (capped at 100), and the reason "detractor" unless they are overdue
+// already.
+const (
+	DetractorRiskPoints = 25
+	DetractorMaxNPS     = 6
+	DetractorWindow     = 180 * day
+)
+
+// DetractorRisk applies the detractor rule to a churn risk and reason.
+func DetractorRisk(risk int, reason string, lastNPS *int, lastSurveyAt *time.Time, now time.Time) (int, string) {
+	if lastNPS == nil || lastSurveyAt == nil || *lastNPS > DetractorMaxNPS || now.Sub(*lastSurveyAt) > DetractorWindow {
+		return risk, reason
+	}
+	if reason != "overdue" {
+		reason = "detractor"
+	}
+	return min(risk+DetractorRiskPoints, 100), reason
+}
+
 // CLV estimates a member's lifetime value in fen: net spend so far plus
 // the next 3 years of their last 12 months' spend, each year kept with the
 // probability (1 - churn risk) compounding and discounted 10% a year:

@@ -70,6 +70,11 @@ var SegmentSchema = segment.Schema{
 		Column: "(SELECT COUNT(*) FROM referrals rf WHERE rf.merchant_id = m.merchant_id AND rf.referrer_id = m.id AND rf.status IN ('pending', 'converted', 'reversed'))"},
 	"referrals_converted": {Name: "referrals_converted", Kind: segment.KindInt, Min: 0, Max: 1 << 31,
 		Column: "(SELECT COUNT(*) FROM referrals rf WHERE rf.merchant_id = m.merchant_id AND rf.referrer_id = m.id AND rf.status = 'converted')"},
+	// The member's last satisfaction survey answer (campaign/survey*.go):
+	// NPS 0–10 (a detractor is 0–6) and satisfaction 1–5; null until the
+	// member answers one.
+	"last_nps":          {Name: "last_nps", Kind: segment.KindInt, Column: "m.last_nps", Nullable: true, Min: 0, Max: 10},
+	"last_satisfaction": {Name: "last_satisfaction", Kind: segment.KindInt, Column: "m.last_satisfaction", Nullable: true, Min: 1, Max: 5},
 	"consent_template":  consentField("consent_template", ConsentTemplate),
 	"consent_subscribe": consentField("consent_subscribe", ConsentSubscribe),
 	"consent_sms":       consentField("consent_sms", ConsentSMS),

@@ -127,6 +127,10 @@ func seedMembers(t *testing.T, gdb *gorm.DB, rng *rand.Rand, merchantID uint64, 
 		if maybe(0.7) {
 			set("last_order_at", "days_since_last_order", ago(400))
 		}
+		if maybe(0.5) {
+			set("last_nps", "last_nps", rng.IntN(11))
+			set("last_satisfaction", "last_satisfaction", 1+rng.IntN(5))
+		}
 		if maybe(0.7) {
 			set("followed_at", "days_since_follow", ago(600))
 		}
@@ -262,6 +266,8 @@ func randomRule(rng *rand.Rand, depth int) map[string]any {
 			lo, hi = 0, 6
 		case "referrals_invited", "referrals_converted":
 			lo, hi = 0, 3
+		case "last_nps":
+			lo, hi = 0, 10
 		}
 		if f.Kind == segment.KindDaysSince {
 			lo, hi = 0, 700

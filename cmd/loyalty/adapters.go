@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"fmt"
 	"slices"
@@ -201,4 +203,19 @@ func orderWriterWith(w points.OrderWriter, tags *member.TagRules, winBack *campa
 			return winBack.Answered(ctx, tx, merchantID, memberID, o.At)
 		}, nil
 	}
+}
+
+// surveyFacts records a survey answer on the member (last scores, churn
+// risk) and marks the member's tag rules, whose rules may read the
+// scores, in the answer's transaction.
+type surveyFacts struct {
+	attrs *member.Attributes
+	tags  *member.TagRules
+}
+
+func (f surveyFacts) RecordSurvey(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64, nps, satisfaction int, at time.Time) error {
+	if err := f.attrs.RecordSurvey(ctx, tx, merchantID, memberID, nps, satisfaction, at); err != nil {
+		return err
+	}
+	return f.tags.MarkPending(ctx, tx, merchantID, memberID)
 }

@@ -257,6 +257,13 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 		t.Fatalf("B's tag rule: %d", st)
 	}
 
+	// B's survey.
+	var bSurvey struct{ ID uint64 }
+	if st := a.call("POST", "/api/admin/v1/surveys", bToken, map[string]any{"name": "B survey", "template_id": admin.SandboxTemplates[0],
+		"message": map[string]any{"fields": map[string]string{"first": "How was it?"}}}, &bSurvey); st != 201 || bSurvey.ID == 0 {
+		t.Fatalf("B's survey: %d", st)
+	}
+
 	type probe struct {
 		path  string // with B's ids filled in
 		query string // added to the path
@@ -542,6 +549,12 @@ func testAdminRoutesAreTenantScoped(t *testing.T, backend string) {
 			}
 		}},
 		"GET /api/admin/v1/member-imports/{import_id}": {path: fmt.Sprint(B.imported), check: notFound},
+		// Surveys: B's survey is not found; A's list and results hold none of B's.
+		"GET /api/admin/v1/surveys":               {check: notB(bSurvey.ID)},
+		"POST /api/admin/v1/surveys":              {body: map[string]any{"name": ""}, check: func(t *testing.T, st int, _ string) {}},
+		"GET /api/admin/v1/surveys/results":       {query: fmt.Sprintf("survey_id=%d", bSurvey.ID), check: noneOfB},
+		"GET /api/admin/v1/surveys/{survey_id}":   {path: fmt.Sprint(bSurvey.ID), check: notFound},
+		"PATCH /api/admin/v1/surveys/{survey_id}": {path: fmt.Sprint(bSurvey.ID), body: map[string]any{"enabled": true}, check: notFound},
 		// Referral settings and report are the caller's merchant's only.
 		"GET /api/admin/v1/referrals/settings": {check: noneOfB},
 		"PUT /api/admin/v1/referrals/settings": {body: map[string]any{"referrer_points": 5, "referee_points": 5}, check: noneOfB},

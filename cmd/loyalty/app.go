@@ -64,6 +64,8 @@ type App struct {
 	engine     *campaign.Engine
 	care       *campaign.Care
 	winBack    *campaign.WinBack
+	surveys    *campaign.Surveys
+	surveyAPI  *campaign.SurveyHandler
 	tagRules   *member.TagRules
 	notices    *campaign.Notices
 	receipts   *campaign.Receipts
@@ -263,6 +265,9 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	a.points.UseEvents(event.Emitters{outbox, a.notices})
 	a.care = campaign.NewCare(a.engine, campaign.CareDeps{Zones: a.merchants, Expiring: a.points, Coupons: a.points}, campaign.CareOptions{})
 	a.winBack = campaign.NewWinBack(a.care, a.attributes, pointValues{a.points})
+	// Surveys: an answer records the member's last scores (segments, churn
+	// risk, tag rules) and the survey.answered webhook event.
+	a.surveys = campaign.NewSurveys(a.care, surveyFacts{a.attributes, a.tagRules}, outbox, cfg.HTTP.PublicURL)
 	// New orders: facts and attributes in one UPDATE, then the tag rules'
 	// mark and the win-back episode the order answers.
 	a.points.UseOrderWriter(orderWriterWith(a.attributes.OrderWriter, a.tagRules, a.winBack))
@@ -298,6 +303,8 @@ func newApp(ctx context.Context, cfg configs.Config, log *slog.Logger, banner io
 	dashboard := admin.NewDashboardHandler(member.NewDashboard(a.db, a.attributes), points.NewDashboard(a.points), a.merchants, a.now)
 	dashboard.UseWinBack(a.winBack)
 	a.crmRoutes = append(a.crmRoutes, campaign.NewWinBackHandler(a.winBack), member.NewTagRuleHandler(a.tagRules))
+	a.surveyAPI = campaign.NewSurveyHandler(a.surveys)
+	a.crmRoutes = append(a.crmRoutes, a.surveyAPI)
 	a.handler = a.routes(memberAPI, pointsAPI,
 		member.NewAdminHandler(a.members, member.AdminOptions{Codes: a.codes}), member.NewSegmentHandler(a.segments, a.members),
 		campaign.NewHandler(campaign.NewCampaigns(a.engine), campaign.NewGrants(a.db, a.now)), campaign.NewCareHandler(a.care),
@@ -413,6 +420,11 @@ func (a *App) Start() {
 	go func() {
 		defer a.workers.Done()
 		a.tagRules.Run(ctx, 5*time.Second)
+	}()
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		a.surveys.Run(ctx, 15*time.Second)
 	}()
 	go func() {
 		defer a.workers.Done()

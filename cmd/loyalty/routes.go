@@ -79,6 +79,7 @@ func (a *App) routes(members *member.Handler, pointsAPI *points.Handler, memberA
 	pointsAPI.RegisterMember(api, members.RequireMember, currentMember)
 	campaigns.RegisterMember(api, members.RequireMember, currentMember)
 	referrals.RegisterMember(api, members.RequireMember, currentMember)
+	a.surveyAPI.RegisterMember(api, members.RequireMember, currentMember)
 
 	adminGroup := api.Group("/admin/v1")
 	a.adminAPI.RegisterPublic(adminGroup)

@@ -62,6 +62,7 @@ const memberRoutes = {
   points: [...member, 'member/pages/PointsPage.vue'],
   checkin: [...member, 'member/pages/CheckinPage.vue'],
   profile: [...member, 'member/pages/ProfilePage.vue'],
+  survey: [...member, 'member/pages/SurveyPage.vue'],
 }
 console.log(`\nMember centre, initial JS per page (budget ${MEMBER_BUDGET_KB} KB each):`)
 for (const [name, keys] of Object.entries(memberRoutes)) {

@@ -1,7 +1,7 @@
 // The navigation: one entry per area, shown only to those allowed in.
 // A new area adds its route in router.ts and one line here.
 import type { Component } from 'vue'
-import { Avatar, Calendar, CircleCheck, Coin, Connection, DataAnalysis, Document, Filter, Key, Medal, Present, PriceTag, Promotion, RefreshLeft, Setting, Share, ShoppingCart, Sunny, User } from '@element-plus/icons-vue'
+import { Avatar, Calendar, ChatLineSquare, CircleCheck, Coin, Connection, DataAnalysis, Document, Filter, Key, Medal, Present, PriceTag, Promotion, RefreshLeft, Setting, Share, ShoppingCart, Sunny, User } from '@element-plus/icons-vue'
 import type { Requirement } from '@/admin/permissions'
 
 export interface NavItem {
@@ -28,6 +28,7 @@ export const navItems: NavItem[] = [
   { route: 'care', label: 'nav.care', icon: Sunny, need: 'campaigns:read' },
   { route: 'win-back', label: 'nav.winBack', icon: RefreshLeft, need: 'campaigns:read' },
   { route: 'tag-rules', label: 'nav.tagRules', icon: PriceTag, need: 'members:read' },
+  { route: 'surveys', label: 'nav.surveys', icon: ChatLineSquare, need: 'campaigns:read' },
   // The merchant's setup screens.
   { route: 'points-rules', label: 'nav.pointsRules', icon: Coin, need: 'points:read' },
   { route: 'tiers', label: 'nav.tiers', icon: Medal, need: 'points:read' },

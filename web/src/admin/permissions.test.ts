@@ -12,8 +12,8 @@ describe('allows', () => {
     expect(allows([], undefined)).toBe(true)
   })
   it('shows a viewer only the areas it may read', () => {
-    expect(navItems.filter((n) => allows([...viewer], n.need)).map((n) => n.route)).toEqual(['dashboard', 'members', 'orders', 'rewards', 'redemptions', 'channels', 'referrals', 'segments', 'campaigns', 'calendar', 'care', 'win-back', 'tag-rules', 'points-rules', 'tiers', 'settings'])
+    expect(navItems.filter((n) => allows([...viewer], n.need)).map((n) => n.route)).toEqual(['dashboard', 'members', 'orders', 'rewards', 'redemptions', 'channels', 'referrals', 'segments', 'campaigns', 'calendar', 'care', 'win-back', 'tag-rules', 'surveys', 'points-rules', 'tiers', 'settings'])
     expect(navItems.filter((n) => allows(['orders:write'], n.need)).map((n) => n.route)).toEqual(['orders'])
-    expect(navItems.filter((n) => allows(['campaigns:read'], n.need)).map((n) => n.route)).toEqual(['segments', 'campaigns', 'calendar', 'care', 'win-back'])
+    expect(navItems.filter((n) => allows(['campaigns:read'], n.need)).map((n) => n.route)).toEqual(['segments', 'campaigns', 'calendar', 'care', 'win-back', 'surveys'])
   })
 })

@@ -49,6 +49,7 @@ export function createPanelRouter(pinia: Pinia, i18n: () => Composer): Router {
           { path: 'care', name: 'care', component: screen(() => import('./pages/care/CarePage.vue')), meta: { need: 'campaigns:read', title: 'nav.care' } },
           { path: 'win-back', name: 'win-back', component: screen(() => import('./pages/winback/WinBackPage.vue')), meta: { need: 'campaigns:read', title: 'nav.winBack' } },
           { path: 'tag-rules', name: 'tag-rules', component: screen(() => import('./pages/tagrules/TagRulesPage.vue')), meta: { need: 'members:read', title: 'nav.tagRules' } },
+          { path: 'surveys', name: 'surveys', component: screen(() => import('./pages/surveys/SurveysPage.vue')), meta: { need: 'campaigns:read', title: 'nav.surveys' } },
           // The merchant's setup screens (points, tiers, staff, settings...).
           { path: 'points/rules', name: 'points-rules', component: screen(() => import('./pages/points/PointsRulesPage.vue')), meta: { need: 'points:read', title: 'nav.pointsRules' } },
           { path: 'points/tiers', name: 'tiers', component: screen(() => import('./pages/points/TiersPage.vue')), meta: { need: 'points:read', title: 'nav.tiers' } },

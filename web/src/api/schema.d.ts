@@ -3053,6 +3053,134 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/surveys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The merchant's surveys, newest first (campaigns:read) */
+        get: operations["listSurveys"];
+        put?: never;
+        /**
+         * Define a survey (campaigns:write)
+         * @description Absent fields take their defaults (disabled, no indicators, sent 24
+         *     hours after an order, at most once in 30 days, template channel).
+         *     The message is checked like a campaign's (the template must exist on
+         *     the merchant's account with the mapped fields); a template message
+         *     without `url` links to the member centre's survey page
+         *     (`<public URL>/m/<merchant_id>/survey`). One survey may be enabled
+         *     at a time.
+         */
+        post: operations["createSurvey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/surveys/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * NPS and satisfaction by week, channel and tier, response rate and the latest answers (campaigns:read)
+         * @description Of the answers given in the period (local dates, both inclusive):
+         *     NPS = % promoters (9–10) − % detractors (0–6), one decimal;
+         *     satisfaction is the mean score (1–5); `expectation_gap` the mean of
+         *     satisfaction − expectation where an expectation was given. Weeks
+         *     run Monday to Sunday in the merchant's time zone; channels are the
+         *     members' acquisition channels (scene; "" without one); tiers their
+         *     points tiers ("" without one). The response rate is over the
+         *     invitations sent in the period. `latest` holds the 20 newest answers.
+         */
+        get: operations["getSurveyResults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/surveys/{survey_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                survey_id: number;
+            };
+            cookie?: never;
+        };
+        /** One survey (campaigns:read) */
+        get: operations["getSurvey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Edit, enable or disable a survey (campaigns:write)
+         * @description Absent fields stay. Enabling a survey starts it: orders from now on
+         *     invite (never earlier ones). Messages already planned keep what they
+         *     were planned with.
+         */
+        patch: operations["updateSurvey"];
+        trace?: never;
+    };
+    "/api/member/v1/{merchant_id}/survey": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * My pending survey
+         * @description The member's latest invitation not yet answered nor closed, with its questions; `survey` is null when there is none.
+         */
+        get: operations["getMyPendingSurvey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/member/v1/{merchant_id}/survey/{invitation_id}/answer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer my survey (once)
+         * @description Every score is required and in range: `nps` 0–10, `satisfaction`
+         *     1–5, each of the survey's indicators 1–5 (no others), `expectation`
+         *     1–5 when the survey asks it (and not otherwise); `comment` at most
+         *     500 characters. An invitation is answered once: a second answer is
+         *     refused (409) and changes nothing; after 14 days it is closed (409).
+         */
+        post: operations["answerMySurvey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -4159,6 +4287,143 @@ export interface components {
             }[];
         };
         /**
+         * @description The seven satisfaction indicators of the CRM material, each asked as
+         *     a 1–5 score: reputation (对产品的美誉度), brand_nomination (对品牌的指名度),
+         *     return (消费后的回头率), complaint (消费后的投诉率; 5 = nothing to
+         *     complain about), spend_per_order (单次交易的购买额), price_sensitivity
+         *     (对价格变化的敏感度; 5 = would stay if prices rose), recommendation
+         *     (向其他人的推荐率).
+         * @enum {string}
+         */
+        SurveyIndicator: "reputation" | "brand_nomination" | "return" | "complaint" | "spend_per_order" | "price_sensitivity" | "recommendation";
+        Survey: {
+            id: number;
+            name: string;
+            enabled: boolean;
+            indicators: components["schemas"]["SurveyIndicator"][];
+            /** @description also ask what the member expected (1–5), for experience − expectation */
+            ask_expectation: boolean;
+            /** @description hours after the member's last paid order */
+            delay_hours: number;
+            /** @description a member is invited at most once in this many days */
+            min_days_between: number;
+            /** @enum {string} */
+            channel: "template" | "mp_subscribe" | "customer_service";
+            template_id: string;
+            message: components["schemas"]["CareMessage"];
+            /**
+             * Format: date-time
+             * @description when last enabled: orders before do not invite
+             */
+            active_since: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        SurveyInput: {
+            name?: string;
+            enabled?: boolean;
+            indicators?: components["schemas"]["SurveyIndicator"][];
+            ask_expectation?: boolean;
+            /** @default 24 */
+            delay_hours: number;
+            /** @default 30 */
+            min_days_between: number;
+            /**
+             * @default template
+             * @enum {string}
+             */
+            channel: "template" | "mp_subscribe" | "customer_service";
+            template_id?: string;
+            message?: components["schemas"]["CareMessage"];
+        };
+        PendingSurvey: {
+            invitation_id: number;
+            survey_id: number;
+            name: string;
+            /**
+             * Format: date-time
+             * @description the order the survey asks about
+             */
+            order_at: string;
+            /** Format: date-time */
+            expires_at: string;
+            indicators: components["schemas"]["SurveyIndicator"][];
+            ask_expectation: boolean;
+        };
+        SurveyAnswerInput: {
+            nps: number;
+            satisfaction: number;
+            expectation?: number;
+            /** @description indicator -> score */
+            indicators?: {
+                [key: string]: number;
+            };
+            comment?: string;
+        };
+        SurveyAnswer: {
+            id: number;
+            survey_id: number;
+            invitation_id: number;
+            member_id: number;
+            nps: number;
+            satisfaction: number;
+            expectation: number | null;
+            indicators: {
+                [key: string]: number;
+            };
+            comment: string;
+            /** Format: date-time */
+            answered_at: string;
+        };
+        SurveyFigures: {
+            answers: number;
+            /** @description NPS 9–10 */
+            promoters: number;
+            /** @description NPS 7–8 */
+            passives: number;
+            /** @description NPS 0–6 */
+            detractors: number;
+            /** @description % promoters − % detractors (−100 to 100); null without answers */
+            nps: number | null;
+            /** @description mean 1–5 */
+            satisfaction: number | null;
+            /** @description mean of satisfaction − expectation where given */
+            expectation_gap: number | null;
+        };
+        SurveyGroup: components["schemas"]["SurveyFigures"] & {
+            /** @description the channel scene or the tier id; "" for members with none */
+            key: string;
+            /** @description the tier's name (channels: the scene) */
+            name: string;
+        };
+        SurveyResults: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            overall: components["schemas"]["SurveyFigures"];
+            /** @description invitations sent in the period */
+            invited: number;
+            /** @description of which answered */
+            responded: number;
+            /** @description responded / invited (0 to 1); 0 without invitations */
+            response_rate: number;
+            weeks: (components["schemas"]["SurveyFigures"] & {
+                /**
+                 * Format: date
+                 * @description the week's Monday (local date)
+                 */
+                week: string;
+            })[];
+            channels: components["schemas"]["SurveyGroup"][];
+            tiers: components["schemas"]["SurveyGroup"][];
+            latest: (components["schemas"]["SurveyAnswer"] & {
+                member_name: string;
+            })[];
+        };
+        /**
          * @description Whom a rule greets, when, and what one occurrence is (a rule fires
          *     at most once per member and occurrence):
          *
@@ -4173,6 +4438,7 @@ export interface components {
          *     | won_back_thanks | `days_after` (0–30, default 0) days after the member was won back | days_after | the stage change |
          *     | points_expiring | once a day at the send time, for members whose points expire within `within_days` (1–90, default 7) | within_days | the expiry date of the earliest expiring points |
          *     | coupon_expiring | once a day at the send time, for members with an unused coupon expiring within `within_days` (1–90, default 3); one message a day however many coupons | within_days | the coupon (`coupon:<id>`): each coupon is announced once |
+         *     | survey_detractor | when a member answers a satisfaction survey with NPS 0–6 (a detractor; after the rule was enabled): a service follow-up, at once (quiet hours hold it) | — | the answer: each detractor answer is followed up once |
          *
          *     "Today" is the merchant's local date. If every instance was down on
          *     a day, a date rule's missed days are looked up later while what they
@@ -4180,7 +4446,7 @@ export interface components {
          *     that has passed is not sent.
          * @enum {string}
          */
-        CareKind: "birthday" | "membership_anniversary" | "care_date" | "welcome" | "second_purchase" | "win_back" | "won_back_thanks" | "points_expiring" | "coupon_expiring";
+        CareKind: "birthday" | "membership_anniversary" | "care_date" | "welcome" | "second_purchase" | "win_back" | "won_back_thanks" | "points_expiring" | "coupon_expiring" | "survey_detractor";
         /** @description As a campaign's message. Values may use {{name}}, {{points}}, {{tier}}, {{expiring_points}}, {{merchant}}. */
         CareMessage: {
             /** @description template and mp_subscribe: template field -> text */
@@ -4216,7 +4482,7 @@ export interface components {
             message?: components["schemas"]["CareMessage"];
             gift?: components["schemas"]["CareGift"];
             /**
-             * @description local minutes after midnight when the day's messages start (600 = 10:00); not for welcome rules. Quiet hours still hold them.
+             * @description local minutes after midnight when the day's messages start (600 = 10:00); not for welcome and survey_detractor rules. Quiet hours still hold them.
              * @default 600
              */
             send_minute: number;
@@ -4341,7 +4607,7 @@ export interface components {
             template_id?: string;
             message: components["schemas"]["CareMessage"];
             gift: components["schemas"]["CareGift"] | null;
-            /** @description all kinds but welcome */
+            /** @description all kinds but welcome and survey_detractor */
             send_minute?: number;
             /** @description send_minute as local HH:MM */
             send_time?: string;
@@ -4470,7 +4736,7 @@ export interface components {
             };
         };
         /**
-         * @description coupon.issued carries member_id, coupon_id, redemption_id, reward_id, reward_name and expires_at (never the code). coupon.verified is emitted once per verification (核销), in its transaction (a replayed or refused verification emits none), with member_id, coupon_id, redemption_id, reward_id, reward_name, store, staff_id or api_key_id (the other null), used_by (the staff username or key name) and verified_at. survey.answered is reserved: endpoints may subscribe, nothing emits it yet.
+         * @description coupon.issued carries member_id, coupon_id, redemption_id, reward_id, reward_name and expires_at (never the code). coupon.verified is emitted once per verification (核销), in its transaction (a replayed or refused verification emits none), with member_id, coupon_id, redemption_id, reward_id, reward_name, store, staff_id or api_key_id (the other null), used_by (the staff username or key name) and verified_at. survey.answered carries member_id, survey_id, invitation_id, answer_id, nps, satisfaction, expectation (null when not asked), indicators (name -> score), detractor (NPS 0–6) and answered_at.
          * @enum {string}
          */
         WebhookEventType: "member.created" | "member.merged" | "points.changed" | "tier.changed" | "stage.changed" | "campaign.completed" | "coupon.issued" | "coupon.verified" | "survey.answered";
@@ -10429,6 +10695,255 @@ export interface operations {
             401: components["responses"]["Error"];
             403: components["responses"]["SandboxForbidden"];
             409: components["responses"]["SandboxOff"];
+        };
+    };
+    listSurveys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The surveys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        surveys: components["schemas"]["Survey"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    createSurvey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SurveyInput"];
+            };
+        };
+        responses: {
+            /** @description The survey. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Survey"];
+                };
+            };
+            /**
+             * @description Bad input; `fields` names each bad field (`name`,
+             *     `indicators[<i>]`, `delay_hours`, `min_days_between`, `channel`,
+             *     `template_id`, `message.fields.<name>`, `enabled` when another
+             *     survey is enabled). Nothing is saved.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            503: components["responses"]["Error"];
+        };
+    };
+    getSurveyResults: {
+        parameters: {
+            query?: {
+                /** @description first local date (default: 29 days before to) */
+                from?: string;
+                /** @description last local date, inclusive (default: today); at most 366 days */
+                to?: string;
+                /** @description one survey only */
+                survey_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SurveyResults"];
+                };
+            };
+            /** @description A bad date, period or survey id; `fields` names it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+        };
+    };
+    getSurvey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                survey_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The survey. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Survey"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    updateSurvey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                survey_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SurveyInput"];
+            };
+        };
+        responses: {
+            /** @description The survey. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Survey"];
+                };
+            };
+            /** @description Bad input; `fields` names each bad field (as on create). Nothing is changed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description Someone else changed the survey meanwhile; reload it and try again. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            503: components["responses"]["Error"];
+        };
+    };
+    getMyPendingSurvey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The pending survey, or null. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        survey: components["schemas"]["PendingSurvey"] | null;
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+        };
+    };
+    answerMySurvey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                merchant_id: components["parameters"]["MerchantPath"];
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SurveyAnswerInput"];
+            };
+        };
+        responses: {
+            /** @description The answer. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SurveyAnswer"];
+                };
+            };
+            /** @description A score out of range or missing; `fields` names each (`nps`, `satisfaction`, `expectation`, `indicators.<name>`, `comment`). Nothing is stored. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            /** @description Already answered, or closed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
 }

@@ -14,6 +14,7 @@ export function createMemberRouter() {
       { path: '/points', name: 'points', component: () => import('./pages/PointsPage.vue') },
       { path: '/checkin', name: 'checkin', component: () => import('./pages/CheckinPage.vue') },
       { path: '/profile', name: 'profile', component: () => import('./pages/ProfilePage.vue') },
+      { path: '/survey', name: 'survey', component: () => import('./pages/SurveyPage.vue') },
       { path: '/:rest(.*)*', redirect: '/' },
     ],
     scrollBehavior: () => ({ top: 0 }),
