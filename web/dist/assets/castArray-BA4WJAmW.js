@@ -1,1 +1,0 @@
-import{af as a}from"./admin-BtZSU95A.js";function e(){if(!arguments.length)return[];var r=arguments[0];return a(r)?r:[r]}export{e as c};

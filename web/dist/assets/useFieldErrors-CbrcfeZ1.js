@@ -1,1 +1,0 @@
-import{ad as c,b as i}from"./format-LDAT4tr1.js";function u(n={}){const t=i({});function r(){for(const e of Object.keys(t))delete t[e]}function s(e){if(r(),!(e instanceof c))return!1;for(const[o,f]of Object.entries(e.fields))t[n[o]??o]=f;return Object.keys(e.fields).length>0}return{errors:t,take:s,clear:r}}export{u};

@@ -1,0 +1,1 @@
+import{ad as c,b as i}from"./format-Dd9NP9-Y.js";function u(n={}){const t=i({});function r(){for(const e of Object.keys(t))delete t[e]}function s(e){if(r(),!(e instanceof c))return!1;for(const[o,f]of Object.entries(e.fields))t[n[o]??o]=f;return Object.keys(e.fields).length>0}return{errors:t,take:s,clear:r}}export{u};

@@ -1,0 +1,1 @@
+import{p as u,r as f}from"./format-Dd9NP9-Y.js";function i(o){const t=u(null),e=f(!1),l=u(null);let a=0;async function s(){const n=++a;e.value=!0,l.value=null;try{const r=await o();n===a&&(t.value=r)}catch(r){n===a&&(l.value=r)}finally{n===a&&(e.value=!1)}}return{data:t,loading:e,error:l,run:s}}export{i as u};

@@ -1,1 +1,0 @@
-import{p as n,r as s}from"./format-LDAT4tr1.js";function c(t,a){const r=s(!1),e=n(null);async function l(){r.value=!0,e.value=null,a?.clear();try{return await t(),!0}catch(u){return e.value=u,a?.take(u),!1}finally{r.value=!1}}return{busy:r,error:e,run:l}}export{c as u};
