@@ -141,11 +141,12 @@ type merchantScores struct {
 	totals                       map[uint64][3]int64 // member -> orders, spend, days since last (12 months)
 }
 
-// next computes a member's attributes from its orders.
-func next(cur attrRow, orders History, s CRMSettings, scores *merchantScores, now time.Time) attrRow {
+// next computes a member's attributes from its orders; referrer says
+// whether they brought another member who bought (the referral trait).
+func next(cur attrRow, orders History, s CRMSettings, scores *merchantScores, referrer bool, now time.Time) attrRow {
 	out := cur
 	last12 := orders.Since(now.Add(-365 * day))
-	st := ComputeStage(StageInput{Cadence: s.Cadence, Orders: orders, Traits: TraitsOf(last12, false),
+	st := ComputeStage(StageInput{Cadence: s.Cadence, Orders: orders, Traits: TraitsOf(last12, referrer),
 		Previous: cur.LifecycleStage, WonBackAt: cur.WonBackAt, WinBackLostAt: cur.WinBackLostAt, Now: now})
 	out.LifecycleStage, out.WonBackAt, out.stageReason = st.Stage, st.WonBackAt, st.Reason
 	risk, reason, ok := ChurnRisk(orders, s.Cadence, cur.FollowStatus == FollowUnfollowed, now)
@@ -191,7 +192,44 @@ func (a *Attributes) Refresh(ctx context.Context, tx *gorm.DB, merchantID, membe
 		return err
 	}
 	now := a.now()
-	return a.write(ctx, tx, merchantID, []attrRow{cur}, []attrRow{next(cur, orders[memberID], s, nil, now)}, now)
+	referrer, err := a.referrerIfItMatters(ctx, tx, merchantID, memberID, orders[memberID], s, now)
+	if err != nil {
+		return err
+	}
+	return a.write(ctx, tx, merchantID, []attrRow{cur}, []attrRow{next(cur, orders[memberID], s, nil, referrer, now)}, now)
+}
+
+// referrers returns which members with ids in [lo, hi] brought another
+// member who made a paid order (a converted referral, referral/): the
+// loyal customer who recommends others (推荐性购买). One read of
+// idx_referrals_referrer, not locking: a conversion commits in the
+// referee's order, and the next refresh of the referrer sees it.
+func (a *Attributes) referrers(ctx context.Context, tx *gorm.DB, merchantID, lo, hi uint64) (map[uint64]bool, error) {
+	var ids []uint64
+	if err := tx.WithContext(ctx).Table("referrals").Distinct("referrer_id").
+		Where("merchant_id = ? AND referrer_id BETWEEN ? AND ? AND status = ?", merchantID, lo, hi, "converted").
+		Pluck("referrer_id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("member: referrers: %w", err)
+	}
+	out := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// referrerIfItMatters is the referral trait of one member, read only when
+// it could change their stage: enough orders in 12 months to be loyal and
+// no other trait (most loyal members buy on purpose, so an order rarely
+// needs the read).
+func (a *Attributes) referrerIfItMatters(ctx context.Context, tx *gorm.DB, merchantID, memberID uint64, orders History, s CRMSettings, now time.Time) (bool, error) {
+	last12 := orders.Since(now.Add(-365 * day))
+	t := TraitsOf(last12, false)
+	if len(last12) < presetOf(s.Cadence).loyalOrders || t.CrossCategory || t.OnPurpose {
+		return false, nil
+	}
+	r, err := a.referrers(ctx, tx, merchantID, memberID, memberID)
+	return r[memberID], err
 }
 
 // write stores the rows that changed (one UPDATE for the batch) and the
@@ -364,9 +402,13 @@ func (a *Attributes) Recompute(ctx context.Context, merchantID uint64) (Recomput
 			if err != nil {
 				return err
 			}
+			referrers, err := a.referrers(ctx, tx, merchantID, rows[0].ID, rows[len(rows)-1].ID)
+			if err != nil {
+				return err
+			}
 			updated := make([]attrRow, len(rows))
 			for i, r := range rows {
-				updated[i] = next(r, orders[r.ID], s, scores, now)
+				updated[i] = next(r, orders[r.ID], s, scores, referrers[r.ID], now)
 				if !attrEqual(r, updated[i]) {
 					res.Changed++
 					if r.LifecycleStage != updated[i].LifecycleStage {

@@ -228,3 +228,58 @@ func TestNightlyScores(t *testing.T) {
 		}
 	})
 }
+
+type anyCampaign struct{}
+
+func (anyCampaign) CampaignExists(context.Context, uint64, uint64) (bool, error) { return true, nil }
+
+// The loyal customer who recommends others (推荐性购买): a member who buys
+// often but only when a campaign brings them, in one category, is a
+// repeat buyer; once someone they invited has made a paid order (a
+// converted referral), the nightly pass sees them loyal, and their next
+// order keeps them so.
+func TestReferrerTraitMakesARepeatBuyerLoyal(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, gdb *gorm.DB) {
+		e := newAttrEnv(t, gdb)
+		e.points.UseCampaigns(anyCampaign{})
+		ctx := context.Background()
+		e.follow("o_ref_trait", "", "", 0)
+		id := e.byOpenID("o_ref_trait").ID
+		campaignID := uint64(7)
+		campaignOrder := func(daysAgo int) {
+			e.orders++
+			at := e.clock.Now().Add(-time.Duration(daysAgo) * 24 * time.Hour)
+			if _, _, err := e.points.RecordOrder(ctx, e.merchantID, points.OrderInput{ExternalID: fmt.Sprintf("c%d", e.orders),
+				Member: member.BuyerRef{ID: id}, AmountFen: 5000, OrderedAt: &at, CampaignID: &campaignID}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, d := range []int{330, 290, 250, 210, 170, 130, 90, 50, 10} {
+			campaignOrder(d)
+		}
+		if a := e.get(id); a.Stage != member.StageRepeat {
+			t.Fatalf("campaign-only buyer: %+v, want repeat", a)
+		}
+		// Someone they invited bought: a converted referral.
+		now := e.clock.Now()
+		if err := gdb.Exec(`INSERT INTO referrals (merchant_id, referrer_id, referee_id, code, source, status, created_at, converted_at, updated_at)
+			VALUES (?, ?, ?, 'c0de', 'oauth', 'converted', ?, ?, ?)`, e.merchantID, id, id+1_000_000, now, now, now).Error; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.attrs.Recompute(ctx, e.merchantID); err != nil {
+			t.Fatal(err)
+		}
+		if a := e.get(id); a.Stage != member.StageLoyal {
+			t.Fatalf("a referrer who buys often: %+v, want loyal", a)
+		}
+		campaignOrder(0)
+		if a := e.get(id); a.Stage != member.StageLoyal {
+			t.Fatalf("after another campaign order: %+v, want still loyal", a)
+		}
+		// (The back-dated orders walked the stages first; the referral moved
+		// them once, and the last order did not move them back.)
+		if got := e.stageEvents(id); !strings.HasSuffix(got, "at_risk>repeat,repeat>loyal") {
+			t.Fatalf("stage events %s, want them to end at_risk>repeat,repeat>loyal", got)
+		}
+	})
+}

@@ -78,7 +78,11 @@ func (a *Attributes) recordOrder(ctx context.Context, tx *gorm.DB, merchantID, m
 	before := cur.Attrs
 	before.TotalSpendFen = f.TotalSpendFen // the attributes see the spend with the order, as after RecordPurchase
 	now := a.now()
-	after := next(before, hist, s, nil, now)
+	referrer, err := a.referrerIfItMatters(ctx, tx, merchantID, memberID, hist, s, now)
+	if err != nil {
+		return err
+	}
+	after := next(before, hist, s, nil, referrer, now)
 
 	sets := "order_count = ?, total_spend_fen = ?, first_order_at = ?, last_order_at = ?"
 	args := []any{f.OrderCount, f.TotalSpendFen, f.FirstOrderAt, f.LastOrderAt}
