@@ -68,7 +68,11 @@ func Open(ctx context.Context, o Options) (*gorm.DB, error) {
 				return nil, fmt.Errorf("db: create %s: %w", dir, err)
 			}
 		}
-		dialector = sqlite.Open(sqliteDSN(o.DSN))
+		dsn, err := sqliteDSN(o.DSN)
+		if err != nil {
+			return nil, err
+		}
+		dialector = sqlite.Open(dsn)
 	default:
 		return nil, fmt.Errorf("db: unknown driver %q", o.Driver)
 	}
@@ -167,13 +171,30 @@ func SQLitePath(dsn string) string {
 	return p
 }
 
-func sqliteDSN(dsn string) string {
+// sqliteDSN is the driver's DSN for a SQLite file: its pragmas, and
+// mode=rw once the file exists (created here, empty, on the first run). A
+// pooled connection opened after the file was deleted or moved then fails,
+// rather than creating an empty database at the path that other
+// connections would write to while the old ones keep the deleted file.
+func sqliteDSN(dsn string) (string, error) {
+	params := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
+		"&_pragma=foreign_keys(1)&_txlock=immediate"
+	if path := SQLitePath(dsn); path != ":memory:" && !strings.Contains(dsn, "mode=") {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("db: create %s: %w", path, err)
+		}
+		f.Close()
+		if !strings.HasPrefix(dsn, "file:") {
+			dsn = "file:" + dsn
+		}
+		params = "mode=rw&" + params
+	}
 	sep := "?"
 	if strings.Contains(dsn, "?") {
 		sep = "&"
 	}
-	return dsn + sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
-		"&_pragma=foreign_keys(1)&_txlock=immediate"
+	return dsn + sep + params, nil
 }
 
 // IsDuplicate reports whether err is a unique-constraint violation, as
